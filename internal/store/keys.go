@@ -1,0 +1,81 @@
+package store
+
+import "strings"
+
+// DefaultPrefix is the key prefix of a roxd deployment.
+const DefaultPrefix = "roxd"
+
+// Keys builds roxd's key names. Every key carries the hash tag {prefix} so
+// that all of them live in one Redis Cluster slot and Lua scripts may touch
+// any of them.
+type Keys struct{ base string }
+
+// NewKeys returns the key builder for prefix (DefaultPrefix when empty).
+func NewKeys(prefix string) Keys {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	return Keys{base: "{" + prefix + "}:"}
+}
+
+// Base is the common start of every key, e.g. "{roxd}:".
+func (k Keys) Base() string { return k.base }
+
+func (k Keys) Msg(id string) string       { return k.base + "msg:" + id }
+func (k Keys) Ready(group string) string  { return k.base + "ready:" + group }
+func (k Keys) Groups() string             { return k.base + "groups" }
+func (k Keys) Scheduled() string          { return k.base + "scheduled" }
+func (k Keys) Batch(id string) string     { return k.base + "batch:" + id }
+func (k Keys) Batches() string            { return k.base + "batches" }
+func (k Keys) Waiting() string            { return k.base + "waiting" }
+func (k Keys) Lock(batchID string) string { return k.base + "lock:" + batchID }
+func (k Keys) SMS(smsID string) string    { return k.base + "sms:" + smsID }
+func (k Keys) Suppressed() string         { return k.base + "suppressed" }
+func (k Keys) CallbackSeen(h string) string {
+	return k.base + "cb:seen:" + h
+}
+func (k Keys) AuthPause() string { return k.base + "authpause" }
+
+// Status of a message. It only moves forward (see Rank).
+type Status string
+
+const (
+	StatusQueued     Status = "queued"
+	StatusScheduled  Status = "scheduled"
+	StatusSending    Status = "sending" // internal: being handed to ROX; shown as queued
+	StatusSubmitted  Status = "submitted"
+	StatusDelivered  Status = "delivered"
+	StatusFailed     Status = "failed"
+	StatusCancelled  Status = "cancelled"
+	StatusSuppressed Status = "suppressed"
+)
+
+// Rank orders statuses: a transition is allowed only to a higher rank.
+func (s Status) Rank() int {
+	switch s {
+	case StatusQueued, StatusScheduled:
+		return 0
+	case StatusSending:
+		return 1
+	case StatusSubmitted:
+		return 2
+	case StatusDelivered, StatusFailed, StatusCancelled, StatusSuppressed:
+		return 3
+	default:
+		return -1
+	}
+}
+
+// Public is the status shown to callers: sending is shown as queued.
+func (s Status) Public() Status {
+	if s == StatusSending {
+		return StatusQueued
+	}
+	return s
+}
+
+// Final reports whether s is terminal.
+func (s Status) Final() bool { return s.Rank() == 3 }
+
+// ValidStatus reports whether s names a status.
+func ValidStatus(s string) bool { return Status(strings.TrimSpace(s)).Rank() >= 0 && s != "" }
