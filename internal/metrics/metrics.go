@@ -1,0 +1,106 @@
+// Package metrics declares every Prometheus family roxd exports. Parts of the
+// product update these; the internal listener serves Registry at /metrics.
+// Label values are small fixed sets (reasons, kinds, outcomes), never ids.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+const ns = "roxd"
+
+// Registry holds roxd's metrics plus the Go and process collectors.
+var Registry = prometheus.NewRegistry()
+
+var (
+	// MessagesAccepted counts messages accepted by the producer, by initial
+	// status (queued, scheduled, suppressed).
+	MessagesAccepted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: ns, Name: "messages_accepted_total", Help: "Messages accepted by the producer, by initial status.",
+	}, []string{"status"})
+	// MessagesSubmitted counts recipients ROX accepted (got an SMSId).
+	MessagesSubmitted = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: ns, Name: "messages_submitted_total", Help: "Recipients accepted by ROX.",
+	})
+	// MessagesDelivered counts delivery receipts with success.
+	MessagesDelivered = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: ns, Name: "messages_delivered_total", Help: "Messages with a successful delivery receipt.",
+	})
+	// MessagesFailed counts messages that ended failed, by reason
+	// (rox_permanent, retries_exhausted, receipt, invalid).
+	MessagesFailed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: ns, Name: "messages_failed_total", Help: "Messages that ended failed, by reason.",
+	}, []string{"reason"})
+	// MessagesRetried counts recipients scheduled for another attempt, by
+	// reason (transport, timeout, http_429, http_5xx, sending_error, auth).
+	MessagesRetried = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: ns, Name: "messages_retried_total", Help: "Recipients retried, by reason.",
+	}, []string{"reason"})
+	// MessagesArchived counts batches archived in asynq after their last
+	// attempt, by reason.
+	MessagesArchived = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: ns, Name: "messages_archived_total", Help: "Messages whose batch was archived, by reason.",
+	}, []string{"reason"})
+	// MessagesCancelled and MessagesSuppressed count those outcomes.
+	MessagesCancelled = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: ns, Name: "messages_cancelled_total", Help: "Messages cancelled before hand-over.",
+	})
+	MessagesSuppressed = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: ns, Name: "messages_suppressed_total", Help: "Messages not sent because the number opted out.",
+	})
+
+	// ROXRequestDuration is the latency of POST /smsapi/send, by outcome
+	// (ok, auth_error, sending_error, http_error, transport_error, timeout).
+	ROXRequestDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: ns, Name: "rox_request_duration_seconds", Help: "ROX send request latency, by outcome.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	}, []string{"outcome"})
+	// ROXRecipientsPerRequest is the batch size of each ROX request.
+	ROXRecipientsPerRequest = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: ns, Name: "rox_recipients_per_request", Help: "Recipients per ROX send request.",
+		Buckets: []float64{1, 5, 10, 25, 50, 100, 200, 300, 400, 450, 500},
+	})
+	// ROXAuthPaused is 1 while ROX rejects our credentials and sending is paused.
+	ROXAuthPaused = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: ns, Name: "rox_auth_paused", Help: "1 while sending is paused because ROX rejected the credentials.",
+	})
+
+	// Callbacks counts callbacks received, by kind (receipt, reply) and
+	// outcome (stored, duplicate, spooled, bad_token, too_large, bad_request,
+	// wrong_account, error).
+	Callbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: ns, Name: "callbacks_total", Help: "Callbacks received, by kind and outcome.",
+	}, []string{"kind", "outcome"})
+	// CallbackDuration is the time from request to answer.
+	CallbackDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: ns, Name: "callback_duration_seconds", Help: "Callback handling latency, by kind.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+	}, []string{"kind"})
+	// SpoolDepth is the number of callbacks in the local spool awaiting Redis.
+	SpoolDepth = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: ns, Name: "callback_spool_depth", Help: "Callbacks spooled locally, waiting for Redis.",
+	})
+
+	// QueueSize is the number of asynq tasks (batches) per queue and state,
+	// and roxd messages per state (queue "messages": ready, scheduled).
+	// Set by the queue collector.
+	QueueSize = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: ns, Name: "queue_size", Help: "Tasks per queue and state.",
+	}, []string{"queue", "state"})
+	// QueueLatency is the age of the oldest pending task per queue.
+	QueueLatency = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: ns, Name: "queue_latency_seconds", Help: "Age of the oldest pending task, per queue.",
+	}, []string{"queue"})
+)
+
+func init() {
+	Registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		MessagesAccepted, MessagesSubmitted, MessagesDelivered, MessagesFailed, MessagesRetried,
+		MessagesArchived, MessagesCancelled, MessagesSuppressed,
+		ROXRequestDuration, ROXRecipientsPerRequest, ROXAuthPaused,
+		Callbacks, CallbackDuration, SpoolDepth, QueueSize, QueueLatency,
+	)
+}
