@@ -104,3 +104,39 @@ func init() {
 		Callbacks, CallbackDuration, SpoolDepth, QueueSize, QueueLatency,
 	)
 }
+
+// Label values the parts use. They are set to zero at start so that every
+// family and series is visible on /metrics before the first event.
+var (
+	acceptedStatuses = []string{"queued", "scheduled", "suppressed"}
+	failedReasons    = []string{"rox_permanent", "retries_exhausted", "receipt", "invalid"}
+	retryReasons     = []string{"transport", "timeout", "http_429", "http_5xx", "sending_error", "auth"}
+	archivedReasons  = []string{"rox_permanent", "retries_exhausted"}
+	requestOutcomes  = []string{"ok", "auth_error", "sending_error", "http_error", "transport_error", "timeout"}
+	callbackKinds    = []string{"receipt", "reply"}
+	callbackOutcomes = []string{"stored", "duplicate", "spooled", "bad_token", "too_large", "bad_request", "wrong_account", "error"}
+)
+
+func init() {
+	for _, v := range acceptedStatuses {
+		MessagesAccepted.WithLabelValues(v)
+	}
+	for _, v := range failedReasons {
+		MessagesFailed.WithLabelValues(v)
+	}
+	for _, v := range retryReasons {
+		MessagesRetried.WithLabelValues(v)
+	}
+	for _, v := range archivedReasons {
+		MessagesArchived.WithLabelValues(v)
+	}
+	for _, v := range requestOutcomes {
+		ROXRequestDuration.WithLabelValues(v)
+	}
+	for _, k := range callbackKinds {
+		CallbackDuration.WithLabelValues(k)
+		for _, o := range callbackOutcomes {
+			Callbacks.WithLabelValues(k, o)
+		}
+	}
+}
