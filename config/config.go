@@ -1,0 +1,499 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nyaruka/phonenumbers"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/redoxygen/roxd/internal/logging"
+	"github.com/redoxygen/roxd/rox"
+)
+
+// Roles a roxd process can run (ROXD_ROLES).
+const (
+	RoleWorker    = "worker"    // forms batches and sends them to ROX
+	RoleCallbacks = "callbacks" // receives ROX receipts and replies
+	RoleAPI       = "api"       // the HTTP API, /metrics and /monitor
+)
+
+// Values of ROXD_RECEIPT and ROXD_REPLY.
+const (
+	ReceiptAlways  = "always"
+	ReceiptOnError = "on_error"
+	ReceiptNever   = "never"
+
+	ReplyHTTP  = "http"
+	ReplyEmail = "email"
+	ReplySMS   = "sms"
+	ReplyBoth  = "both"
+)
+
+// MinTokenLen is the shortest ROXD_API_TOKEN or ROXD_CALLBACK_TOKEN.
+const MinTokenLen = 16
+
+// Config is every setting of roxd. The struct tags are the single source of
+// the variable names, defaults and descriptions (see Table); `secret:"true"`
+// marks values that are never printed.
+type Config struct {
+	RedisURL string `envconfig:"REDIS_URL" default:"redis://127.0.0.1:6379/0" desc:"Redis to queue in (redis:// or rediss://; a password in it is treated as a secret)"`
+
+	ROXURL       string        `envconfig:"ROX_API_URL" default:"https://awsap.redoxygen.net/smsapi/send" desc:"ROX send endpoint"`
+	ROXAccountID string        `envconfig:"ROX_ACCOUNT_ID" desc:"Red Oxygen account id (required for role worker)"`
+	ROXUsername  string        `envconfig:"ROX_USERNAME" desc:"Red Oxygen user (email) (required for role worker)"`
+	ROXPassword  string        `envconfig:"ROX_PASSWORD" secret:"true" desc:"Red Oxygen password (required for role worker; secret)"`
+	ROXProduct   string        `envconfig:"ROX_PRODUCT" default:"roxd" desc:"Product name sent to ROX (reporting only)"`
+	ROXTimeout   time.Duration `envconfig:"ROX_TIMEOUT" default:"30s" desc:"Timeout of one ROX send request"`
+
+	Roles         []string `envconfig:"ROXD_ROLES" default:"worker,callbacks,api" desc:"Roles this process runs: comma list of worker, callbacks, api"`
+	HTTPAddr      string   `envconfig:"ROXD_HTTP_ADDR" default:"127.0.0.1:8080" desc:"Listen address of the API, /metrics and /monitor"`
+	CallbackAddr  string   `envconfig:"ROXD_CALLBACK_ADDR" default:":8081" desc:"Listen address of the ROX callback receiver"`
+	PublicURL     string   `envconfig:"ROXD_PUBLIC_URL" default:"http://127.0.0.1:8081" desc:"Absolute http(s) base URL at which ROX reaches the callback receiver"`
+	APIToken      string   `envconfig:"ROXD_API_TOKEN" secret:"true" desc:"Bearer token of the HTTP API (required for role api; >= 16 characters; secret)"`
+	CallbackToken string   `envconfig:"ROXD_CALLBACK_TOKEN" secret:"true" desc:"Secret path segment of the callback URLs (required for roles worker and callbacks; >= 16 URL-safe characters)"`
+	DefaultRegion string   `envconfig:"ROXD_DEFAULT_REGION" default:"AU" desc:"Region for numbers without a country code (a libphonenumber region such as AU, NZ, GB)"`
+
+	RetryInitial     time.Duration `envconfig:"ROXD_RETRY_INITIAL" default:"5s" desc:"First retry delay of a failed batch"`
+	RetryMaxInterval time.Duration `envconfig:"ROXD_RETRY_MAX_INTERVAL" default:"10m" desc:"Longest retry delay"`
+	MaxAttempts      int           `envconfig:"ROXD_MAX_ATTEMPTS" default:"10" desc:"Attempts per message before it fails"`
+	PermanentCodes   []rox.Code    `envconfig:"ROXD_PERMANENT_CODES" desc:"Comma list of ROX sending-error codes (2011-2100) never retried"`
+
+	KeyPrefix        string        `envconfig:"ROXD_KEY_PREFIX" default:"roxd" desc:"Prefix (Redis hash tag) of roxd's keys"`
+	Queue            string        `envconfig:"ROXD_QUEUE" default:"roxd" desc:"asynq queue of send tasks"`
+	StatusTTL        time.Duration `envconfig:"ROXD_STATUS_TTL" default:"168h" desc:"How long message records and statuses are kept"`
+	ScheduleLead     time.Duration `envconfig:"ROXD_SCHEDULE_LEAD" default:"1m" desc:"How long before SendAt a scheduled message is handed to ROX with SendLater"`
+	MaxScheduleAhead time.Duration `envconfig:"ROXD_MAX_SCHEDULE_AHEAD" default:"8760h" desc:"Furthest SendAt accepted"`
+	BatchLinger      time.Duration `envconfig:"ROXD_BATCH_LINGER" default:"5ms" desc:"How long the former waits to fill a batch"`
+	SendConcurrency  int           `envconfig:"ROXD_SEND_CONCURRENCY" default:"16" desc:"Concurrent ROX requests per process"`
+	DequeueLanes     int           `envconfig:"ROXD_DEQUEUE_LANES" default:"2" desc:"asynq servers per process"`
+	ShutdownTimeout  time.Duration `envconfig:"ROXD_SHUTDOWN_TIMEOUT" default:"25s" desc:"Grace period to drain on shutdown"`
+
+	Receipt string `envconfig:"ROXD_RECEIPT" default:"always" desc:"Default receipts: always, on_error or never"`
+	Reply   string `envconfig:"ROXD_REPLY" default:"http" desc:"Default reply routing: http, email, sms or both"`
+
+	ReceiptsStream  string `envconfig:"ROXD_RECEIPTS_STREAM" default:"rox:receipts" desc:"Redis stream of receipt events"`
+	RepliesStream   string `envconfig:"ROXD_REPLIES_STREAM" default:"rox:replies" desc:"Redis stream of reply events"`
+	StreamMaxLen    int64  `envconfig:"ROXD_STREAM_MAXLEN" default:"1000000" desc:"Approximate MAXLEN of each event stream"`
+	SpoolDir        string `envconfig:"ROXD_SPOOL_DIR" default:"./var/spool" desc:"Directory where callbacks are spooled while Redis is down"`
+	CallbackMaxBody int64  `envconfig:"ROXD_CALLBACK_MAX_BODY" default:"65536" desc:"Largest callback body accepted, in bytes"`
+
+	DashboardReadOnly bool   `envconfig:"ROXD_DASHBOARD_READONLY" default:"false" desc:"Serve the /monitor dashboard read-only"`
+	LogLevel          string `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+	LogFormat         string `envconfig:"LOG_FORMAT" default:"json" desc:"json, or console for people"`
+}
+
+// Var describes one environment variable.
+type Var struct {
+	Name        string
+	Default     string
+	Description string
+	Secret      bool
+}
+
+// Table lists every variable in declaration order.
+func Table() []Var {
+	t := reflect.TypeOf(Config{})
+	vars := make([]Var, 0, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		vars = append(vars, Var{
+			Name:        f.Tag.Get("envconfig"),
+			Default:     f.Tag.Get("default"),
+			Description: f.Tag.Get("desc"),
+			Secret:      f.Tag.Get("secret") == "true",
+		})
+	}
+	return vars
+}
+
+// Error names the variable at fault. It never holds a secret value.
+type Error struct {
+	Var    string
+	Reason string
+}
+
+func (e *Error) Error() string { return e.Var + ": " + e.Reason }
+
+func varErr(name, format string, args ...any) *Error {
+	return &Error{Var: name, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Load reads every variable through lookup (os.LookupEnv in main, a map in
+// tests). A variable that is unset or set to the empty string takes its
+// default. Load only parses; call Validate for the roles the process runs.
+// The error joins one *Error per variable that does not parse.
+func Load(lookup func(string) (string, bool)) (Config, error) {
+	var c Config
+	v := reflect.ValueOf(&c).Elem()
+	t := v.Type()
+	var errs []error
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name := f.Tag.Get("envconfig")
+		raw, ok := lookup(name)
+		raw = strings.TrimSpace(raw)
+		if !ok || raw == "" {
+			raw = f.Tag.Get("default")
+		}
+		if err := setField(v.Field(i), raw); err != nil {
+			if f.Tag.Get("secret") == "true" {
+				errs = append(errs, varErr(name, "cannot be read"))
+			} else {
+				errs = append(errs, varErr(name, "%v", err))
+			}
+		}
+	}
+	c.DefaultRegion = strings.ToUpper(c.DefaultRegion)
+	return c, errors.Join(errs...)
+}
+
+// setField parses raw into one field: strings, integers, booleans,
+// durations and comma lists of strings, with strconv and time's parsers.
+func setField(f reflect.Value, raw string) error {
+	if f.Type() == reflect.TypeOf(time.Duration(0)) {
+		d, err := time.ParseDuration(raw)
+		if err != nil {
+			return fmt.Errorf("not a duration such as 30s or 10m: %q", raw)
+		}
+		f.SetInt(int64(d))
+		return nil
+	}
+	switch f.Kind() {
+	case reflect.String:
+		f.SetString(raw)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil {
+			return fmt.Errorf("not an integer: %q", raw)
+		}
+		f.SetInt(n)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return fmt.Errorf("not a boolean (true or false): %q", raw)
+		}
+		f.SetBool(b)
+	case reflect.Slice:
+		var parts []string
+		for _, p := range strings.Split(raw, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				parts = append(parts, p)
+			}
+		}
+		s := reflect.MakeSlice(f.Type(), len(parts), len(parts))
+		for i, p := range parts {
+			s.Index(i).SetString(p)
+		}
+		f.Set(s)
+	default:
+		return fmt.Errorf("unsupported field type %s", f.Type())
+	}
+	return nil
+}
+
+// Validate checks c for the given roles (default: c.Roles) and returns one
+// *Error per problem, joined, each naming its variable, e.g.
+// "ROXD_MAX_ATTEMPTS: must be >= 1". Secret values are never quoted.
+func (c Config) Validate(roles ...string) error {
+	var errs []error
+	bad := func(name, format string, args ...any) { errs = append(errs, varErr(name, format, args...)) }
+
+	if len(roles) == 0 {
+		roles = c.Roles
+		if len(roles) == 0 {
+			bad("ROXD_ROLES", "at least one of worker, callbacks, api")
+		}
+	}
+	has := map[string]bool{}
+	for _, r := range roles {
+		switch r {
+		case RoleWorker, RoleCallbacks, RoleAPI:
+			has[r] = true
+		default:
+			bad("ROXD_ROLES", "unknown role %q: want worker, callbacks or api", r)
+		}
+	}
+
+	if opt, err := redis.ParseURL(c.RedisURL); err != nil || opt == nil {
+		bad("REDIS_URL", "not a redis:// or rediss:// URL")
+	}
+	if !absHTTP(c.ROXURL) {
+		bad("ROX_API_URL", "must be an absolute http(s) URL")
+	}
+	if has[RoleWorker] {
+		if c.ROXAccountID == "" {
+			bad("ROX_ACCOUNT_ID", "required for role worker")
+		}
+		if c.ROXUsername == "" {
+			bad("ROX_USERNAME", "required for role worker")
+		}
+		if c.ROXPassword == "" {
+			bad("ROX_PASSWORD", "required for role worker")
+		}
+	}
+	if c.ROXProduct == "" {
+		bad("ROX_PRODUCT", "must not be empty")
+	}
+	if c.ROXTimeout <= 0 {
+		bad("ROX_TIMEOUT", "must be > 0")
+	}
+	checkAddr := func(name, addr string) {
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			bad(name, "not host:port")
+			return
+		}
+		if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			bad(name, "port must be 0..65535")
+		}
+	}
+	checkAddr("ROXD_HTTP_ADDR", c.HTTPAddr)
+	checkAddr("ROXD_CALLBACK_ADDR", c.CallbackAddr)
+	if u, err := url.Parse(c.PublicURL); !absHTTP(c.PublicURL) || err != nil || u.RawQuery != "" || u.Fragment != "" {
+		bad("ROXD_PUBLIC_URL", "must be an absolute http(s) URL without query or fragment")
+	}
+	if has[RoleAPI] {
+		switch {
+		case c.APIToken == "":
+			bad("ROXD_API_TOKEN", "required for role api")
+		case len(c.APIToken) < MinTokenLen:
+			bad("ROXD_API_TOKEN", "must be at least %d characters", MinTokenLen)
+		}
+	}
+	if has[RoleWorker] || has[RoleCallbacks] {
+		switch {
+		case c.CallbackToken == "":
+			bad("ROXD_CALLBACK_TOKEN", "required for roles worker and callbacks")
+		case len(c.CallbackToken) < MinTokenLen:
+			bad("ROXD_CALLBACK_TOKEN", "must be at least %d characters", MinTokenLen)
+		case !urlSafe(c.CallbackToken):
+			bad("ROXD_CALLBACK_TOKEN", "may hold only A-Z a-z 0-9 - _ . ~")
+		}
+	}
+	if !phonenumbers.GetSupportedRegions()[c.DefaultRegion] {
+		bad("ROXD_DEFAULT_REGION", "%q is not a region libphonenumber knows (e.g. AU, NZ, GB, US)", c.DefaultRegion)
+	}
+	if c.RetryInitial <= 0 {
+		bad("ROXD_RETRY_INITIAL", "must be > 0")
+	}
+	if c.RetryMaxInterval < c.RetryInitial {
+		bad("ROXD_RETRY_MAX_INTERVAL", "must be >= ROXD_RETRY_INITIAL (%s)", c.RetryInitial)
+	}
+	if c.MaxAttempts < 1 {
+		bad("ROXD_MAX_ATTEMPTS", "must be >= 1")
+	}
+	for _, code := range c.PermanentCodes {
+		if code.Class() != rox.ClassSending {
+			bad("ROXD_PERMANENT_CODES", "%q is not a ROX sending-error code (2011..2100)", truncate(string(code), 16))
+		}
+	}
+	checkName := func(name, v string) {
+		if v == "" {
+			bad(name, "must not be empty")
+		} else if strings.ContainsAny(v, "{} \t\r\n") {
+			bad(name, "must not contain braces or spaces")
+		}
+	}
+	checkName("ROXD_KEY_PREFIX", c.KeyPrefix)
+	checkName("ROXD_QUEUE", c.Queue)
+	checkName("ROXD_RECEIPTS_STREAM", c.ReceiptsStream)
+	checkName("ROXD_REPLIES_STREAM", c.RepliesStream)
+	if c.StatusTTL <= 0 {
+		bad("ROXD_STATUS_TTL", "must be > 0")
+	}
+	if c.ScheduleLead < 0 {
+		bad("ROXD_SCHEDULE_LEAD", "must be >= 0")
+	}
+	if c.MaxScheduleAhead <= 0 {
+		bad("ROXD_MAX_SCHEDULE_AHEAD", "must be > 0")
+	}
+	if c.BatchLinger < 0 {
+		bad("ROXD_BATCH_LINGER", "must be >= 0")
+	}
+	if c.SendConcurrency < 1 {
+		bad("ROXD_SEND_CONCURRENCY", "must be >= 1")
+	}
+	if c.DequeueLanes < 1 {
+		bad("ROXD_DEQUEUE_LANES", "must be >= 1")
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("ROXD_SHUTDOWN_TIMEOUT", "must be > 0")
+	}
+	switch c.Receipt {
+	case ReceiptAlways, ReceiptOnError, ReceiptNever:
+	default:
+		bad("ROXD_RECEIPT", "%q: want always, on_error or never", truncate(c.Receipt, 32))
+	}
+	switch c.Reply {
+	case ReplyHTTP, ReplyEmail, ReplySMS, ReplyBoth:
+	default:
+		bad("ROXD_REPLY", "%q: want http, email, sms or both", truncate(c.Reply, 32))
+	}
+	if c.StreamMaxLen < 1 {
+		bad("ROXD_STREAM_MAXLEN", "must be >= 1")
+	}
+	if c.SpoolDir == "" {
+		bad("ROXD_SPOOL_DIR", "must not be empty")
+	}
+	if c.CallbackMaxBody < 1024 || c.CallbackMaxBody > 16<<20 {
+		bad("ROXD_CALLBACK_MAX_BODY", "must be 1024..16777216 bytes")
+	}
+	if _, err := logging.New(io.Discard, c.LogLevel, logging.FormatJSON); err != nil {
+		bad("LOG_LEVEL", "%q: want debug, info, warn or error", truncate(c.LogLevel, 32))
+	}
+	switch c.LogFormat {
+	case logging.FormatJSON, logging.FormatConsole:
+	default:
+		bad("LOG_FORMAT", "%q: want json or console", truncate(c.LogFormat, 32))
+	}
+	return errors.Join(errs...)
+}
+
+// CallbackURLs returns the receipt and reply callback URLs handed to ROX:
+// ROXD_PUBLIC_URL + "/rox/" + ROXD_CALLBACK_TOKEN + "/receipt" and
+// ".../reply". They hold the callback token: never log them.
+func (c Config) CallbackURLs() (receipt, reply string) {
+	base := strings.TrimRight(c.PublicURL, "/") + "/rox/" + c.CallbackToken
+	return base + "/receipt", base + "/reply"
+}
+
+// HasRole reports whether role is among c.Roles.
+func (c Config) HasRole(role string) bool {
+	for _, r := range c.Roles {
+		if r == role {
+			return true
+		}
+	}
+	return false
+}
+
+// ClientConfig is the ROX client configuration.
+func (c Config) ClientConfig() rox.ClientConfig {
+	return rox.ClientConfig{URL: c.ROXURL, AccountID: c.ROXAccountID, Username: c.ROXUsername,
+		Password: c.ROXPassword, Product: c.ROXProduct, Timeout: c.ROXTimeout}
+}
+
+// Policy is the retry policy with ROXD_PERMANENT_CODES.
+func (c Config) Policy() rox.Policy { return rox.NewPolicy(c.PermanentCodes) }
+
+// ReceiptFlag maps ROXD_RECEIPT to the wire value (always when unknown).
+func (c Config) ReceiptFlag() rox.ReceiptFlag {
+	switch c.Receipt {
+	case ReceiptOnError:
+		return rox.ReceiptOnError
+	case ReceiptNever:
+		return rox.ReceiptNever
+	default:
+		return rox.ReceiptAlways
+	}
+}
+
+// ReplyType maps ROXD_REPLY to the wire value (H when unknown).
+func (c Config) ReplyType() rox.ReplyType {
+	switch c.Reply {
+	case ReplyEmail:
+		return rox.ReplyEmail
+	case ReplySMS:
+		return rox.ReplySMS
+	case ReplyBoth:
+		return rox.ReplyBoth
+	default:
+		return rox.ReplyHTTP
+	}
+}
+
+// Logger builds the process logger from LOG_LEVEL and LOG_FORMAT.
+func (c Config) Logger(w io.Writer) (zerolog.Logger, error) {
+	l, err := logging.New(w, c.LogLevel, c.LogFormat)
+	if err != nil {
+		return l, fmt.Errorf("LOG_LEVEL/LOG_FORMAT: %w", err)
+	}
+	return l, nil
+}
+
+// String lists every variable with its value, secrets redacted (and the
+// password of REDIS_URL, and the token inside callback URLs).
+func (c Config) String() string {
+	var b strings.Builder
+	v := reflect.ValueOf(c)
+	t := v.Type()
+	b.WriteString("{")
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		b.WriteString(f.Tag.Get("envconfig"))
+		b.WriteString("=")
+		switch {
+		case f.Tag.Get("secret") == "true":
+			if v.Field(i).String() == "" {
+				b.WriteString(`""`)
+			} else {
+				b.WriteString("[REDACTED]")
+			}
+		case f.Name == "RedisURL":
+			b.WriteString(redactURL(c.RedisURL))
+		default:
+			fmt.Fprint(&b, v.Field(i).Interface())
+		}
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+// GoString keeps secrets out of %#v.
+func (c Config) GoString() string { return "config.Config" + c.String() }
+
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "[unparsable URL]"
+	}
+	return u.Redacted()
+}
+
+func absHTTP(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+func urlSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~') {
+			return false
+		}
+	}
+	return true
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// Markdown renders Table as the Markdown table of docs/CONFIG.md.
+func Markdown() string {
+	var b strings.Builder
+	b.WriteString("| Variable | Default | Meaning |\n| --- | --- | --- |\n")
+	for _, v := range Table() {
+		def := "`" + v.Default + "`"
+		if v.Default == "" {
+			def = "(empty)"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", v.Name, def, strings.ReplaceAll(v.Description, "|", "\\|"))
+	}
+	return b.String()
+}

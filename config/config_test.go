@@ -1,0 +1,329 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"github.com/redoxygen/roxd/rox"
+)
+
+var update = flag.Bool("update", false, "rewrite docs/CONFIG.md")
+
+const (
+	password      = "rox-Pa55word-secret"
+	apiToken      = "api-token-0123456789abcdef"
+	callbackToken = "cb-token_0123456789ABCDEF"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+// complete is an environment that validates for every role.
+func complete() map[string]string {
+	return map[string]string{
+		"ROX_ACCOUNT_ID":      "CI00000001",
+		"ROX_USERNAME":        "user@example.com",
+		"ROX_PASSWORD":        password,
+		"ROXD_API_TOKEN":      apiToken,
+		"ROXD_CALLBACK_TOKEN": callbackToken,
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		RedisURL: "redis://127.0.0.1:6379/0", ROXURL: rox.DefaultEndpoint, ROXProduct: "roxd", ROXTimeout: 30 * time.Second,
+		Roles: []string{"worker", "callbacks", "api"}, HTTPAddr: "127.0.0.1:8080", CallbackAddr: ":8081",
+		PublicURL: "http://127.0.0.1:8081", DefaultRegion: "AU", RetryInitial: 5 * time.Second,
+		RetryMaxInterval: 10 * time.Minute, MaxAttempts: 10, PermanentCodes: []rox.Code{}, KeyPrefix: "roxd", Queue: "roxd",
+		StatusTTL: 168 * time.Hour, ScheduleLead: time.Minute, MaxScheduleAhead: 8760 * time.Hour,
+		BatchLinger: 5 * time.Millisecond, SendConcurrency: 16, DequeueLanes: 2, ShutdownTimeout: 25 * time.Second,
+		Receipt: "always", Reply: "http", ReceiptsStream: "rox:receipts", RepliesStream: "rox:replies",
+		StreamMaxLen: 1000000, SpoolDir: "./var/spool", CallbackMaxBody: 65536, LogLevel: "info", LogFormat: "json",
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("defaults:\n got %v\nwant %v", c, want)
+	}
+	// Defaults need only the credentials and tokens to validate.
+	if err := c.Validate(); err == nil {
+		t.Fatal("defaults validated without credentials")
+	}
+	for _, role := range []string{RoleWorker, RoleCallbacks, RoleAPI} {
+		c, _ := Load(env(complete()))
+		if err := c.Validate(role); err != nil {
+			t.Fatalf("role %s: %v", role, err)
+		}
+	}
+	c, _ = Load(env(complete()))
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.ReceiptFlag() != rox.ReceiptAlways || c.ReplyType() != rox.ReplyHTTP || !c.HasRole(RoleAPI) {
+		t.Fatal("derived values")
+	}
+	cc := c.ClientConfig()
+	if cc.Password != password || cc.URL != rox.DefaultEndpoint || cc.Timeout != 30*time.Second {
+		t.Fatalf("ClientConfig %v", cc)
+	}
+	if _, err := rox.NewClient(cc); err != nil {
+		t.Fatalf("ClientConfig does not make a client: %v", err)
+	}
+}
+
+func TestOverrides(t *testing.T) {
+	m := complete()
+	m["ROXD_ROLES"] = " worker , api ,"
+	m["ROXD_PERMANENT_CODES"] = "2015,2099"
+	m["ROXD_DEFAULT_REGION"] = "nz"
+	m["ROXD_RECEIPT"] = "on_error"
+	m["ROXD_REPLY"] = "both"
+	m["ROXD_DASHBOARD_READONLY"] = "true"
+	m["ROXD_MAX_ATTEMPTS"] = "3"
+	m["ROXD_BATCH_LINGER"] = "0s"
+	m["ROXD_PUBLIC_URL"] = "https://sms.example.com/base/"
+	m["ROXD_SPOOL_DIR"] = "" // empty means default
+	c, err := Load(env(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c.Roles, []string{"worker", "api"}) || c.HasRole(RoleCallbacks) ||
+		!reflect.DeepEqual(c.PermanentCodes, []rox.Code{"2015", "2099"}) || c.DefaultRegion != "NZ" ||
+		c.ReceiptFlag() != rox.ReceiptOnError || c.ReplyType() != rox.ReplyBoth || !c.DashboardReadOnly ||
+		c.MaxAttempts != 3 || c.BatchLinger != 0 || c.SpoolDir != "./var/spool" {
+		t.Fatalf("overrides: %v", c)
+	}
+	if c.Policy().RetryableCode("2015") || !c.Policy().RetryableCode("2016") {
+		t.Fatal("policy")
+	}
+	rec, rep := c.CallbackURLs()
+	if rec != "https://sms.example.com/base/rox/"+callbackToken+"/receipt" ||
+		rep != "https://sms.example.com/base/rox/"+callbackToken+"/reply" {
+		t.Fatalf("CallbackURLs = %s %s", rec, rep)
+	}
+	// The callback URLs pass the rox contract check.
+	msgs := rox.Messages{ReceiptFlag: rox.ReceiptAlways, ReceiptCallbackURL: rec, ReplyType: rox.ReplyHTTP,
+		ReplyCallbackURL: rep, Recipients: []rox.Recipient{{DestTn: "+61407555001", SMSText: "x"}}}
+	if err := msgs.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBadValues(t *testing.T) {
+	tests := []struct {
+		name, value string
+		roles       []string
+	}{
+		{"REDIS_URL", "http://localhost:6379", nil},
+		{"REDIS_URL", "redis://:" + password + "@host:notaport/0", nil},
+		{"ROX_API_URL", "awsap.redoxygen.net/smsapi/send", nil},
+		{"ROX_ACCOUNT_ID", "", []string{RoleWorker}},
+		{"ROX_USERNAME", "", []string{RoleWorker}},
+		{"ROX_PASSWORD", "", []string{RoleWorker}},
+		{"ROX_TIMEOUT", "30", nil},
+		{"ROX_TIMEOUT", "-1s", nil},
+		{"ROXD_ROLES", "worker,sender", nil},
+		{"ROXD_HTTP_ADDR", "8080", nil},
+		{"ROXD_HTTP_ADDR", "127.0.0.1:99999", nil},
+		{"ROXD_CALLBACK_ADDR", "localhost", nil},
+		{"ROXD_PUBLIC_URL", "example.com", nil},
+		{"ROXD_PUBLIC_URL", "ftp://example.com", nil},
+		{"ROXD_PUBLIC_URL", "https://example.com/?a=b", nil},
+		{"ROXD_API_TOKEN", "", []string{RoleAPI}},
+		{"ROXD_API_TOKEN", "short", []string{RoleAPI}},
+		{"ROXD_CALLBACK_TOKEN", "", []string{RoleCallbacks}},
+		{"ROXD_CALLBACK_TOKEN", "", []string{RoleWorker}},
+		{"ROXD_CALLBACK_TOKEN", "short", []string{RoleCallbacks}},
+		{"ROXD_CALLBACK_TOKEN", "0123456789abcdef/../x", []string{RoleCallbacks}},
+		{"ROXD_CALLBACK_TOKEN", "0123456789abcdef?x=1", []string{RoleWorker}},
+		{"ROXD_DEFAULT_REGION", "XX", nil},
+		{"ROXD_DEFAULT_REGION", "Australia", nil},
+		{"ROXD_RETRY_INITIAL", "0s", nil},
+		{"ROXD_RETRY_INITIAL", "soon", nil},
+		{"ROXD_RETRY_MAX_INTERVAL", "1s", nil},
+		{"ROXD_MAX_ATTEMPTS", "0", nil},
+		{"ROXD_MAX_ATTEMPTS", "ten", nil},
+		{"ROXD_PERMANENT_CODES", "2015,2001", nil},
+		{"ROXD_PERMANENT_CODES", "15", nil},
+		{"ROXD_KEY_PREFIX", "{roxd}", nil},
+		{"ROXD_QUEUE", "my queue", nil},
+		{"ROXD_STATUS_TTL", "0s", nil},
+		{"ROXD_SCHEDULE_LEAD", "-1m", nil},
+		{"ROXD_MAX_SCHEDULE_AHEAD", "0s", nil},
+		{"ROXD_BATCH_LINGER", "-5ms", nil},
+		{"ROXD_SEND_CONCURRENCY", "0", nil},
+		{"ROXD_DEQUEUE_LANES", "0", nil},
+		{"ROXD_SHUTDOWN_TIMEOUT", "0s", nil},
+		{"ROXD_RECEIPT", "sometimes", nil},
+		{"ROXD_REPLY", "H", nil},
+		{"ROXD_RECEIPTS_STREAM", "a b", nil},
+		{"ROXD_REPLIES_STREAM", "{x}", nil},
+		{"ROXD_STREAM_MAXLEN", "0", nil},
+		{"ROXD_STREAM_MAXLEN", "lots", nil},
+		{"ROXD_CALLBACK_MAX_BODY", "64KiB", nil},
+		{"ROXD_CALLBACK_MAX_BODY", "100", nil},
+		{"ROXD_DASHBOARD_READONLY", "maybe", nil},
+		{"LOG_LEVEL", "verbose", nil},
+		{"LOG_FORMAT", "text", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
+			m := complete()
+			m[tt.name] = tt.value
+			if tt.value == "" {
+				delete(m, tt.name)
+			}
+			c, err := Load(env(m))
+			if err == nil {
+				err = c.Validate(tt.roles...)
+			}
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			var ce *Error
+			if !errors.As(err, &ce) || ce.Var != tt.name {
+				t.Fatalf("error %q does not name %s first", err, tt.name)
+			}
+			if !strings.HasPrefix(err.Error(), tt.name+": ") {
+				t.Fatalf("error %q does not start with the variable", err)
+			}
+			for _, s := range []string{password, apiToken, callbackToken} {
+				if strings.Contains(err.Error(), s) {
+					t.Fatalf("error holds a secret: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func TestSecretsNeverPrinted(t *testing.T) {
+	m := complete()
+	m["REDIS_URL"] = "redis://:" + password + "@127.0.0.1:6379/0"
+	c, err := Load(env(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"%v", "%+v", "%#v", "%s"} {
+		out := fmt.Sprintf(f, c)
+		for _, s := range []string{password, apiToken, callbackToken} {
+			if strings.Contains(out, s) {
+				t.Fatalf("%s of Config holds a secret: %s", f, out)
+			}
+		}
+		if !strings.Contains(out, "ROXD_MAX_ATTEMPTS=10") || !strings.Contains(out, "[REDACTED]") {
+			t.Fatalf("%s of Config: %s", f, out)
+		}
+	}
+	// Secrets that are invalid are reported without their value.
+	m["ROXD_CALLBACK_TOKEN"] = "bad token with spaces " + callbackToken
+	m["ROXD_API_TOKEN"] = "x"
+	c, _ = Load(env(m))
+	err = c.Validate()
+	if err == nil || strings.Contains(err.Error(), callbackToken) || strings.Contains(err.Error(), "bad token") {
+		t.Fatalf("Validate error: %v", err)
+	}
+}
+
+func TestErrorsAreJoined(t *testing.T) {
+	c, err := Load(env(map[string]string{"ROXD_MAX_ATTEMPTS": "x", "ROX_TIMEOUT": "y"}))
+	if err == nil || !strings.Contains(err.Error(), "ROXD_MAX_ATTEMPTS") || !strings.Contains(err.Error(), "ROX_TIMEOUT") {
+		t.Fatalf("Load error: %v", err)
+	}
+	_ = c
+}
+
+// Load follows envconfig's conventions: for the same (non-empty) values,
+// envconfig.Process reads the same Config from the process environment.
+func TestLoadMatchesEnvconfig(t *testing.T) {
+	m := complete()
+	m["ROXD_PERMANENT_CODES"] = "2015,2099"
+	m["ROXD_ROLES"] = "worker,api"
+	m["ROXD_STATUS_TTL"] = "1h"
+	m["ROXD_DASHBOARD_READONLY"] = "true"
+	m["ROXD_STREAM_MAXLEN"] = "42"
+	for k, v := range m {
+		t.Setenv(k, v)
+	}
+	for _, v := range Table() { // unset the rest so defaults apply
+		if _, ok := m[v.Name]; !ok {
+			if old, ok := os.LookupEnv(v.Name); ok {
+				t.Setenv(v.Name, old) // restore at the end
+				os.Unsetenv(v.Name)
+			}
+		}
+	}
+	var viaLib Config
+	if err := envconfig.Process("", &viaLib); err != nil {
+		t.Fatal(err)
+	}
+	ours, err := Load(os.LookupEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if viaLib.PermanentCodes == nil {
+		viaLib.PermanentCodes = []rox.Code{}
+	}
+	if !reflect.DeepEqual(ours, viaLib) {
+		t.Fatalf("Load differs from envconfig.Process:\n ours %v\n  lib %v", ours, viaLib)
+	}
+}
+
+func TestTableAndDoc(t *testing.T) {
+	vars := Table()
+	if len(vars) != reflect.TypeOf(Config{}).NumField() {
+		t.Fatal("Table misses fields")
+	}
+	seen := map[string]bool{}
+	for _, v := range vars {
+		if v.Name == "" || v.Description == "" || seen[v.Name] {
+			t.Fatalf("bad table row %+v", v)
+		}
+		seen[v.Name] = true
+	}
+	for _, name := range []string{"ROX_PASSWORD", "ROXD_API_TOKEN", "ROXD_CALLBACK_TOKEN"} {
+		for _, v := range vars {
+			if v.Name == name && !v.Secret {
+				t.Fatalf("%s not marked secret", name)
+			}
+		}
+	}
+	path := filepath.Join("..", "docs", "CONFIG.md")
+	doc, err := os.ReadFile(path)
+	if err != nil && !*update {
+		t.Fatal(err)
+	}
+	const begin, end = "<!-- BEGIN CONFIG TABLE (go test ./config -update) -->\n", "<!-- END CONFIG TABLE -->"
+	if *update {
+		text := string(doc)
+		i, j := strings.Index(text, begin), strings.Index(text, end)
+		if i < 0 || j < i {
+			t.Fatalf("%s lacks the table markers", path)
+		}
+		text = text[:i+len(begin)] + Markdown() + text[j:]
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		doc = []byte(text)
+	}
+	if !strings.Contains(string(doc), begin+Markdown()+end) {
+		t.Fatalf("%s is out of date: run go test ./config -update", path)
+	}
+}

@@ -1,0 +1,70 @@
+package config
+
+import (
+	"flag"
+	"fmt"
+	"reflect"
+	"strings"
+)
+
+// FlagName is the command-line flag of variable name: without the ROXD_
+// prefix, lower case, dashes for underscores (ROXD_HTTP_ADDR is -http-addr,
+// LOG_LEVEL is -log-level).
+func FlagName(name string) string {
+	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(name, "ROXD_")), "_", "-")
+}
+
+// RegisterFlags adds a flag for every variable except the secrets (a
+// password or token on a command line is visible to every user of the
+// machine). Each flag's default is c's current value, so the precedence is
+// flag, then environment, then built-in default: Load first, then
+// RegisterFlags, parse, and Validate.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Tag.Get("secret") == "true" {
+			continue
+		}
+		name := f.Tag.Get("envconfig")
+		fs.Var(&fieldFlag{name: name, field: v.Field(i)}, FlagName(name), f.Tag.Get("desc")+" (env "+name+")")
+	}
+}
+
+// fieldFlag is a flag.Value over one Config field, parsed like the
+// environment variable.
+type fieldFlag struct {
+	name  string
+	field reflect.Value
+}
+
+func (f *fieldFlag) String() string {
+	if f == nil || !f.field.IsValid() {
+		return ""
+	}
+	if f.field.Kind() == reflect.Slice {
+		parts := make([]string, f.field.Len())
+		for i := range parts {
+			parts[i] = f.field.Index(i).String()
+		}
+		return strings.Join(parts, ",")
+	}
+	if f.name == "REDIS_URL" {
+		return redactURL(f.field.String())
+	}
+	return fmt.Sprint(f.field.Interface())
+}
+
+func (f *fieldFlag) Set(s string) error {
+	if err := setField(f.field, strings.TrimSpace(s)); err != nil {
+		return varErr(f.name, "%v", err)
+	}
+	if f.name == "ROXD_DEFAULT_REGION" {
+		f.field.SetString(strings.ToUpper(f.field.String()))
+	}
+	return nil
+}
+
+// IsBoolFlag lets boolean variables be given as a bare -flag.
+func (f *fieldFlag) IsBoolFlag() bool { return f.field.Kind() == reflect.Bool }
