@@ -3,7 +3,7 @@ GO            ?= go
 STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 PKGS          := ./...
 
-.PHONY: run test lint vet unit bench fuzz build sim
+.PHONY: run test lint vet unit compose bench fuzz build sim
 
 run: ## start the whole product with an embedded Redis and ROX simulator
 	$(GO) run ./cmd/roxd dev
@@ -14,13 +14,16 @@ build:
 sim: ## the ROX simulator alone
 	$(GO) run ./cmd/roxd sim
 
-test: vet lint unit ## what CI runs
+test: vet lint compose unit ## what CI runs
 
 vet:
 	$(GO) vet $(PKGS)
 
 lint:
 	$(GO) run $(STATICCHECK) $(PKGS)
+
+compose: ## validate docker-compose.yml (no Docker engine needed)
+	./scripts/compose-check.sh
 
 unit:
 	./scripts/with-redis.sh $(GO) test -race -count=1 -timeout 15m $(PKGS)

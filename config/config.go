@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,10 +13,11 @@ import (
 	"time"
 
 	"github.com/nyaruka/phonenumbers"
-	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+	"github.com/sethvargo/go-envconfig"
 
 	"github.com/redoxygen/roxd/internal/logging"
+	"github.com/redoxygen/roxd/internal/redisconn"
 	"github.com/redoxygen/roxd/rox"
 )
 
@@ -45,50 +47,50 @@ const MinTokenLen = 16
 // the variable names, defaults and descriptions (see Table); `secret:"true"`
 // marks values that are never printed.
 type Config struct {
-	RedisURL string `envconfig:"REDIS_URL" default:"redis://127.0.0.1:6379/0" desc:"Redis to queue in (redis:// or rediss://; a password in it is treated as a secret)"`
+	RedisURL string `env:"REDIS_URL, default=redis://127.0.0.1:6379/0" desc:"Redis to queue in: redis://, rediss:// (TLS), redis-sentinel:// or redis-cluster:// (a password in it is a secret)"`
 
-	ROXURL       string        `envconfig:"ROX_API_URL" default:"https://awsap.redoxygen.net/smsapi/send" desc:"ROX send endpoint"`
-	ROXAccountID string        `envconfig:"ROX_ACCOUNT_ID" desc:"Red Oxygen account id (required for role worker)"`
-	ROXUsername  string        `envconfig:"ROX_USERNAME" desc:"Red Oxygen user (email) (required for role worker)"`
-	ROXPassword  string        `envconfig:"ROX_PASSWORD" secret:"true" desc:"Red Oxygen password (required for role worker; secret)"`
-	ROXProduct   string        `envconfig:"ROX_PRODUCT" default:"roxd" desc:"Product name sent to ROX (reporting only)"`
-	ROXTimeout   time.Duration `envconfig:"ROX_TIMEOUT" default:"30s" desc:"Timeout of one ROX send request"`
+	ROXURL       string        `env:"ROX_API_URL, default=https://awsap.redoxygen.net/smsapi/send" desc:"ROX send endpoint"`
+	ROXAccountID string        `env:"ROX_ACCOUNT_ID" desc:"Red Oxygen account id (required for role worker)"`
+	ROXUsername  string        `env:"ROX_USERNAME" desc:"Red Oxygen user (email) (required for role worker)"`
+	ROXPassword  string        `env:"ROX_PASSWORD" secret:"true" desc:"Red Oxygen password (required for role worker; secret)"`
+	ROXProduct   string        `env:"ROX_PRODUCT, default=roxd" desc:"Product name sent to ROX (reporting only)"`
+	ROXTimeout   time.Duration `env:"ROX_TIMEOUT, default=30s" desc:"Timeout of one ROX send request"`
 
-	Roles         []string `envconfig:"ROXD_ROLES" default:"worker,callbacks,api" desc:"Roles this process runs: comma list of worker, callbacks, api"`
-	HTTPAddr      string   `envconfig:"ROXD_HTTP_ADDR" default:"127.0.0.1:8080" desc:"Listen address of the API, /metrics and /monitor"`
-	CallbackAddr  string   `envconfig:"ROXD_CALLBACK_ADDR" default:":8081" desc:"Listen address of the ROX callback receiver"`
-	PublicURL     string   `envconfig:"ROXD_PUBLIC_URL" default:"http://127.0.0.1:8081" desc:"Absolute http(s) base URL at which ROX reaches the callback receiver"`
-	APIToken      string   `envconfig:"ROXD_API_TOKEN" secret:"true" desc:"Bearer token of the HTTP API (required for role api; >= 16 characters; secret)"`
-	CallbackToken string   `envconfig:"ROXD_CALLBACK_TOKEN" secret:"true" desc:"Secret path segment of the callback URLs (required for roles worker and callbacks; >= 16 URL-safe characters)"`
-	DefaultRegion string   `envconfig:"ROXD_DEFAULT_REGION" default:"AU" desc:"Region for numbers without a country code (a libphonenumber region such as AU, NZ, GB)"`
+	Roles         []string `env:"ROXD_ROLES, default=worker,callbacks,api" desc:"Roles this process runs: comma list of worker, callbacks, api"`
+	HTTPAddr      string   `env:"ROXD_HTTP_ADDR, default=127.0.0.1:8080" desc:"Listen address of the API, /metrics and /monitor"`
+	CallbackAddr  string   `env:"ROXD_CALLBACK_ADDR, default=:8081" desc:"Listen address of the ROX callback receiver"`
+	PublicURL     string   `env:"ROXD_PUBLIC_URL, default=http://127.0.0.1:8081" desc:"Absolute http(s) base URL at which ROX reaches the callback receiver"`
+	APIToken      string   `env:"ROXD_API_TOKEN" secret:"true" desc:"Bearer token of the HTTP API (required for role api; >= 16 characters; secret)"`
+	CallbackToken string   `env:"ROXD_CALLBACK_TOKEN" secret:"true" desc:"Secret path segment of the callback URLs (required for roles worker and callbacks; >= 16 URL-safe characters)"`
+	DefaultRegion string   `env:"ROXD_DEFAULT_REGION, default=AU" desc:"Region for numbers without a country code (a libphonenumber region such as AU, NZ, GB)"`
 
-	RetryInitial     time.Duration `envconfig:"ROXD_RETRY_INITIAL" default:"5s" desc:"First retry delay of a failed batch"`
-	RetryMaxInterval time.Duration `envconfig:"ROXD_RETRY_MAX_INTERVAL" default:"10m" desc:"Longest retry delay"`
-	MaxAttempts      int           `envconfig:"ROXD_MAX_ATTEMPTS" default:"10" desc:"Attempts per message before it fails"`
-	PermanentCodes   []rox.Code    `envconfig:"ROXD_PERMANENT_CODES" desc:"Comma list of ROX sending-error codes (2011-2100) never retried"`
+	RetryInitial     time.Duration `env:"ROXD_RETRY_INITIAL, default=5s" desc:"First retry delay of a failed batch"`
+	RetryMaxInterval time.Duration `env:"ROXD_RETRY_MAX_INTERVAL, default=10m" desc:"Longest retry delay"`
+	MaxAttempts      int           `env:"ROXD_MAX_ATTEMPTS, default=10" desc:"Attempts per message before it fails"`
+	PermanentCodes   []rox.Code    `env:"ROXD_PERMANENT_CODES" desc:"Comma list of ROX sending-error codes (2011-2100) never retried"`
 
-	KeyPrefix        string        `envconfig:"ROXD_KEY_PREFIX" default:"roxd" desc:"Prefix (Redis hash tag) of roxd's keys"`
-	Queue            string        `envconfig:"ROXD_QUEUE" default:"roxd" desc:"asynq queue of send tasks"`
-	StatusTTL        time.Duration `envconfig:"ROXD_STATUS_TTL" default:"168h" desc:"How long message records and statuses are kept"`
-	ScheduleLead     time.Duration `envconfig:"ROXD_SCHEDULE_LEAD" default:"1m" desc:"How long before SendAt a scheduled message is handed to ROX with SendLater"`
-	MaxScheduleAhead time.Duration `envconfig:"ROXD_MAX_SCHEDULE_AHEAD" default:"8760h" desc:"Furthest SendAt accepted"`
-	BatchLinger      time.Duration `envconfig:"ROXD_BATCH_LINGER" default:"5ms" desc:"How long the former waits to fill a batch"`
-	SendConcurrency  int           `envconfig:"ROXD_SEND_CONCURRENCY" default:"16" desc:"Concurrent ROX requests per process"`
-	DequeueLanes     int           `envconfig:"ROXD_DEQUEUE_LANES" default:"2" desc:"asynq servers per process"`
-	ShutdownTimeout  time.Duration `envconfig:"ROXD_SHUTDOWN_TIMEOUT" default:"25s" desc:"Grace period to drain on shutdown"`
+	KeyPrefix        string        `env:"ROXD_KEY_PREFIX, default=roxd" desc:"Prefix (Redis hash tag) of roxd's keys"`
+	Queue            string        `env:"ROXD_QUEUE, default=roxd" desc:"asynq queue of send tasks"`
+	StatusTTL        time.Duration `env:"ROXD_STATUS_TTL, default=168h" desc:"How long message records and statuses are kept"`
+	ScheduleLead     time.Duration `env:"ROXD_SCHEDULE_LEAD, default=1m" desc:"How long before SendAt a scheduled message is handed to ROX with SendLater"`
+	MaxScheduleAhead time.Duration `env:"ROXD_MAX_SCHEDULE_AHEAD, default=8760h" desc:"Furthest SendAt accepted"`
+	BatchLinger      time.Duration `env:"ROXD_BATCH_LINGER, default=5ms" desc:"How long the former waits to fill a batch"`
+	SendConcurrency  int           `env:"ROXD_SEND_CONCURRENCY, default=16" desc:"Concurrent ROX requests per process"`
+	DequeueLanes     int           `env:"ROXD_DEQUEUE_LANES, default=2" desc:"asynq servers per process"`
+	ShutdownTimeout  time.Duration `env:"ROXD_SHUTDOWN_TIMEOUT, default=25s" desc:"Grace period to drain on shutdown"`
 
-	Receipt string `envconfig:"ROXD_RECEIPT" default:"always" desc:"Default receipts: always, on_error or never"`
-	Reply   string `envconfig:"ROXD_REPLY" default:"http" desc:"Default reply routing: http, email, sms or both"`
+	Receipt string `env:"ROXD_RECEIPT, default=always" desc:"Default receipts: always, on_error or never"`
+	Reply   string `env:"ROXD_REPLY, default=http" desc:"Default reply routing: http, email, sms or both"`
 
-	ReceiptsStream  string `envconfig:"ROXD_RECEIPTS_STREAM" default:"rox:receipts" desc:"Redis stream of receipt events"`
-	RepliesStream   string `envconfig:"ROXD_REPLIES_STREAM" default:"rox:replies" desc:"Redis stream of reply events"`
-	StreamMaxLen    int64  `envconfig:"ROXD_STREAM_MAXLEN" default:"1000000" desc:"Approximate MAXLEN of each event stream"`
-	SpoolDir        string `envconfig:"ROXD_SPOOL_DIR" default:"./var/spool" desc:"Directory where callbacks are spooled while Redis is down"`
-	CallbackMaxBody int64  `envconfig:"ROXD_CALLBACK_MAX_BODY" default:"65536" desc:"Largest callback body accepted, in bytes"`
+	ReceiptsStream  string `env:"ROXD_RECEIPTS_STREAM, default=rox:receipts" desc:"Redis stream of receipt events"`
+	RepliesStream   string `env:"ROXD_REPLIES_STREAM, default=rox:replies" desc:"Redis stream of reply events"`
+	StreamMaxLen    int64  `env:"ROXD_STREAM_MAXLEN, default=1000000" desc:"Approximate MAXLEN of each event stream"`
+	SpoolDir        string `env:"ROXD_SPOOL_DIR, default=./var/spool" desc:"Directory where callbacks are spooled while Redis is down"`
+	CallbackMaxBody int64  `env:"ROXD_CALLBACK_MAX_BODY, default=65536" desc:"Largest callback body accepted, in bytes"`
 
-	DashboardReadOnly bool   `envconfig:"ROXD_DASHBOARD_READONLY" default:"false" desc:"Serve the /monitor dashboard read-only"`
-	LogLevel          string `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
-	LogFormat         string `envconfig:"LOG_FORMAT" default:"json" desc:"json, or console for people"`
+	DashboardReadOnly bool   `env:"ROXD_DASHBOARD_READONLY, default=false" desc:"Serve the /monitor dashboard read-only"`
+	LogLevel          string `env:"LOG_LEVEL, default=info" desc:"debug, info, warn or error"`
+	LogFormat         string `env:"LOG_FORMAT, default=json" desc:"json, or console for people"`
 }
 
 // Var describes one environment variable.
@@ -106,13 +108,26 @@ func Table() []Var {
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		vars = append(vars, Var{
-			Name:        f.Tag.Get("envconfig"),
-			Default:     f.Tag.Get("default"),
+			Name:        envName(f),
+			Default:     envDefault(f),
 			Description: f.Tag.Get("desc"),
 			Secret:      f.Tag.Get("secret") == "true",
 		})
 	}
 	return vars
+}
+
+func envName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+	return strings.TrimSpace(name)
+}
+
+func envDefault(f reflect.StructField) string {
+	_, def, ok := strings.Cut(f.Tag.Get("env"), "default=")
+	if !ok {
+		return ""
+	}
+	return def
 }
 
 // Error names the variable at fault. It never holds a secret value.
@@ -128,76 +143,73 @@ func varErr(name, format string, args ...any) *Error {
 }
 
 // Load reads every variable through lookup (os.LookupEnv in main, a map in
-// tests). A variable that is unset or set to the empty string takes its
-// default. Load only parses; call Validate for the roles the process runs.
-// The error joins one *Error per variable that does not parse.
+// tests) with github.com/sethvargo/go-envconfig. A variable that is unset or
+// set to blanks takes its default. Load only parses; call Validate for the
+// roles the process runs. A parse error is an *Error naming the variable.
 func Load(lookup func(string) (string, bool)) (Config, error) {
 	var c Config
-	v := reflect.ValueOf(&c).Elem()
-	t := v.Type()
-	var errs []error
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		name := f.Tag.Get("envconfig")
-		raw, ok := lookup(name)
-		raw = strings.TrimSpace(raw)
-		if !ok || raw == "" {
-			raw = f.Tag.Get("default")
-		}
-		if err := setField(v.Field(i), raw); err != nil {
-			if f.Tag.Get("secret") == "true" {
-				errs = append(errs, varErr(name, "cannot be read"))
-			} else {
-				errs = append(errs, varErr(name, "%v", err))
+	l := envconfig.LookuperFunc(func(key string) (string, bool) {
+		v, ok := lookup(key)
+		v = strings.TrimSpace(v)
+		return v, ok && v != ""
+	})
+	if err := envconfig.ProcessWith(context.Background(), &envconfig.Config{Target: &c, Lookuper: l}); err != nil {
+		// go-envconfig stops at the first bad variable; report them all by
+		// reading each variable alone.
+		var errs []error
+		t := reflect.TypeOf(Config{})
+		for i := 0; i < t.NumField(); i++ {
+			name := envName(t.Field(i))
+			only := envconfig.LookuperFunc(func(key string) (string, bool) {
+				if key != name {
+					return "", false
+				}
+				return l.Lookup(key)
+			})
+			var tmp Config
+			if err := envconfig.ProcessWith(context.Background(), &envconfig.Config{Target: &tmp, Lookuper: only}); err != nil {
+				errs = append(errs, loadError(err))
 			}
 		}
+		if len(errs) == 0 {
+			errs = append(errs, loadError(err))
+		}
+		return c, errors.Join(errs...)
 	}
 	c.DefaultRegion = strings.ToUpper(c.DefaultRegion)
-	return c, errors.Join(errs...)
+	c.Roles = trimList(c.Roles)
+	c.PermanentCodes = trimList(c.PermanentCodes)
+	return c, nil
 }
 
-// setField parses raw into one field: strings, integers, booleans,
-// durations and comma lists of strings, with strconv and time's parsers.
-func setField(f reflect.Value, raw string) error {
-	if f.Type() == reflect.TypeOf(time.Duration(0)) {
-		d, err := time.ParseDuration(raw)
-		if err != nil {
-			return fmt.Errorf("not a duration such as 30s or 10m: %q", raw)
+// trimList trims the items of a comma list and drops empty ones; an empty
+// list is nil.
+func trimList[T ~string](in []T) []T {
+	var out []T
+	for _, v := range in {
+		if v = T(strings.TrimSpace(string(v))); v != "" {
+			out = append(out, v)
 		}
-		f.SetInt(int64(d))
-		return nil
 	}
-	switch f.Kind() {
-	case reflect.String:
-		f.SetString(raw)
-	case reflect.Int, reflect.Int64:
-		n, err := strconv.ParseInt(raw, 10, 64)
-		if err != nil {
-			return fmt.Errorf("not an integer: %q", raw)
-		}
-		f.SetInt(n)
-	case reflect.Bool:
-		b, err := strconv.ParseBool(raw)
-		if err != nil {
-			return fmt.Errorf("not a boolean (true or false): %q", raw)
-		}
-		f.SetBool(b)
-	case reflect.Slice:
-		var parts []string
-		for _, p := range strings.Split(raw, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				parts = append(parts, p)
-			}
-		}
-		s := reflect.MakeSlice(f.Type(), len(parts), len(parts))
-		for i, p := range parts {
-			s.Index(i).SetString(p)
-		}
-		f.Set(s)
-	default:
-		return fmt.Errorf("unsupported field type %s", f.Type())
+	return out
+}
+
+// loadError turns go-envconfig's "Field: reason" into an *Error naming the
+// variable. A secret's reason is dropped: it could quote the value.
+func loadError(err error) error {
+	field, reason, _ := strings.Cut(err.Error(), ": ")
+	f, ok := reflect.TypeOf(Config{}).FieldByName(field)
+	if !ok {
+		return fmt.Errorf("config: %w", err)
 	}
-	return nil
+	name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+	if f.Tag.Get("secret") == "true" {
+		return varErr(name, "cannot be read")
+	}
+	if f.Type == reflect.TypeOf(time.Duration(0)) {
+		return varErr(name, "not a duration such as 30s or 10m (%s)", reason)
+	}
+	return varErr(name, "%s", reason)
 }
 
 // Validate checks c for the given roles (default: c.Roles) and returns one
@@ -223,8 +235,8 @@ func (c Config) Validate(roles ...string) error {
 		}
 	}
 
-	if opt, err := redis.ParseURL(c.RedisURL); err != nil || opt == nil {
-		bad("REDIS_URL", "not a redis:// or rediss:// URL")
+	if _, err := redisconn.Parse(c.RedisURL); err != nil {
+		bad("REDIS_URL", "not a redis://, rediss://, redis-sentinel:// or redis-cluster:// URL")
 	}
 	if !absHTTP(c.ROXURL) {
 		bad("ROX_API_URL", "must be an absolute http(s) URL")
@@ -432,7 +444,7 @@ func (c Config) String() string {
 		if i > 0 {
 			b.WriteString(" ")
 		}
-		b.WriteString(f.Tag.Get("envconfig"))
+		b.WriteString(envName(f))
 		b.WriteString("=")
 		switch {
 		case f.Tag.Get("secret") == "true":

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kelseyhightower/envconfig"
-
 	"github.com/redoxygen/roxd/rox"
 )
 
@@ -48,7 +46,7 @@ func TestDefaults(t *testing.T) {
 		RedisURL: "redis://127.0.0.1:6379/0", ROXURL: rox.DefaultEndpoint, ROXProduct: "roxd", ROXTimeout: 30 * time.Second,
 		Roles: []string{"worker", "callbacks", "api"}, HTTPAddr: "127.0.0.1:8080", CallbackAddr: ":8081",
 		PublicURL: "http://127.0.0.1:8081", DefaultRegion: "AU", RetryInitial: 5 * time.Second,
-		RetryMaxInterval: 10 * time.Minute, MaxAttempts: 10, PermanentCodes: []rox.Code{}, KeyPrefix: "roxd", Queue: "roxd",
+		RetryMaxInterval: 10 * time.Minute, MaxAttempts: 10, KeyPrefix: "roxd", Queue: "roxd",
 		StatusTTL: 168 * time.Hour, ScheduleLead: time.Minute, MaxScheduleAhead: 8760 * time.Hour,
 		BatchLinger: 5 * time.Millisecond, SendConcurrency: 16, DequeueLanes: 2, ShutdownTimeout: 25 * time.Second,
 		Receipt: "always", Reply: "http", ReceiptsStream: "rox:receipts", RepliesStream: "rox:replies",
@@ -250,42 +248,6 @@ func TestErrorsAreJoined(t *testing.T) {
 	_ = c
 }
 
-// Load follows envconfig's conventions: for the same (non-empty) values,
-// envconfig.Process reads the same Config from the process environment.
-func TestLoadMatchesEnvconfig(t *testing.T) {
-	m := complete()
-	m["ROXD_PERMANENT_CODES"] = "2015,2099"
-	m["ROXD_ROLES"] = "worker,api"
-	m["ROXD_STATUS_TTL"] = "1h"
-	m["ROXD_DASHBOARD_READONLY"] = "true"
-	m["ROXD_STREAM_MAXLEN"] = "42"
-	for k, v := range m {
-		t.Setenv(k, v)
-	}
-	for _, v := range Table() { // unset the rest so defaults apply
-		if _, ok := m[v.Name]; !ok {
-			if old, ok := os.LookupEnv(v.Name); ok {
-				t.Setenv(v.Name, old) // restore at the end
-				os.Unsetenv(v.Name)
-			}
-		}
-	}
-	var viaLib Config
-	if err := envconfig.Process("", &viaLib); err != nil {
-		t.Fatal(err)
-	}
-	ours, err := Load(os.LookupEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if viaLib.PermanentCodes == nil {
-		viaLib.PermanentCodes = []rox.Code{}
-	}
-	if !reflect.DeepEqual(ours, viaLib) {
-		t.Fatalf("Load differs from envconfig.Process:\n ours %v\n  lib %v", ours, viaLib)
-	}
-}
-
 func TestTableAndDoc(t *testing.T) {
 	vars := Table()
 	if len(vars) != reflect.TypeOf(Config{}).NumField() {
@@ -305,25 +267,27 @@ func TestTableAndDoc(t *testing.T) {
 			}
 		}
 	}
-	path := filepath.Join("..", "docs", "CONFIG.md")
-	doc, err := os.ReadFile(path)
-	if err != nil && !*update {
-		t.Fatal(err)
-	}
-	const begin, end = "<!-- BEGIN CONFIG TABLE (go test ./config -update) -->\n", "<!-- END CONFIG TABLE -->"
-	if *update {
-		text := string(doc)
-		i, j := strings.Index(text, begin), strings.Index(text, end)
-		if i < 0 || j < i {
-			t.Fatalf("%s lacks the table markers", path)
-		}
-		text = text[:i+len(begin)] + Markdown() + text[j:]
-		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+	// The same table stands in docs/CONFIG.md and in the README.
+	for _, path := range []string{filepath.Join("..", "docs", "CONFIG.md"), filepath.Join("..", "README.md")} {
+		doc, err := os.ReadFile(path)
+		if err != nil && !*update {
 			t.Fatal(err)
 		}
-		doc = []byte(text)
-	}
-	if !strings.Contains(string(doc), begin+Markdown()+end) {
-		t.Fatalf("%s is out of date: run go test ./config -update", path)
+		const begin, end = "<!-- BEGIN CONFIG TABLE (go test ./config -update) -->\n", "<!-- END CONFIG TABLE -->"
+		if *update {
+			text := string(doc)
+			i, j := strings.Index(text, begin), strings.Index(text, end)
+			if i < 0 || j < i {
+				t.Fatalf("%s lacks the table markers", path)
+			}
+			text = text[:i+len(begin)] + Markdown() + text[j:]
+			if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			doc = []byte(text)
+		}
+		if !strings.Contains(string(doc), begin+Markdown()+end) {
+			t.Fatalf("%s is out of date: run go test ./config -update", path)
+		}
 	}
 }

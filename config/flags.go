@@ -1,10 +1,13 @@
 package config
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"reflect"
 	"strings"
+
+	"github.com/sethvargo/go-envconfig"
 )
 
 // FlagName is the command-line flag of variable name: without the ROXD_
@@ -27,8 +30,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		if f.Tag.Get("secret") == "true" {
 			continue
 		}
-		name := f.Tag.Get("envconfig")
-		fs.Var(&fieldFlag{name: name, field: v.Field(i)}, FlagName(name), f.Tag.Get("desc")+" (env "+name+")")
+		name := envName(f)
+		fs.Var(&fieldFlag{name: name, index: f.Index, field: v.Field(i)}, FlagName(name), f.Tag.Get("desc")+" (env "+name+")")
 	}
 }
 
@@ -36,6 +39,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 // environment variable.
 type fieldFlag struct {
 	name  string
+	index []int
 	field reflect.Value
 }
 
@@ -56,10 +60,15 @@ func (f *fieldFlag) String() string {
 	return fmt.Sprint(f.field.Interface())
 }
 
+// Set parses s with the same library and rules as Load.
 func (f *fieldFlag) Set(s string) error {
-	if err := setField(f.field, strings.TrimSpace(s)); err != nil {
-		return varErr(f.name, "%v", err)
+	var tmp Config
+	err := envconfig.ProcessWith(context.Background(), &envconfig.Config{Target: &tmp,
+		Lookuper: envconfig.MapLookuper(map[string]string{f.name: strings.TrimSpace(s)})})
+	if err != nil {
+		return loadError(err)
 	}
+	f.field.Set(reflect.ValueOf(tmp).FieldByIndex(f.index))
 	if f.name == "ROXD_DEFAULT_REGION" {
 		f.field.SetString(strings.ToUpper(f.field.String()))
 	}
