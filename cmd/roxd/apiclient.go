@@ -1,0 +1,169 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+// Environment and defaults of the API client commands (send, status,
+// cancel, suppress).
+const (
+	envAPIURL       = "ROXD_API_URL"
+	envAPIToken     = "ROXD_API_TOKEN"
+	defaultAPIURL   = "http://127.0.0.1:8080"
+	apiCallTimeout  = 30 * time.Second
+	apiMaxReplySize = 64 << 20
+)
+
+// apiClient is the small HTTP client of the CLI commands that talk to the
+// API of `roxd serve` (producer/httpapi).
+type apiClient struct {
+	base  string
+	token string
+	hc    *http.Client
+}
+
+// apiFlags registers --api and --token on fs; the returned function builds
+// the client once fs is parsed.
+func apiFlags(fs *flag.FlagSet) func() (*apiClient, error) {
+	base := fs.String("api", apiEnvOr(envAPIURL, defaultAPIURL), "base URL of the roxd API (env "+envAPIURL+")")
+	token := fs.String("token", "", "API bearer token (default: env "+envAPIToken+")")
+	return func() (*apiClient, error) {
+		t := *token
+		if t == "" {
+			t = os.Getenv(envAPIToken)
+		}
+		if t == "" {
+			return nil, errors.New("no API token: set --token or " + envAPIToken)
+		}
+		b := strings.TrimRight(*base, "/")
+		if !strings.HasPrefix(b, "http://") && !strings.HasPrefix(b, "https://") {
+			return nil, fmt.Errorf("--api %q: want an http(s) URL", *base)
+		}
+		return &apiClient{base: b, token: t, hc: &http.Client{Timeout: apiCallTimeout}}, nil
+	}
+}
+
+func apiEnvOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// apiCallError is an error answer of the API.
+type apiCallError struct {
+	Status  int
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field"`
+}
+
+func (e *apiCallError) Error() string {
+	s := e.Message
+	if e.Field != "" {
+		s = e.Field + ": " + s
+	}
+	if e.Code != "" {
+		s += " (" + e.Code + ", HTTP " + fmt.Sprint(e.Status) + ")"
+	} else {
+		s += " (HTTP " + fmt.Sprint(e.Status) + ")"
+	}
+	return s
+}
+
+// call sends body (JSON-encoded when not nil) and returns the answer's
+// body; an answer other than 2xx becomes an *apiCallError carrying the API's
+// message. The token never appears in an error.
+func (c *apiClient) call(ctx context.Context, method, path string, body any) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, c.base+path, err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(res.Body, apiMaxReplySize))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: reading the answer: %w", method, c.base+path, err)
+	}
+	if res.StatusCode/100 != 2 {
+		var eb struct {
+			Error apiCallError `json:"error"`
+		}
+		if json.Unmarshal(raw, &eb) != nil || eb.Error.Message == "" {
+			msg := strings.TrimSpace(string(raw))
+			if len(msg) > 200 {
+				msg = msg[:200] + "..."
+			}
+			eb.Error.Message = msg
+		}
+		eb.Error.Status = res.StatusCode
+		return raw, &eb.Error
+	}
+	return raw, nil
+}
+
+// apiPrintJSON writes raw JSON indented, or as is when it is not JSON.
+func apiPrintJSON(w io.Writer, raw []byte) error {
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+		_, err = w.Write(raw)
+		return err
+	}
+	buf.WriteByte('\n')
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// apiParseArgs parses flags that may come before or after positional
+// arguments, and returns the positional ones.
+func apiParseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// apiFlagSet returns a flag set that reports errors (not exits) and
+// prints its usage to stderr.
+func apiFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: roxd %s\n\nflags:\n", usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}

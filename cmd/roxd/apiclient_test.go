@@ -1,0 +1,199 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/redoxygen/roxd/internal/store"
+	"github.com/redoxygen/roxd/internal/testutil"
+	"github.com/redoxygen/roxd/producer"
+	"github.com/redoxygen/roxd/producer/httpapi"
+)
+
+const cliTestToken = "cli-test-token"
+
+type cliBundle struct {
+	ctx context.Context
+	p   *producer.Producer
+	url string
+}
+
+func setupCLI(t *testing.T) *cliBundle {
+	t.Helper()
+	rdb := testutil.Redis(t)
+	p, err := producer.New(rdb, producer.Config{Store: store.Config{Prefix: testutil.Name("cli")}}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := httpapi.New(p, httpapi.Config{Token: cliTestToken}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		keys, _ := rdb.Keys(context.Background(), p.Store().Keys().Base()+"*").Result()
+		if len(keys) > 0 {
+			rdb.Del(context.Background(), keys...)
+		}
+	})
+	t.Setenv(envAPIToken, "")
+	t.Setenv(envAPIURL, "")
+	return &cliBundle{ctx: context.Background(), p: p, url: srv.URL}
+}
+
+// run runs a command with --api and --token of the test server appended and
+// decodes its JSON output.
+func (b *cliBundle) run(t *testing.T, f func(context.Context, []string, io.Writer, io.Writer) error, args ...string) (map[string]any, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	args = append(args, "--api", b.url, "--token", cliTestToken)
+	err := f(b.ctx, args, &out, &errb)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if jerr := json.Unmarshal(out.Bytes(), &m); jerr != nil {
+		t.Fatalf("output is not JSON: %v\n%s", jerr, out.String())
+	}
+	return m, nil
+}
+
+func TestCLISendStatusCancel(t *testing.T) {
+	b := setupCLI(t)
+	at := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	out, err := b.run(t, runSend, "--to", "0412 345 678", "--text", "hi there", "--id", "c1",
+		"--at", at, "--metadata", "order=42", "--metadata", "k=v=w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out["id"] != "c1" || out["status"] != "scheduled" || out["to"] != "+61412345678" || out["segments"] != 1.0 {
+		t.Errorf("send: %v", out)
+	}
+	rec, err := b.p.Get(b.ctx, "c1")
+	if err != nil || rec.Metadata["order"] != "42" || rec.Metadata["k"] != "v=w" || rec.SendAt.IsZero() {
+		t.Errorf("record %+v %v", rec, err)
+	}
+	// The id may come before the flags or after them.
+	out, err = b.run(t, runStatus, "c1")
+	if err != nil || out["status"] != "scheduled" || out["id"] != "c1" {
+		t.Errorf("status: %v %v", out, err)
+	}
+	out, err = b.run(t, runCancel, "c1")
+	if err != nil || out["status"] != "cancelled" {
+		t.Errorf("cancel: %v %v", out, err)
+	}
+	// Cancel again: the API's 409 becomes the error.
+	_, err = b.run(t, runCancel, "c1")
+	var ae *apiCallError
+	if !errors.As(err, &ae) || ae.Status != 409 || !strings.Contains(err.Error(), "can no longer be cancelled") {
+		t.Errorf("second cancel: %v", err)
+	}
+	// A bad number: the API's message, naming the field.
+	_, err = b.run(t, runSend, "--to", "nope", "--text", "x")
+	if !errors.As(err, &ae) || ae.Status != 400 || ae.Field != "to" || !strings.HasPrefix(err.Error(), "to: ") {
+		t.Errorf("bad number: %v", err)
+	}
+	if _, err = b.run(t, runStatus, "missing"); !errors.As(err, &ae) || ae.Status != 404 {
+		t.Errorf("unknown id: %v", err)
+	}
+	if _, err := b.run(t, runSend, "--to", "0412345678", "--text", "x", "--metadata", "novalue"); err == nil {
+		t.Error("--metadata without = accepted")
+	}
+	if _, err := b.run(t, runStatus); !errors.Is(err, errUsage) {
+		t.Errorf("status without id: %v", err)
+	}
+	if _, err := b.run(t, runSend, "extra"); !errors.Is(err, errUsage) {
+		t.Errorf("send with an argument: %v", err)
+	}
+}
+
+func TestCLIAuth(t *testing.T) {
+	b := setupCLI(t)
+	var out, errb bytes.Buffer
+	// No token at all.
+	err := runStatus(b.ctx, []string{"x", "--api", b.url}, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), envAPIToken) {
+		t.Errorf("no token: %v", err)
+	}
+	// A wrong one: 401, and the token is not echoed.
+	err = runStatus(b.ctx, []string{"x", "--api", b.url, "--token", "wrong-secret"}, &out, &errb)
+	var ae *apiCallError
+	if !errors.As(err, &ae) || ae.Status != 401 || strings.Contains(err.Error(), "wrong-secret") {
+		t.Errorf("wrong token: %v", err)
+	}
+	// From the environment.
+	t.Setenv(envAPIToken, cliTestToken)
+	t.Setenv(envAPIURL, b.url)
+	err = runSend(b.ctx, []string{"--to", "+61412345678", "--text", "env"}, &out, &errb)
+	if err != nil || !strings.Contains(out.String(), `"status": "queued"`) {
+		t.Errorf("env token: %v %s", err, out.String())
+	}
+	// Nothing listening.
+	err = runStatus(b.ctx, []string{"x", "--api", "http://127.0.0.1:1"}, &out, &errb)
+	if err == nil {
+		t.Error("no server: no error")
+	}
+}
+
+func TestCLISuppress(t *testing.T) {
+	b := setupCLI(t)
+	out, err := b.run(t, runSuppress, "add", "0412 345 678")
+	if err != nil || out["number"] != "+61412345678" || out["suppressed"] != true {
+		t.Fatalf("add: %v %v", out, err)
+	}
+	for _, n := range []string{"+61400000001", "+61400000002", "+447911123456"} {
+		if _, err := b.run(t, runSuppress, "add", n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err = b.run(t, runSuppress, "check", "+61412345678")
+	if err != nil || out["suppressed"] != true {
+		t.Errorf("check: %v %v", out, err)
+	}
+	out, err = b.run(t, runSuppress, "list", "--count", "1")
+	if err != nil || out["count"] != 4.0 {
+		t.Errorf("list: %v %v", out, err)
+	}
+	if nums, _ := out["numbers"].([]any); len(nums) != 4 || nums[0] != "+447911123456" {
+		t.Errorf("list numbers: %v", out["numbers"])
+	}
+	out, err = b.run(t, runSuppress, "list", "--cursor", "0", "--count", "1000")
+	if nums, _ := out["numbers"].([]any); err != nil || len(nums) != 4 || out["next_cursor"] != 0.0 {
+		t.Errorf("list page: %v %v", out, err)
+	}
+	out, err = b.run(t, runSuppress, "remove", "+61412345678")
+	if err != nil || out["suppressed"] != false {
+		t.Errorf("remove: %v %v", out, err)
+	}
+	out, _ = b.run(t, runSuppress, "check", "0412345678")
+	if out["suppressed"] != false {
+		t.Errorf("check after remove: %v", out)
+	}
+	var ae *apiCallError
+	if _, err := b.run(t, runSuppress, "add", "12"); !errors.As(err, &ae) || ae.Field != "number" {
+		t.Errorf("add 12: %v", err)
+	}
+	for _, args := range [][]string{{}, {"add"}, {"list", "x"}, {"frobnicate", "1"}} {
+		if _, err := b.run(t, runSuppress, args...); !errors.Is(err, errUsage) {
+			t.Errorf("suppress %v: %v", args, err)
+		}
+	}
+}
+
+func TestCommandsRegistered(t *testing.T) {
+	for _, n := range []string{"send", "status", "cancel", "suppress"} {
+		if _, ok := commands[n]; !ok {
+			t.Errorf("command %s not registered", n)
+		}
+	}
+}

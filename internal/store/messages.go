@@ -1,0 +1,608 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Defaults of Config.
+const (
+	DefaultStatusTTL    = 7 * 24 * time.Hour
+	DefaultScheduleLead = time.Minute
+)
+
+// Sentinel errors of the message store.
+var (
+	// ErrNotFound: no record with that id (never accepted, or its TTL ran out).
+	ErrNotFound = errors.New("store: message not found")
+	// ErrNotCancellable: the message has left queued/scheduled (it is being
+	// handed to ROX, or later). The error wraps it with the current status.
+	ErrNotCancellable = errors.New("store: message can no longer be cancelled")
+)
+
+// Config of a Store. The zero value means every default.
+type Config struct {
+	// Prefix of every key (DefaultPrefix when empty). It becomes the hash
+	// tag {Prefix}, so it must not contain braces.
+	Prefix string
+	// StatusTTL is how long a record stays readable after its last change
+	// (DefaultStatusTTL when 0). A scheduled record lives StatusTTL past its
+	// SendAt.
+	StatusTTL time.Duration
+	// ScheduleLead is how long before SendAt a scheduled message is handed
+	// over to ROX with SendLater (DefaultScheduleLead when 0).
+	ScheduleLead time.Duration
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if c.StatusTTL == 0 {
+		c.StatusTTL = DefaultStatusTTL
+	}
+	if c.ScheduleLead == 0 {
+		c.ScheduleLead = DefaultScheduleLead
+	}
+	return c
+}
+
+// Validate reports the first invalid field of c (after WithDefaults).
+func (c Config) Validate() error {
+	switch {
+	case strings.ContainsAny(c.Prefix, "{}"):
+		return fmt.Errorf("store: config: Prefix %q must not contain braces", c.Prefix)
+	case c.StatusTTL < time.Second:
+		return fmt.Errorf("store: config: StatusTTL %s must be at least 1s", c.StatusTTL)
+	case c.ScheduleLead < 0:
+		return fmt.Errorf("store: config: ScheduleLead %s must not be negative", c.ScheduleLead)
+	}
+	return nil
+}
+
+// Store is roxd's Redis keyspace: message records (this file), batches
+// (batches.go) and the suppression list (suppression.go). It is safe for
+// concurrent use.
+type Store struct {
+	rdb  redis.UniversalClient
+	cfg  Config
+	keys Keys
+	now  func() time.Time
+}
+
+// New returns a Store on rdb. cfg is completed with defaults and validated.
+func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
+	if rdb == nil {
+		return nil, errors.New("store: nil redis client")
+	}
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Store{rdb: rdb, cfg: cfg, keys: NewKeys(cfg.Prefix), now: time.Now}, nil
+}
+
+// Keys returns the key builder of the store's prefix.
+func (s *Store) Keys() Keys { return s.keys }
+
+// Redis returns the client the store uses.
+func (s *Store) Redis() redis.UniversalClient { return s.rdb }
+
+// Config returns the store's configuration, defaults filled in.
+func (s *Store) Config() Config { return s.cfg }
+
+// Record is one message as stored in {P}:msg:<id> (docs/ARCHITECTURE.md).
+type Record struct {
+	ID       string
+	To       string // E.164
+	Name     string
+	Email    string
+	Text     string
+	Receipt  string // always|on_error|never
+	Reply    string // http|email|sms|both
+	SendAt   time.Time
+	Metadata map[string]string
+	// Hash is the content hash for idempotency (see ContentHash).
+	Hash string
+	// Group is the coalescing group (see Group); Enqueue sets it.
+	Group     string
+	Status    Status
+	Err       string
+	SMSID     string
+	RequestID string
+	Attempts  int
+	// History holds each status reached and when, oldest first. Read-only:
+	// built from the t_<status> fields.
+	History []Event
+}
+
+// Event is one entry of a record's history.
+type Event struct {
+	Status Status
+	At     time.Time
+}
+
+// Record hash field names (docs/ARCHITECTURE.md, binding).
+const (
+	FieldTo        = "to"
+	FieldName      = "name"
+	FieldEmail     = "email"
+	FieldText      = "text"
+	FieldReceipt   = "receipt"
+	FieldReply     = "reply"
+	FieldSendAt    = "send_at"
+	FieldMeta      = "meta"
+	FieldHash      = "hash"
+	FieldGroup     = "group"
+	FieldStatus    = "status"
+	FieldErr       = "err"
+	FieldSMSID     = "sms_id"
+	FieldRequestID = "request_id"
+	FieldAttempts  = "attempts"
+	// FieldTimePrefix + status is the unix ms when the status was reached.
+	FieldTimePrefix = "t_"
+)
+
+// GroupNow is the SendLater part of the group of messages sent at once.
+const GroupNow = "now"
+
+// Group returns the coalescing group "<sendlater>|<receipt>|<reply>" of a
+// message. sendlater is GroupNow when sendAt is zero or not after now, and
+// otherwise the unix second of sendAt rounded up (so that SendLater is never
+// before SendAt). The group of a future message does not depend on lead:
+// whether it waits in the scheduled zset or goes straight to the ready list,
+// it is sent with SendLater; lead is accepted so that callers state the
+// deployment's lead in one place.
+func Group(sendAt time.Time, lead time.Duration, now time.Time, receipt, reply string) string {
+	_ = lead
+	return groupSendLater(sendAt, now) + "|" + receipt + "|" + reply
+}
+
+func groupSendLater(sendAt, now time.Time) string {
+	if sendAt.IsZero() || !sendAt.After(now) {
+		return GroupNow
+	}
+	sec := sendAt.Unix()
+	if sendAt.Nanosecond() > 0 {
+		sec++
+	}
+	return strconv.FormatInt(sec, 10)
+}
+
+// ParseGroup splits a group key into the SendLater time (zero for GroupNow),
+// receipt mode and reply mode.
+func ParseGroup(group string) (sendLater time.Time, receipt, reply string, err error) {
+	parts := strings.Split(group, "|")
+	if len(parts) != 3 {
+		return time.Time{}, "", "", fmt.Errorf("store: group %q: want <sendlater>|<receipt>|<reply>", group)
+	}
+	if parts[0] != GroupNow {
+		sec, err := strconv.ParseInt(parts[0], 10, 64)
+		if err != nil {
+			return time.Time{}, "", "", fmt.Errorf("store: group %q: bad sendlater: %w", group, err)
+		}
+		sendLater = time.Unix(sec, 0).UTC()
+	}
+	return sendLater, parts[1], parts[2], nil
+}
+
+// ContentHash is the idempotency hash of r's content: to, text, name, email,
+// send_at (unix ms), receipt, reply and metadata in sorted key order. Two
+// records with the same id and the same hash are the same message.
+func (r *Record) ContentHash() string {
+	h := sha256.New()
+	var n [8]byte
+	put := func(s string) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	put(r.To)
+	put(r.Text)
+	put(r.Name)
+	put(r.Email)
+	put(strconv.FormatInt(unixMilli(r.SendAt), 10))
+	put(r.Receipt)
+	put(r.Reply)
+	keys := make([]string, 0, len(r.Metadata))
+	for k := range r.Metadata {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	put(strconv.Itoa(len(keys)))
+	for _, k := range keys {
+		put(k)
+		put(r.Metadata[k])
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func unixMilli(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+// EnqueueOutcome says what Enqueue did with one record.
+type EnqueueOutcome int
+
+const (
+	// Created: a new record, queued or scheduled.
+	Created EnqueueOutcome = iota
+	// Existing: the id exists with the same content: an idempotent replay;
+	// nothing was queued, the status is the existing one.
+	Existing
+	// Conflict: the id exists with other content; nothing changed.
+	Conflict
+	// Suppressed: a new record with status suppressed (the number opted
+	// out); it is in no ready list and never sent.
+	Suppressed
+)
+
+// String names the outcome.
+func (o EnqueueOutcome) String() string {
+	switch o {
+	case Created:
+		return "created"
+	case Existing:
+		return "existing"
+	case Conflict:
+		return "conflict"
+	case Suppressed:
+		return "suppressed"
+	}
+	return "outcome(" + strconv.Itoa(int(o)) + ")"
+}
+
+// enqueueScript creates one record atomically, or reports the existing one.
+//
+// KEYS: msg, ready list of the group, groups set, scheduled zset, suppressed set
+// ARGV: id hash mode(now|lead|sched) now_ms ttl_ms send_at_ms group to name
+// email text receipt reply meta
+// Returns {code, status}: 0 created, 1 existing (same hash), 2 conflict,
+// 3 created suppressed.
+var enqueueScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local h = redis.call('HGET', KEYS[1], 'hash')
+  local st = redis.call('HGET', KEYS[1], 'status') or ''
+  if h == ARGV[2] then return {1, st} end
+  return {2, st}
+end
+local status, code
+if redis.call('SISMEMBER', KEYS[5], ARGV[8]) == 1 then
+  status, code = 'suppressed', 3
+elseif ARGV[3] == 'sched' then
+  status, code = 'scheduled', 0
+  redis.call('ZADD', KEYS[4], ARGV[6], ARGV[1])
+else
+  if ARGV[3] == 'lead' then status = 'scheduled' else status = 'queued' end
+  code = 0
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+  redis.call('SADD', KEYS[3], ARGV[7])
+end
+redis.call('HSET', KEYS[1],
+  'to', ARGV[8], 'name', ARGV[9], 'email', ARGV[10], 'text', ARGV[11],
+  'receipt', ARGV[12], 'reply', ARGV[13], 'send_at', ARGV[6], 'meta', ARGV[14],
+  'hash', ARGV[2], 'group', ARGV[7], 'status', status, 'attempts', 0,
+  't_' .. status, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return {code, status}
+`)
+
+// Enqueue stores recs, each with one script call, all in one pipeline (one
+// round trip). For each record it returns the outcome and the status (the
+// new one, or the existing one for Existing and Conflict). A record whose
+// SendAt minus the lead is after now waits in the scheduled zset (status
+// scheduled); one whose SendAt is in the future but within the lead goes
+// straight to the ready list of its SendLater group (status scheduled); any
+// other goes to the ready list of its "now" group (status queued). A number
+// on the suppression list gives status suppressed and is not queued.
+//
+// recs must have an ID and a Hash (ContentHash when empty). The error is
+// non-nil only when Redis failed; then some records may have been stored,
+// and calling Enqueue again with the same records is safe (replays).
+func (s *Store) Enqueue(ctx context.Context, recs []Record) ([]EnqueueOutcome, []Status, error) {
+	if len(recs) == 0 {
+		return nil, nil, nil
+	}
+	now := s.now()
+	type call struct {
+		keys []string
+		args []any
+	}
+	calls := make([]call, len(recs))
+	for i := range recs {
+		r := &recs[i]
+		if r.ID == "" {
+			return nil, nil, fmt.Errorf("store: enqueue: record %d has no id", i)
+		}
+		hash := r.Hash
+		if hash == "" {
+			hash = r.ContentHash()
+		}
+		meta := "{}"
+		if len(r.Metadata) > 0 {
+			b, err := json.Marshal(r.Metadata)
+			if err != nil {
+				return nil, nil, fmt.Errorf("store: enqueue: record %d metadata: %w", i, err)
+			}
+			meta = string(b)
+		}
+		group := Group(r.SendAt, s.cfg.ScheduleLead, now, r.Receipt, r.Reply)
+		mode := "now"
+		ttl := s.cfg.StatusTTL
+		sendAtMS := int64(0)
+		if !strings.HasPrefix(group, GroupNow+"|") {
+			sendAtMS = r.SendAt.UnixMilli()
+			ttl += r.SendAt.Sub(now)
+			mode = "lead"
+			if r.SendAt.Add(-s.cfg.ScheduleLead).After(now) {
+				mode = "sched"
+			}
+		}
+		calls[i] = call{
+			keys: []string{s.keys.Msg(r.ID), s.keys.Ready(group), s.keys.Groups(), s.keys.Scheduled(), s.keys.Suppressed()},
+			args: []any{r.ID, hash, mode, now.UnixMilli(), ttlMS(ttl), sendAtMS, group,
+				r.To, r.Name, r.Email, r.Text, r.Receipt, r.Reply, meta},
+		}
+	}
+	outcomes := make([]EnqueueOutcome, len(recs))
+	statuses := make([]Status, len(recs))
+	todo := make([]int, len(recs))
+	for i := range todo {
+		todo[i] = i
+	}
+	// EVALSHA in a pipeline; records that met NOSCRIPT (a Redis restart or
+	// SCRIPT FLUSH) did nothing, so they are sent once more after a LOAD.
+	for attempt := 0; len(todo) > 0; attempt++ {
+		if attempt > 0 {
+			if err := enqueueScript.Load(ctx, s.rdb).Err(); err != nil {
+				return nil, nil, fmt.Errorf("store: enqueue: load script: %w", err)
+			}
+		}
+		cmds := make([]*redis.Cmd, len(todo))
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for j, i := range todo {
+				cmds[j] = enqueueScript.EvalSha(ctx, p, calls[i].keys, calls[i].args...)
+			}
+			return nil
+		})
+		var again []int
+		for j, i := range todo {
+			cerr := cmds[j].Err()
+			if redis.HasErrorPrefix(cerr, "NOSCRIPT") && attempt == 0 {
+				again = append(again, i)
+				continue
+			}
+			if cerr != nil {
+				return nil, nil, fmt.Errorf("store: enqueue %q: %w", recs[i].ID, cerr)
+			}
+			code, st, perr := parseCodeStatus(cmds[j])
+			if perr != nil {
+				return nil, nil, fmt.Errorf("store: enqueue %q: %w", recs[i].ID, perr)
+			}
+			statuses[i] = Status(st)
+			switch code {
+			case 0:
+				outcomes[i] = Created
+			case 1:
+				outcomes[i] = Existing
+			case 2:
+				outcomes[i] = Conflict
+			case 3:
+				outcomes[i] = Suppressed
+			default:
+				return nil, nil, fmt.Errorf("store: enqueue %q: unexpected script code %d", recs[i].ID, code)
+			}
+		}
+		if err != nil && len(again) == 0 {
+			return nil, nil, fmt.Errorf("store: enqueue: %w", err)
+		}
+		todo = again
+	}
+	return outcomes, statuses, nil
+}
+
+func ttlMS(d time.Duration) int64 {
+	ms := d.Milliseconds()
+	if ms < 1 {
+		ms = 1
+	}
+	return ms
+}
+
+func parseCodeStatus(c *redis.Cmd) (int64, string, error) {
+	v, err := c.Slice()
+	if err != nil {
+		return 0, "", err
+	}
+	if len(v) != 2 {
+		return 0, "", fmt.Errorf("script answered %d values, want 2", len(v))
+	}
+	code, ok := v[0].(int64)
+	if !ok {
+		return 0, "", fmt.Errorf("script code %T, want integer", v[0])
+	}
+	st, _ := v[1].(string)
+	return code, st, nil
+}
+
+// Get reads the record of id, or ErrNotFound.
+func (s *Store) Get(ctx context.Context, id string) (*Record, error) {
+	m, err := s.rdb.HGetAll(ctx, s.keys.Msg(id)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("store: get %q: %w", id, err)
+	}
+	if len(m) == 0 || m[FieldStatus] == "" {
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	return RecordFromHash(id, m)
+}
+
+// RecordFromHash builds a Record from the fields of {P}:msg:<id> (as read
+// by HGETALL).
+func RecordFromHash(id string, m map[string]string) (*Record, error) {
+	r := &Record{
+		ID: id, To: m[FieldTo], Name: m[FieldName], Email: m[FieldEmail], Text: m[FieldText],
+		Receipt: m[FieldReceipt], Reply: m[FieldReply], Hash: m[FieldHash], Group: m[FieldGroup],
+		Status: Status(m[FieldStatus]), Err: m[FieldErr], SMSID: m[FieldSMSID], RequestID: m[FieldRequestID],
+	}
+	if v := m[FieldSendAt]; v != "" && v != "0" {
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("store: record %q: send_at %q: %w", id, v, err)
+		}
+		r.SendAt = time.UnixMilli(ms).UTC()
+	}
+	if v := m[FieldAttempts]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, fmt.Errorf("store: record %q: attempts %q: %w", id, v, err)
+		}
+		r.Attempts = n
+	}
+	if v := m[FieldMeta]; v != "" && v != "{}" {
+		if err := json.Unmarshal([]byte(v), &r.Metadata); err != nil {
+			return nil, fmt.Errorf("store: record %q: meta: %w", id, err)
+		}
+	}
+	for f, v := range m {
+		st, ok := strings.CutPrefix(f, FieldTimePrefix)
+		if !ok || !ValidStatus(st) {
+			continue
+		}
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			continue
+		}
+		r.History = append(r.History, Event{Status: Status(st), At: time.UnixMilli(ms).UTC()})
+	}
+	sort.Slice(r.History, func(i, j int) bool {
+		a, b := r.History[i], r.History[j]
+		if !a.At.Equal(b.At) {
+			return a.At.Before(b.At)
+		}
+		return a.Status.Rank() < b.Status.Rank()
+	})
+	return r, nil
+}
+
+// cancelScript: KEYS msg, scheduled; ARGV id now_ms ttl_ms.
+// Returns {1,'cancelled'}, {0,current} or {-1,”} when missing.
+var cancelScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return {-1, ''} end
+if cur == 'queued' or cur == 'scheduled' then
+  redis.call('HSET', KEYS[1], 'status', 'cancelled', 't_cancelled', ARGV[2])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return {1, 'cancelled'}
+end
+return {0, cur}
+`)
+
+// Cancel cancels id while it is queued or scheduled: the status becomes
+// cancelled and the id leaves the scheduled zset. An id left in a ready
+// list is skipped by the worker's claim. From any other status the answer
+// is the current status and an error wrapping ErrNotCancellable (a message
+// already cancelled answers StatusCancelled and that error too); an unknown
+// id gives ErrNotFound.
+func (s *Store) Cancel(ctx context.Context, id string) (Status, error) {
+	cmd := cancelScript.Run(ctx, s.rdb, []string{s.keys.Msg(id), s.keys.Scheduled()},
+		id, s.now().UnixMilli(), ttlMS(s.cfg.StatusTTL))
+	code, st, err := parseCodeStatus(cmd)
+	if err != nil {
+		return "", fmt.Errorf("store: cancel %q: %w", id, err)
+	}
+	switch code {
+	case 1:
+		return StatusCancelled, nil
+	case -1:
+		return "", fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	return Status(st), fmt.Errorf("%w: %q is %s", ErrNotCancellable, id, Status(st).Public())
+}
+
+// TransitionLua defines roxd_can(cur, to) -> bool, the forward-only rule of
+// docs/ARCHITECTURE.md in Lua, for scripts that change a status themselves
+// (prepend it to the script's source). CanTransition is the same rule in Go.
+const TransitionLua = `
+local roxd_rank = {queued=0, scheduled=0, sending=1, submitted=2,
+  delivered=3, failed=3, cancelled=3, suppressed=3}
+local function roxd_can(cur, to)
+  local rc, rt = roxd_rank[cur], roxd_rank[to]
+  if rc == nil or rt == nil then return false end
+  if rt <= rc then return false end
+  if (to == 'cancelled' or to == 'suppressed') and rc ~= 0 then return false end
+  return true
+end
+`
+
+// CanTransition reports whether a message may move from status from to
+// status to: only to a higher Rank, and to cancelled or suppressed only
+// from queued or scheduled.
+func CanTransition(from, to Status) bool {
+	rf, rt := from.Rank(), to.Rank()
+	if rf < 0 || rt < 0 || rt <= rf {
+		return false
+	}
+	if (to == StatusCancelled || to == StatusSuppressed) && rf != 0 {
+		return false
+	}
+	return true
+}
+
+// transitionScript: KEYS msg; ARGV to now_ms ttl_ms field value ...
+// Returns {1,to}, {0,current} or {-1,”} when missing.
+var transitionScript = redis.NewScript(TransitionLua + `
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return {-1, ''} end
+local to = ARGV[1]
+if not roxd_can(cur, to) then return {0, cur} end
+redis.call('HSET', KEYS[1], 'status', to, 't_' .. to, ARGV[2])
+for i = 4, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return {1, to}
+`)
+
+// Transition moves id to status to, if CanTransition allows it, sets
+// t_<to>, writes fields (e.g. "err", "sms_id") and renews the TTL. It
+// returns whether it moved and the status after the call (the unchanged one
+// when it did not move). An unknown id gives ErrNotFound. fields must not
+// hold "status" or t_* keys.
+func (s *Store) Transition(ctx context.Context, id string, to Status, fields map[string]string) (bool, Status, error) {
+	if to.Rank() < 0 {
+		return false, "", fmt.Errorf("store: transition %q: unknown status %q", id, to)
+	}
+	args := make([]any, 0, 3+2*len(fields))
+	args = append(args, string(to), s.now().UnixMilli(), ttlMS(s.cfg.StatusTTL))
+	for k, v := range fields {
+		if k == FieldStatus || strings.HasPrefix(k, FieldTimePrefix) {
+			return false, "", fmt.Errorf("store: transition %q: field %q is owned by the transition", id, k)
+		}
+		args = append(args, k, v)
+	}
+	code, st, err := parseCodeStatus(transitionScript.Run(ctx, s.rdb, []string{s.keys.Msg(id)}, args...))
+	if err != nil {
+		return false, "", fmt.Errorf("store: transition %q: %w", id, err)
+	}
+	if code == -1 {
+		return false, "", fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	return code == 1, Status(st), nil
+}

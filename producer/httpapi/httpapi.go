@@ -1,0 +1,580 @@
+package httpapi
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/redoxygen/roxd/internal/store"
+	"github.com/redoxygen/roxd/producer"
+)
+
+// Defaults of Config. DefaultMaxBodyBytes leaves room for the largest valid
+// message written with JSON escapes (4,000 emoji of text and of name, each
+// "\ud83d\ude00", are 96 KB).
+const (
+	DefaultMaxBodyBytes      = 256 << 10
+	DefaultMaxBatchBodyBytes = 16 << 20
+	DefaultMaxBatch          = 10_000
+	// MaxListCount caps the page size of GET /v1/suppressions.
+	MaxListCount = 1000
+)
+
+// Config of the API handler.
+type Config struct {
+	// Token is the bearer token every request must carry (ROXD_API_TOKEN).
+	// Required.
+	Token string
+	// MaxBodyBytes limits every body but a batch's (DefaultMaxBodyBytes).
+	MaxBodyBytes int64
+	// MaxBatchBodyBytes limits the body of POST /v1/messages/batch
+	// (DefaultMaxBatchBodyBytes: room for 10,000 messages).
+	MaxBatchBodyBytes int64
+	// MaxBatch is the most messages one batch may hold (DefaultMaxBatch).
+	MaxBatch int
+}
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxBatchBodyBytes == 0 {
+		c.MaxBatchBodyBytes = DefaultMaxBatchBodyBytes
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = DefaultMaxBatch
+	}
+	return c
+}
+
+// Validate reports the first invalid field of c. It never quotes the token.
+func (c Config) Validate() error {
+	switch {
+	case c.Token == "":
+		return errors.New("httpapi: config: Token (ROXD_API_TOKEN) is required")
+	case c.MaxBodyBytes < 1024:
+		return fmt.Errorf("httpapi: config: MaxBodyBytes %d is below 1024", c.MaxBodyBytes)
+	case c.MaxBatchBodyBytes < c.MaxBodyBytes:
+		return fmt.Errorf("httpapi: config: MaxBatchBodyBytes %d is below MaxBodyBytes", c.MaxBatchBodyBytes)
+	case c.MaxBatch < 1:
+		return fmt.Errorf("httpapi: config: MaxBatch %d is below 1", c.MaxBatch)
+	}
+	return nil
+}
+
+// Route is one endpoint of the API, as registered with http.ServeMux.
+type Route struct{ Method, Path string }
+
+type api struct {
+	p     *producer.Producer
+	cfg   Config
+	log   zerolog.Logger
+	token [sha256.Size]byte
+	mux   *http.ServeMux
+}
+
+func (a *api) table() []struct {
+	Route
+	h http.HandlerFunc
+} {
+	return []struct {
+		Route
+		h http.HandlerFunc
+	}{
+		{Route{http.MethodPost, "/v1/messages"}, a.postMessage},
+		{Route{http.MethodPost, "/v1/messages/batch"}, a.postBatch},
+		{Route{http.MethodGet, "/v1/messages/{id}"}, a.getMessage},
+		{Route{http.MethodDelete, "/v1/messages/{id}"}, a.deleteMessage},
+		{Route{http.MethodGet, "/v1/suppressions"}, a.listSuppressions},
+		{Route{http.MethodGet, "/v1/suppressions/{number}"}, a.getSuppression},
+		{Route{http.MethodPut, "/v1/suppressions/{number}"}, a.putSuppression},
+		{Route{http.MethodDelete, "/v1/suppressions/{number}"}, a.deleteSuppression},
+	}
+}
+
+// Routes lists every endpoint New registers (docs/openapi.json documents
+// each of them).
+func Routes() []Route {
+	var a api
+	t := a.table()
+	out := make([]Route, len(t))
+	for i := range t {
+		out[i] = t[i].Route
+	}
+	return out
+}
+
+// New returns the API handler (role api of `roxd serve`). Every request
+// needs "Authorization: Bearer <cfg.Token>"; errors are JSON
+// {"error":{"code","message","field"}}. GET /healthz is not here: the
+// server answers it before any role is ready.
+func New(p *producer.Producer, cfg Config, log zerolog.Logger) (http.Handler, error) {
+	if p == nil {
+		return nil, errors.New("httpapi: nil producer")
+	}
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &api{p: p, cfg: cfg, log: log.With().Str("component", "httpapi").Logger(),
+		token: sha256.Sum256([]byte(cfg.Token)), mux: http.NewServeMux()}
+	for _, r := range a.table() {
+		a.mux.HandleFunc(r.Method+" "+r.Path, r.h)
+	}
+	return a, nil
+}
+
+func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !a.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="roxd"`)
+		writeError(w, http.StatusUnauthorized, apiError{Code: "unauthorized", Message: "missing or wrong bearer token"})
+		return
+	}
+	if _, pattern := a.mux.Handler(r); pattern == "" {
+		a.noRoute(w, r)
+		return
+	}
+	a.mux.ServeHTTP(w, r)
+}
+
+// noRoute answers a request no route matches: 405 with Allow when the path
+// exists for other methods, 404 otherwise; JSON either way.
+func (a *api) noRoute(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+		if m == r.Method {
+			continue
+		}
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := a.mux.Handler(probe); pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeError(w, http.StatusMethodNotAllowed, apiError{Code: "method_not_allowed",
+			Message: r.Method + " is not allowed here; use " + strings.Join(allow, ", ")})
+		return
+	}
+	writeError(w, http.StatusNotFound, apiError{Code: "not_found", Message: "no such endpoint"})
+}
+
+// authorized compares digests in constant time, so neither the token nor
+// its length leaks through timing.
+func (a *api) authorized(r *http.Request) bool {
+	h := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok {
+		return false
+	}
+	got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+	return subtle.ConstantTimeCompare(got[:], a.token[:]) == 1
+}
+
+// apiError is the body of every error answer, under "error".
+type apiError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, e apiError) {
+	writeJSON(w, status, struct {
+		Error apiError `json:"error"`
+	}{e})
+}
+
+// internal answers a storage failure; the detail goes to the log only.
+func (a *api) internal(w http.ResponseWriter, r *http.Request, err error) {
+	a.log.Error().Err(err).Str("method", r.Method).Str("path", r.URL.Path).Msg("request failed")
+	writeError(w, http.StatusServiceUnavailable, apiError{Code: "unavailable", Message: "message store unavailable, retry later"})
+}
+
+// readBody reads at most limit bytes; a larger body answers 413.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, apiError{Code: "too_large",
+				Message: fmt.Sprintf("body over %d bytes", limit)})
+			return nil, false
+		}
+		writeError(w, http.StatusBadRequest, apiError{Code: "bad_request", Message: "cannot read body"})
+		return nil, false
+	}
+	return body, true
+}
+
+// decodeStrict decodes one JSON value into v, refusing unknown fields and
+// trailing data, and names the offending field when it can.
+func decodeStrict(data []byte, v any) *apiError {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return &apiError{Code: "invalid_json", Message: "trailing data after the JSON value"}
+	}
+	return nil
+}
+
+func jsonError(err error) *apiError {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te):
+		field, _, _ := strings.Cut(te.Field, ".")
+		msg := "wrong JSON type: " + te.Value + " where " + jsonType(te.Type.Kind().String()) + " is expected"
+		return &apiError{Code: "invalid", Message: msg, Field: field}
+	case errors.As(err, &se):
+		return &apiError{Code: "invalid_json", Message: fmt.Sprintf("malformed JSON at byte %d", se.Offset)}
+	case errors.Is(err, io.EOF):
+		return &apiError{Code: "invalid_json", Message: "empty body"}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &apiError{Code: "invalid_json", Message: "truncated JSON"}
+	}
+	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		f = strings.Trim(f, `"`)
+		return &apiError{Code: "unknown_field", Message: fmt.Sprintf("unknown field %q", f), Field: f}
+	}
+	return &apiError{Code: "invalid_json", Message: "malformed JSON"}
+}
+
+func jsonType(kind string) string {
+	switch kind {
+	case "string":
+		return "a string"
+	case "map", "struct":
+		return "an object"
+	case "slice":
+		return "an array"
+	}
+	return kind
+}
+
+// messageIn is a message as posted.
+type messageIn struct {
+	ID       string            `json:"id"`
+	To       string            `json:"to"`
+	Text     string            `json:"text"`
+	Name     string            `json:"name"`
+	Email    string            `json:"email"`
+	SendAt   string            `json:"send_at"`
+	Receipt  string            `json:"receipt"`
+	Reply    string            `json:"reply"`
+	Metadata map[string]string `json:"metadata"`
+}
+
+func (m *messageIn) message() (producer.Message, *apiError) {
+	out := producer.Message{ID: m.ID, To: m.To, Text: m.Text, Name: m.Name, Email: m.Email,
+		Receipt: producer.ReceiptMode(m.Receipt), Reply: producer.ReplyMode(m.Reply), Metadata: m.Metadata}
+	if m.SendAt != "" {
+		t, err := time.Parse(time.RFC3339, m.SendAt)
+		if err != nil {
+			return out, &apiError{Code: producer.CodeInvalid, Field: "send_at",
+				Message: "not an RFC 3339 time such as 2030-01-02T15:04:05Z"}
+		}
+		out.SendAt = t
+	}
+	return out, nil
+}
+
+// resultOut is the answer for one message.
+type resultOut struct {
+	ID       string    `json:"id,omitempty"`
+	Status   string    `json:"status,omitempty"`
+	To       string    `json:"to,omitempty"`
+	Encoding string    `json:"encoding,omitempty"`
+	Segments int       `json:"segments,omitempty"`
+	Replayed bool      `json:"replayed,omitempty"`
+	Error    *apiError `json:"error,omitempty"`
+}
+
+// resultError maps a per-message error to its answer; ok is false for an
+// error that is not the message's fault.
+func resultError(err error) (status int, e apiError, ok bool) {
+	var fe *producer.FieldError
+	switch {
+	case errors.As(err, &fe):
+		return http.StatusBadRequest, apiError{Code: fe.Code, Message: fe.Message, Field: fe.Field}, true
+	case errors.Is(err, producer.ErrConflict):
+		return http.StatusConflict, apiError{Code: "conflict", Field: "id",
+			Message: "this id was used for a message with other content"}, true
+	}
+	return 0, apiError{}, false
+}
+
+func toOut(r producer.Result) resultOut {
+	return resultOut{ID: r.ID, Status: string(r.Status.Public()), To: r.To, Encoding: r.Encoding,
+		Segments: r.Segments, Replayed: r.Replayed}
+}
+
+func (a *api) postMessage(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r, a.cfg.MaxBodyBytes)
+	if !ok {
+		return
+	}
+	var in messageIn
+	if e := decodeStrict(body, &in); e != nil {
+		writeError(w, http.StatusBadRequest, *e)
+		return
+	}
+	m, e := in.message()
+	if e != nil {
+		writeError(w, http.StatusBadRequest, *e)
+		return
+	}
+	res, err := a.p.Send(r.Context(), m)
+	if err != nil {
+		if status, e, ok := resultError(err); ok {
+			writeError(w, status, e)
+			return
+		}
+		a.internal(w, r, err)
+		return
+	}
+	status := http.StatusAccepted
+	if res.Replayed {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, toOut(res))
+}
+
+func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r, a.cfg.MaxBatchBodyBytes)
+	if !ok {
+		return
+	}
+	var in struct {
+		Messages []json.RawMessage `json:"messages"`
+	}
+	if e := decodeStrict(body, &in); e != nil {
+		writeError(w, http.StatusBadRequest, *e)
+		return
+	}
+	switch n := len(in.Messages); {
+	case n == 0:
+		writeError(w, http.StatusBadRequest, apiError{Code: producer.CodeRequired, Field: "messages",
+			Message: "no messages"})
+		return
+	case n > a.cfg.MaxBatch:
+		writeError(w, http.StatusRequestEntityTooLarge, apiError{Code: producer.CodeTooMany, Field: "messages",
+			Message: fmt.Sprintf("%d messages, at most %d per batch", n, a.cfg.MaxBatch)})
+		return
+	}
+	out := make([]resultOut, len(in.Messages))
+	msgs := make([]producer.Message, 0, len(in.Messages))
+	idx := make([]int, 0, len(in.Messages))
+	for i, raw := range in.Messages {
+		var mi messageIn
+		e := decodeStrict(raw, &mi)
+		var m producer.Message
+		if e == nil {
+			m, e = mi.message()
+		}
+		if e != nil {
+			out[i] = resultOut{ID: mi.ID, Error: e}
+			continue
+		}
+		msgs = append(msgs, m)
+		idx = append(idx, i)
+	}
+	res, err := a.p.SendMany(r.Context(), msgs)
+	if err != nil {
+		a.internal(w, r, err)
+		return
+	}
+	for j, i := range idx {
+		if res[j].Err != nil {
+			_, e, ok := resultError(res[j].Err)
+			if !ok {
+				e = apiError{Code: "error", Message: res[j].Err.Error()}
+			}
+			out[i] = resultOut{ID: res[j].ID, Error: &e}
+			continue
+		}
+		out[i] = toOut(res[j])
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Results []resultOut `json:"results"`
+	}{out})
+}
+
+type eventOut struct {
+	Status string    `json:"status"`
+	At     time.Time `json:"at"`
+}
+
+type messageOut struct {
+	ID        string            `json:"id"`
+	Status    string            `json:"status"`
+	To        string            `json:"to"`
+	SMSID     string            `json:"sms_id"`
+	RequestID string            `json:"request_id"`
+	Error     string            `json:"error"`
+	SendAt    *time.Time        `json:"send_at"`
+	Receipt   string            `json:"receipt"`
+	Reply     string            `json:"reply"`
+	Attempts  int               `json:"attempts"`
+	Metadata  map[string]string `json:"metadata"`
+	History   []eventOut        `json:"history"`
+}
+
+func (a *api) getMessage(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	rec, err := a.p.Get(r.Context(), id)
+	switch {
+	case errors.Is(err, producer.ErrNotFound):
+		writeError(w, http.StatusNotFound, apiError{Code: "not_found", Field: "id", Message: "no message with this id"})
+		return
+	case err != nil:
+		a.internal(w, r, err)
+		return
+	}
+	out := messageOut{ID: rec.ID, Status: string(rec.Status.Public()), To: rec.To, SMSID: rec.SMSID,
+		RequestID: rec.RequestID, Error: rec.Err, Receipt: rec.Receipt, Reply: rec.Reply,
+		Attempts: rec.Attempts, Metadata: rec.Metadata, History: publicHistory(rec.History)}
+	if !rec.SendAt.IsZero() {
+		t := rec.SendAt.UTC()
+		out.SendAt = &t
+	}
+	if out.Metadata == nil {
+		out.Metadata = map[string]string{}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// publicHistory shows statuses as callers know them: the internal
+// "sending" reads as queued, and a repeat of the previous status is dropped.
+func publicHistory(h []store.Event) []eventOut {
+	out := make([]eventOut, 0, len(h))
+	for _, e := range h {
+		st := string(e.Status.Public())
+		if len(out) > 0 && out[len(out)-1].Status == st {
+			continue
+		}
+		out = append(out, eventOut{Status: st, At: e.At.UTC()})
+	}
+	return out
+}
+
+func (a *api) deleteMessage(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	st, err := a.p.Cancel(r.Context(), id)
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, resultOut{ID: id, Status: string(st)})
+	case errors.Is(err, producer.ErrNotFound):
+		writeError(w, http.StatusNotFound, apiError{Code: "not_found", Field: "id", Message: "no message with this id"})
+	case errors.Is(err, producer.ErrNotCancellable):
+		msg := "the message is " + string(st.Public()) + " and can no longer be cancelled"
+		if st == store.StatusSending {
+			msg = "the message is being handed to ROX and can no longer be cancelled"
+		}
+		writeJSON(w, http.StatusConflict, struct {
+			ID     string   `json:"id"`
+			Status string   `json:"status"`
+			Error  apiError `json:"error"`
+		}{id, string(st.Public()), apiError{Code: "not_cancellable", Message: msg}})
+	default:
+		a.internal(w, r, err)
+	}
+}
+
+type suppressionOut struct {
+	Number     string `json:"number"`
+	Suppressed bool   `json:"suppressed"`
+}
+
+// numberError answers a number the producer could not normalise.
+func (a *api) numberError(w http.ResponseWriter, r *http.Request, err error) {
+	var fe *producer.FieldError
+	if errors.As(err, &fe) {
+		writeError(w, http.StatusBadRequest, apiError{Code: fe.Code, Message: fe.Message, Field: fe.Field})
+		return
+	}
+	a.internal(w, r, err)
+}
+
+func (a *api) listSuppressions(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var cursor uint64
+	count := int64(100)
+	if v := q.Get("cursor"); v != "" {
+		c, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, apiError{Code: producer.CodeInvalid, Field: "cursor",
+				Message: "not a cursor: use 0 or the next_cursor of the previous page"})
+			return
+		}
+		cursor = c
+	}
+	if v := q.Get("count"); v != "" {
+		c, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || c < 1 || c > MaxListCount {
+			writeError(w, http.StatusBadRequest, apiError{Code: producer.CodeInvalid, Field: "count",
+				Message: fmt.Sprintf("want 1..%d", MaxListCount)})
+			return
+		}
+		count = c
+	}
+	nums, next, err := a.p.ListSuppressed(r.Context(), cursor, count)
+	if err != nil {
+		a.internal(w, r, err)
+		return
+	}
+	if nums == nil {
+		nums = []string{}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Numbers    []string `json:"numbers"`
+		NextCursor uint64   `json:"next_cursor"`
+	}{nums, next})
+}
+
+func (a *api) getSuppression(w http.ResponseWriter, r *http.Request) {
+	n, ok, err := a.p.IsSuppressed(r.Context(), r.PathValue("number"))
+	if err != nil {
+		a.numberError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, suppressionOut{n, ok})
+}
+
+func (a *api) putSuppression(w http.ResponseWriter, r *http.Request) {
+	n, err := a.p.Suppress(r.Context(), r.PathValue("number"))
+	if err != nil {
+		a.numberError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, suppressionOut{n, true})
+}
+
+func (a *api) deleteSuppression(w http.ResponseWriter, r *http.Request) {
+	n, err := a.p.Unsuppress(r.Context(), r.PathValue("number"))
+	if err != nil {
+		a.numberError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, suppressionOut{n, false})
+}
