@@ -1,0 +1,573 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// This file holds the worker's side of the keyspace: moving due scheduled
+// messages, forming batches, claiming a batch for one ROX request, recording
+// ROX's answer and requeueing a batch. Each step is one Lua script, so each
+// costs one round trip per batch (or per scheduler sweep), never per message.
+//
+// Message records are written by the producer (messages.go); the scripts
+// here read and write only the record fields fixed in docs/ARCHITECTURE.md.
+
+// Batches runs the worker's scripts over one keyspace.
+type Batches struct {
+	rdb redis.UniversalClient
+	k   Keys
+	ttl time.Duration
+}
+
+// DefaultBatchStatusTTL is the TTL given to {P}:sms:<smsid> keys when the
+// message record has none (it always has one in practice).
+const DefaultBatchStatusTTL = 7 * 24 * time.Hour
+
+// NewBatches returns the batch operations over the keys of k. statusTTL is
+// the fallback TTL of SMSId keys (DefaultBatchStatusTTL when <= 0).
+func NewBatches(rdb redis.UniversalClient, k Keys, statusTTL time.Duration) *Batches {
+	if statusTTL <= 0 {
+		statusTTL = DefaultBatchStatusTTL
+	}
+	return &Batches{rdb: rdb, k: k, ttl: statusTTL}
+}
+
+// Keys returns the key builder of b.
+func (b *Batches) Keys() Keys { return b.k }
+
+// ErrBatchReply means a script answered with something this package does not
+// understand (a bug, or a key tampered with).
+var ErrBatchReply = errors.New("store: unexpected script reply")
+
+var scheduleScript = redis.NewScript(`
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+local moved = 0
+for _, id in ipairs(ids) do
+  redis.call('ZREM', KEYS[1], id)
+  local f = redis.call('HMGET', ARGV[1] .. 'msg:' .. id, 'status', 'group')
+  if f[1] == 'scheduled' and f[2] then
+    redis.call('RPUSH', ARGV[1] .. 'ready:' .. f[2], id)
+    redis.call('SADD', KEYS[2], f[2])
+    moved = moved + 1
+  end
+end
+return {#ids, moved}
+`)
+
+// MoveDue moves up to limit scheduled messages whose score is <= until
+// (SendAt - lead has passed) into the ready list of their group. Entries
+// no longer scheduled (cancelled, expired) are dropped from the zset and not
+// moved. It returns how many entries were looked at and how many moved; a
+// caller sweeps again while seen == limit.
+func (b *Batches) MoveDue(ctx context.Context, until time.Time, limit int) (seen, moved int, err error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	res, err := scheduleScript.Run(ctx, b.rdb, []string{b.k.Scheduled(), b.k.Groups()},
+		b.k.Base(), until.UnixMilli(), limit).Int64Slice()
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: move due: %w", err)
+	}
+	if len(res) != 2 {
+		return 0, 0, fmt.Errorf("store: move due: %w", ErrBatchReply)
+	}
+	return int(res[0]), int(res[1]), nil
+}
+
+var formScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[4]) == 1 then return {-1} end
+local groups = redis.call('SMEMBERS', KEYS[1])
+if #groups == 0 then return {} end
+local base = ARGV[1]
+local n = tonumber(ARGV[2])
+local linger = tonumber(ARGV[3])
+local maxw = tonumber(ARGV[4])
+local now = tonumber(ARGV[5])
+local maxform = tonumber(ARGV[6])
+local prefix = ARGV[7]
+local seq = tonumber(ARGV[8])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[9]))
+local w = redis.call('ZCARD', KEYS[2])
+local out = {}
+local formed = 0
+for _, g in ipairs(groups) do
+  if formed >= maxform then break end
+  local rk = base .. 'ready:' .. g
+  local len = redis.call('LLEN', rk)
+  while len > 0 and formed < maxform do
+    local take = 0
+    if len >= n then
+      take = n
+    elseif w < maxw then
+      local head = redis.call('LINDEX', rk, 0)
+      local t = tonumber(redis.call('HGET', base .. 'msg:' .. head, 't_queued'))
+      if t == nil or now - t >= linger then take = len end
+    end
+    if take == 0 then break end
+    local ids = redis.call('LPOP', rk, take)
+    local bid = prefix .. (seq + formed)
+    formed = formed + 1
+    redis.call('HSET', base .. 'batch:' .. bid, 'group', g, 'ids', cjson.encode(ids), 'created', now, 'attempt', 0)
+    redis.call('ZADD', KEYS[3], now, bid)
+    redis.call('ZADD', KEYS[2], now, bid)
+    w = w + 1
+    len = len - #ids
+    out[#out + 1] = bid
+    out[#out + 1] = g
+    out[#out + 1] = #ids
+  end
+  if len <= 0 then redis.call('SREM', KEYS[1], g) end
+end
+return out
+`)
+
+// FormParams are the rules of one forming pass.
+type FormParams struct {
+	// MaxBatch is the most messages per batch (rox.MaxRecipients).
+	MaxBatch int
+	// Linger is how long the oldest message of a group waits for company
+	// before a partial batch may be formed.
+	Linger time.Duration
+	// MaxWaiting: a partial batch is formed only while fewer than this many
+	// formed batches wait to be picked up by a handler (backpressure: at
+	// saturation, batches fill instead of multiplying).
+	MaxWaiting int
+	// MaxForm bounds the batches formed by one call.
+	MaxForm int
+	// WaitingHorizon drops waiting entries older than this (a batch whose
+	// task was lost must not block partial batches forever). Default 60 s.
+	WaitingHorizon time.Duration
+	// IDPrefix and Seq name the batches: IDPrefix + decimal(Seq + i). The
+	// caller advances Seq by the number formed.
+	IDPrefix string
+	Seq      uint64
+}
+
+// Formed is one batch made by Form.
+type Formed struct {
+	ID    string
+	Group string
+	Size  int
+}
+
+// ErrAuthPaused is returned by Form and Claim while {P}:authpause is set.
+var ErrAuthPaused = errors.New("store: sending paused: ROX rejected the credentials")
+
+// Form pops up to MaxBatch ids per batch from the ready lists of the groups
+// in {P}:groups into new batch records (added to {P}:batches and
+// {P}:waiting). A full batch is always formed; a partial one only when the
+// group's oldest message has waited Linger and fewer than MaxWaiting
+// batches wait. A group whose list is empty leaves {P}:groups. While the
+// account is paused it forms nothing and returns ErrAuthPaused.
+func (b *Batches) Form(ctx context.Context, p FormParams, now time.Time) ([]Formed, error) {
+	if p.MaxBatch <= 0 || p.MaxForm <= 0 {
+		return nil, fmt.Errorf("store: form: MaxBatch and MaxForm must be > 0")
+	}
+	if p.WaitingHorizon <= 0 {
+		p.WaitingHorizon = time.Minute
+	}
+	res, err := formScript.Run(ctx, b.rdb,
+		[]string{b.k.Groups(), b.k.Waiting(), b.k.Batches(), b.k.AuthPause()},
+		b.k.Base(), p.MaxBatch, p.Linger.Milliseconds(), p.MaxWaiting, now.UnixMilli(), p.MaxForm,
+		p.IDPrefix, p.Seq, p.WaitingHorizon.Milliseconds()).Slice()
+	if err != nil {
+		if errors.Is(err, redis.Nil) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("store: form: %w", err)
+	}
+	if len(res) == 1 {
+		if v, ok := res[0].(int64); ok && v == -1 {
+			return nil, ErrAuthPaused
+		}
+	}
+	if len(res)%3 != 0 {
+		return nil, fmt.Errorf("store: form: %w", ErrBatchReply)
+	}
+	out := make([]Formed, 0, len(res)/3)
+	for i := 0; i < len(res); i += 3 {
+		id, _ := res[i].(string)
+		g, _ := res[i+1].(string)
+		n, _ := res[i+2].(int64)
+		out = append(out, Formed{ID: id, Group: g, Size: int(n)})
+	}
+	return out, nil
+}
+
+var claimScript = redis.NewScript(`
+local b = redis.call('HMGET', KEYS[1], 'group', 'ids')
+if not b[1] then return {'gone'} end
+if not redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[4]) then return {'locked'} end
+redis.call('ZREM', KEYS[3], ARGV[2])
+if redis.call('EXISTS', KEYS[5]) == 1 then return {'paused', b[1]} end
+local base = ARGV[1]
+local now = ARGV[5]
+local ids = cjson.decode(b[2])
+local out = {'ok', b[1], 0, 0, 0}
+local keep = {}
+for _, id in ipairs(ids) do
+  local k = base .. 'msg:' .. id
+  local f = redis.call('HMGET', k, 'status', 'sms_id', 'to', 'name', 'email', 'text', 'attempts')
+  local st = f[1]
+  if (not st) or (f[2] and f[2] ~= '') then
+    out[5] = out[5] + 1
+  elseif st == 'cancelled' then
+    out[3] = out[3] + 1
+  elseif st == 'queued' or st == 'scheduled' or st == 'sending' then
+    if f[3] and redis.call('SISMEMBER', KEYS[4], f[3]) == 1 then
+      redis.call('HSET', k, 'status', 'suppressed', 't_suppressed', now)
+      out[4] = out[4] + 1
+    else
+      local att = (tonumber(f[7]) or 0) + 1
+      if st ~= 'sending' then
+        redis.call('HSET', k, 'status', 'sending', 't_sending', now, 'attempts', att)
+      else
+        redis.call('HSET', k, 'attempts', att)
+      end
+      keep[#keep + 1] = id
+      out[#out + 1] = id
+      out[#out + 1] = f[3] or ''
+      out[#out + 1] = f[4] or ''
+      out[#out + 1] = f[5] or ''
+      out[#out + 1] = f[6] or ''
+    end
+  else
+    out[5] = out[5] + 1
+  end
+end
+if #keep ~= #ids then
+  if #keep == 0 then
+    redis.call('HSET', KEYS[1], 'ids', '[]')
+  else
+    redis.call('HSET', KEYS[1], 'ids', cjson.encode(keep))
+  end
+end
+redis.call('HINCRBY', KEYS[1], 'attempt', 1)
+return out
+`)
+
+// ClaimState is the outcome of Claim.
+type ClaimState int
+
+const (
+	// ClaimOK: the lock is held and Items are ready for ROX (possibly none).
+	ClaimOK ClaimState = iota + 1
+	// ClaimGone: the batch no longer exists (finished by an earlier run).
+	ClaimGone
+	// ClaimLocked: another handler holds the batch's lock.
+	ClaimLocked
+	// ClaimPaused: the lock is held but sending is paused (auth); the
+	// caller requeues the batch.
+	ClaimPaused
+)
+
+// BatchItem is one message of a claimed batch, with what ROX needs.
+type BatchItem struct {
+	ID, To, Name, Email, Text string
+}
+
+// Claim is the result of claiming a batch.
+type Claim struct {
+	State ClaimState
+	Group string
+	Items []BatchItem
+	// Cancelled, Suppressed and Skipped count the messages left out:
+	// cancelled before hand-over, suppressed now (their status was set),
+	// and skipped (already submitted: the duplicate guard, or gone).
+	Cancelled, Suppressed, Skipped int
+}
+
+// Claim takes the batch's lock (SET NX PX lockTTL with token) and, in the
+// same script, returns the messages still to send, setting them `sending`.
+// Messages already carrying an sms_id are skipped (a redelivered or retried
+// task never sends a recipient twice), cancelled ones are skipped, and
+// numbers in {P}:suppressed are marked `suppressed`. The batch's ids are
+// narrowed to the messages returned.
+func (b *Batches) Claim(ctx context.Context, batchID, token string, lockTTL time.Duration, now time.Time) (Claim, error) {
+	res, err := claimScript.Run(ctx, b.rdb,
+		[]string{b.k.Batch(batchID), b.k.Lock(batchID), b.k.Waiting(), b.k.Suppressed(), b.k.AuthPause()},
+		b.k.Base(), batchID, token, lockTTL.Milliseconds(), now.UnixMilli()).Slice()
+	if err != nil {
+		return Claim{}, fmt.Errorf("store: claim batch %s: %w", batchID, err)
+	}
+	if len(res) == 0 {
+		return Claim{}, fmt.Errorf("store: claim batch %s: %w", batchID, ErrBatchReply)
+	}
+	state, _ := res[0].(string)
+	switch state {
+	case "gone":
+		return Claim{State: ClaimGone}, nil
+	case "locked":
+		return Claim{State: ClaimLocked}, nil
+	case "paused":
+		g := ""
+		if len(res) > 1 {
+			g, _ = res[1].(string)
+		}
+		return Claim{State: ClaimPaused, Group: g}, nil
+	case "ok":
+	default:
+		return Claim{}, fmt.Errorf("store: claim batch %s: %w", batchID, ErrBatchReply)
+	}
+	if len(res) < 5 || (len(res)-5)%5 != 0 {
+		return Claim{}, fmt.Errorf("store: claim batch %s: %w", batchID, ErrBatchReply)
+	}
+	c := Claim{State: ClaimOK}
+	c.Group, _ = res[1].(string)
+	c.Cancelled = batchInt(res[2])
+	c.Suppressed = batchInt(res[3])
+	c.Skipped = batchInt(res[4])
+	c.Items = make([]BatchItem, 0, (len(res)-5)/5)
+	for i := 5; i < len(res); i += 5 {
+		var it BatchItem
+		it.ID, _ = res[i].(string)
+		it.To, _ = res[i+1].(string)
+		it.Name, _ = res[i+2].(string)
+		it.Email, _ = res[i+3].(string)
+		it.Text, _ = res[i+4].(string)
+		c.Items = append(c.Items, it)
+	}
+	return c, nil
+}
+
+func batchInt(v any) int {
+	switch n := v.(type) {
+	case int64:
+		return int(n)
+	case string:
+		i, _ := strconv.Atoi(n)
+		return i
+	}
+	return 0
+}
+
+var recordScript = redis.NewScript(`
+local base = ARGV[1]
+local now = ARGV[4]
+local ttl = tonumber(ARGV[5])
+local reqid = ARGV[6]
+local retry = {}
+local sub, fail = 0, 0
+for i = 7, #ARGV, 3 do
+  local id, o, v = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local k = base .. 'msg:' .. id
+  if o == 's' then
+    -- ROX accepted it: record it whatever happened meanwhile.
+    redis.call('HSET', k, 'status', 'submitted', 'sms_id', v, 'request_id', reqid, 't_submitted', now, 'err', '')
+    redis.call('PEXPIRE', k, ttl)
+    redis.call('SET', base .. 'sms:' .. v, id, 'PX', ttl)
+    sub = sub + 1
+  elseif o == 'f' then
+    local st = redis.call('HGET', k, 'status')
+    if st == 'sending' or st == 'queued' or st == 'scheduled' then
+      redis.call('HSET', k, 'status', 'failed', 'err', v, 't_failed', now)
+      redis.call('PEXPIRE', k, ttl)
+      fail = fail + 1
+    end
+  else
+    if redis.call('EXISTS', k) == 1 then
+      redis.call('HSET', k, 'err', v)
+      retry[#retry + 1] = id
+    end
+  end
+end
+if #retry == 0 then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[3], ARGV[2])
+  redis.call('ZREM', KEYS[4], ARGV[2])
+else
+  redis.call('HSET', KEYS[1], 'ids', cjson.encode(retry))
+end
+if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
+return {sub, fail, #retry}
+`)
+
+// SendOutcome is what happened to one message of a ROX request.
+type SendOutcome struct {
+	ID string
+	// Kind is OutcomeSubmitted (Value is the SMSId), OutcomeFailed (Value
+	// is the reason, stored in err) or OutcomeRetry (Value is the last
+	// error, stored in err; the message stays `sending` in the batch).
+	Kind  SendOutcomeKind
+	Value string
+}
+
+// SendOutcomeKind classifies an SendOutcome.
+type SendOutcomeKind byte
+
+const (
+	OutcomeSubmitted SendOutcomeKind = 's'
+	OutcomeFailed    SendOutcomeKind = 'f'
+	OutcomeRetry     SendOutcomeKind = 'r'
+)
+
+// Recorded counts what Record wrote.
+type Recorded struct {
+	Submitted, Failed, Retry int
+}
+
+// Record writes ROX's answer in one script: for each submitted message its
+// sms_id, request_id, status submitted and t_submitted, plus
+// {P}:sms:<smsid> → message id, both living the status TTL from now (as
+// every status change does); failed ones get status failed and err; retry
+// ones stay `sending` with err set. The batch
+// keeps only the retry ids; when there are none it is finished (deleted,
+// removed from {P}:batches and {P}:waiting). The lock is released when it
+// still holds token.
+func (b *Batches) Record(ctx context.Context, batchID, token, requestID string, out []SendOutcome, now time.Time) (Recorded, error) {
+	args := make([]any, 0, 6+3*len(out))
+	args = append(args, b.k.Base(), batchID, token, now.UnixMilli(), b.ttl.Milliseconds(), requestID)
+	for _, o := range out {
+		args = append(args, o.ID, string(rune(o.Kind)), o.Value)
+	}
+	res, err := recordScript.Run(ctx, b.rdb,
+		[]string{b.k.Batch(batchID), b.k.Lock(batchID), b.k.Batches(), b.k.Waiting()}, args...).Int64Slice()
+	if err != nil {
+		return Recorded{}, fmt.Errorf("store: record batch %s: %w", batchID, err)
+	}
+	if len(res) != 3 {
+		return Recorded{}, fmt.Errorf("store: record batch %s: %w", batchID, ErrBatchReply)
+	}
+	return Recorded{Submitted: int(res[0]), Failed: int(res[1]), Retry: int(res[2])}, nil
+}
+
+var requeueScript = redis.NewScript(`
+local b = redis.call('HMGET', KEYS[1], 'group', 'ids')
+local n = 0
+if b[1] and b[2] then
+  local ids = cjson.decode(b[2])
+  local base = ARGV[1]
+  local rk = base .. 'ready:' .. b[1]
+  for i = #ids, 1, -1 do
+    local id = ids[i]
+    local k = base .. 'msg:' .. id
+    local f = redis.call('HMGET', k, 'status', 'sms_id')
+    if f[1] and not (f[2] and f[2] ~= '') and (f[1] == 'sending' or f[1] == 'queued' or f[1] == 'scheduled') then
+      if f[1] == 'sending' then redis.call('HSET', k, 'status', 'queued') end
+      redis.call('LPUSH', rk, id)
+      n = n + 1
+    end
+  end
+  if n > 0 then redis.call('SADD', KEYS[5], b[1]) end
+end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[3], ARGV[2])
+redis.call('ZREM', KEYS[4], ARGV[2])
+if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
+return n
+`)
+
+// Requeue puts the batch's unsent messages back at the FRONT of their
+// group's ready list, in their order (a message being sent goes back to
+// queued, so it may be cancelled again), and finishes the batch. Used when
+// ROX rejects the credentials: nothing is lost and nothing is failed.
+func (b *Batches) Requeue(ctx context.Context, batchID, token string) (int, error) {
+	n, err := requeueScript.Run(ctx, b.rdb,
+		[]string{b.k.Batch(batchID), b.k.Lock(batchID), b.k.Batches(), b.k.Waiting(), b.k.Groups()},
+		b.k.Base(), batchID, token).Int()
+	if err != nil {
+		return 0, fmt.Errorf("store: requeue batch %s: %w", batchID, err)
+	}
+	return n, nil
+}
+
+var finishScript = redis.NewScript(`
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
+if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
+return 1
+`)
+
+// Finish deletes the batch, removes it from {P}:batches and {P}:waiting and
+// releases the lock if it still holds token.
+func (b *Batches) Finish(ctx context.Context, batchID, token string) error {
+	err := finishScript.Run(ctx, b.rdb,
+		[]string{b.k.Batch(batchID), b.k.Lock(batchID), b.k.Batches(), b.k.Waiting()}, batchID, token).Err()
+	if err != nil {
+		return fmt.Errorf("store: finish batch %s: %w", batchID, err)
+	}
+	return nil
+}
+
+var unlockScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+// Unlock releases the batch's lock if it still holds token.
+func (b *Batches) Unlock(ctx context.Context, batchID, token string) error {
+	if err := unlockScript.Run(ctx, b.rdb, []string{b.k.Lock(batchID)}, token).Err(); err != nil {
+		return fmt.Errorf("store: unlock batch %s: %w", batchID, err)
+	}
+	return nil
+}
+
+// PauseAuth sets {P}:authpause for d: Form and Claim refuse to work while it
+// exists.
+func (b *Batches) PauseAuth(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		d = time.Second
+	}
+	if err := b.rdb.Set(ctx, b.k.AuthPause(), strconv.FormatInt(d.Milliseconds(), 10), d).Err(); err != nil {
+		return fmt.Errorf("store: pause: %w", err)
+	}
+	return nil
+}
+
+// Stale returns up to limit batch ids created before olderThan, oldest
+// first: candidates for a reaper that re-enqueues batches whose task was
+// never enqueued (a crash between forming and enqueueing).
+func (b *Batches) Stale(ctx context.Context, olderThan time.Time, limit int) ([]string, error) {
+	ids, err := b.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
+		Key: b.k.Batches(), Start: "-inf", Stop: strconv.FormatInt(olderThan.UnixMilli(), 10),
+		ByScore: true, Count: int64(limit),
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("store: stale batches: %w", err)
+	}
+	return ids, nil
+}
+
+// BatchInfo is a batch record as stored.
+type BatchInfo struct {
+	ID, Group string
+	IDs       []string
+	Attempt   int
+	Created   time.Time
+}
+
+// ErrNoBatch means the batch record does not exist.
+var ErrNoBatch = errors.New("store: no such batch")
+
+// Batch reads a batch record (tests, tooling).
+func (b *Batches) Batch(ctx context.Context, id string) (BatchInfo, error) {
+	m, err := b.rdb.HGetAll(ctx, b.k.Batch(id)).Result()
+	if err != nil {
+		return BatchInfo{}, fmt.Errorf("store: batch %s: %w", id, err)
+	}
+	if len(m) == 0 {
+		return BatchInfo{}, ErrNoBatch
+	}
+	bi := BatchInfo{ID: id, Group: m["group"]}
+	if s := m["ids"]; s != "" && s != "{}" {
+		if err := json.Unmarshal([]byte(s), &bi.IDs); err != nil {
+			return BatchInfo{}, fmt.Errorf("store: batch %s ids: %w", id, err)
+		}
+	}
+	bi.Attempt, _ = strconv.Atoi(m["attempt"])
+	if ms, err := strconv.ParseInt(m["created"], 10, 64); err == nil {
+		bi.Created = time.UnixMilli(ms)
+	}
+	return bi, nil
+}
+
+// Batches returns the worker's batch operations over s's keyspace.
+func (s *Store) Batches() *Batches { return NewBatches(s.rdb, s.keys, s.cfg.StatusTTL) }

@@ -1,0 +1,190 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/redoxygen/roxd/internal/store"
+	"github.com/redoxygen/roxd/rox"
+)
+
+// Defaults of Config.
+const (
+	DefaultQueue             = "roxd"
+	DefaultMaxBatch          = rox.MaxRecipients
+	DefaultLinger            = 5 * time.Millisecond
+	DefaultMaxWaiting        = 4
+	DefaultSendConcurrency   = 16
+	DefaultDequeueLanes      = 2
+	DefaultTaskCheckInterval = 5 * time.Millisecond
+	DefaultDelayedInterval   = time.Second
+	DefaultFormInterval      = time.Millisecond
+	DefaultScheduleInterval  = 100 * time.Millisecond
+	DefaultReapInterval      = 30 * time.Second
+	DefaultReapAge           = time.Minute
+	DefaultShutdownTimeout   = 8 * time.Second
+	DefaultTaskTimeout       = 60 * time.Second
+	DefaultRetryInitial      = 5 * time.Second
+	DefaultRetryMaxInterval  = 10 * time.Minute
+	DefaultMaxAttempts       = 10
+	DefaultAuthPauseInitial  = 10 * time.Second
+	DefaultAuthPauseMax      = 10 * time.Minute
+	// TaskType is the asynq task type of one batch.
+	TaskType = "rox:send"
+)
+
+// ErrConfig is wrapped by every Config validation error.
+var ErrConfig = errors.New("worker: invalid config")
+
+// Config configures a Worker. Zero fields take the defaults above.
+type Config struct {
+	// Store is the keyspace (prefix, status TTL, schedule lead).
+	Store store.Config
+	// Queue is the asynq queue of batch tasks.
+	Queue string
+	// MaxBatch is the most recipients per ROX request (<= 500).
+	MaxBatch int
+	// Linger is how long the oldest message of a group waits for company
+	// before a partial batch is formed.
+	Linger time.Duration
+	// MaxWaiting: partial batches are formed only while fewer than this
+	// many formed batches wait for a handler.
+	MaxWaiting int
+	// SendConcurrency is the number of ROX requests in flight, over all
+	// lanes.
+	SendConcurrency int
+	// DequeueLanes is the number of asynq Servers in the process (one
+	// server dequeues serially).
+	DequeueLanes int
+	// TaskCheckInterval is asynq's idle poll (its 1 s default would add up
+	// to 1.5 s of latency).
+	TaskCheckInterval time.Duration
+	// DelayedTaskCheckInterval is how often asynq moves retry tasks whose
+	// delay passed back to pending.
+	DelayedTaskCheckInterval time.Duration
+	// FormInterval, ScheduleInterval, ReapInterval are the periods of the
+	// former, the scheduler and the reaper; ReapAge is how old a batch is
+	// before the reaper re-enqueues its task.
+	FormInterval     time.Duration
+	ScheduleInterval time.Duration
+	ReapInterval     time.Duration
+	ReapAge          time.Duration
+	// ShutdownTimeout bounds how long Run waits for in-flight requests
+	// after its context ends; unfinished tasks go back to pending.
+	ShutdownTimeout time.Duration
+	// TaskTimeout bounds one handler run (and the batch lock). Keep it above
+	// the ROX client's timeout.
+	TaskTimeout time.Duration
+	// RetryInitial, RetryMaxInterval: exponential backoff with jitter
+	// between attempts. MaxAttempts counts the first attempt.
+	RetryInitial     time.Duration
+	RetryMaxInterval time.Duration
+	MaxAttempts      int
+	// PermanentCodes are sending-error codes never retried.
+	PermanentCodes []rox.Code
+	// ReceiptCallbackURL and ReplyCallbackURL are handed to ROX (built from
+	// ROXD_PUBLIC_URL by the caller, carrying the callback token). Required
+	// for groups that ask for receipts or HTTP replies.
+	ReceiptCallbackURL string
+	ReplyCallbackURL   string
+	// AccountID names the account in logs.
+	AccountID string
+	// AuthPauseInitial and AuthPauseMax bound the account-wide pause after
+	// ROX rejects the credentials (doubling in between).
+	AuthPauseInitial time.Duration
+	AuthPauseMax     time.Duration
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	c.Store = c.Store.WithDefaults()
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	defInt := func(d *int, v int) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if c.Queue == "" {
+		c.Queue = DefaultQueue
+	}
+	defInt(&c.MaxBatch, DefaultMaxBatch)
+	def(&c.Linger, DefaultLinger)
+	defInt(&c.MaxWaiting, DefaultMaxWaiting)
+	defInt(&c.SendConcurrency, DefaultSendConcurrency)
+	defInt(&c.DequeueLanes, DefaultDequeueLanes)
+	def(&c.TaskCheckInterval, DefaultTaskCheckInterval)
+	def(&c.DelayedTaskCheckInterval, DefaultDelayedInterval)
+	def(&c.FormInterval, DefaultFormInterval)
+	def(&c.ScheduleInterval, DefaultScheduleInterval)
+	def(&c.ReapInterval, DefaultReapInterval)
+	def(&c.ReapAge, DefaultReapAge)
+	def(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	def(&c.TaskTimeout, DefaultTaskTimeout)
+	def(&c.RetryInitial, DefaultRetryInitial)
+	def(&c.RetryMaxInterval, DefaultRetryMaxInterval)
+	defInt(&c.MaxAttempts, DefaultMaxAttempts)
+	def(&c.AuthPauseInitial, DefaultAuthPauseInitial)
+	def(&c.AuthPauseMax, DefaultAuthPauseMax)
+	return c
+}
+
+// Validate reports the first invalid field of c (after WithDefaults).
+func (c Config) Validate() error {
+	if err := c.Store.Validate(); err != nil {
+		return fmt.Errorf("%w: Store: %w", ErrConfig, err)
+	}
+	type pos struct {
+		name string
+		v    time.Duration
+	}
+	for _, d := range []pos{
+		{"Linger", c.Linger}, {"TaskCheckInterval", c.TaskCheckInterval},
+		{"DelayedTaskCheckInterval", c.DelayedTaskCheckInterval}, {"FormInterval", c.FormInterval},
+		{"ScheduleInterval", c.ScheduleInterval}, {"ReapInterval", c.ReapInterval}, {"ReapAge", c.ReapAge},
+		{"ShutdownTimeout", c.ShutdownTimeout}, {"TaskTimeout", c.TaskTimeout},
+		{"RetryInitial", c.RetryInitial}, {"RetryMaxInterval", c.RetryMaxInterval},
+		{"AuthPauseInitial", c.AuthPauseInitial}, {"AuthPauseMax", c.AuthPauseMax},
+	} {
+		if d.v <= 0 {
+			return fmt.Errorf("%w: %s is %s, want > 0", ErrConfig, d.name, d.v)
+		}
+	}
+	switch {
+	case c.MaxBatch < 1 || c.MaxBatch > rox.MaxRecipients:
+		return fmt.Errorf("%w: MaxBatch is %d, want 1..%d", ErrConfig, c.MaxBatch, rox.MaxRecipients)
+	case c.MaxWaiting < 1:
+		return fmt.Errorf("%w: MaxWaiting is %d, want >= 1", ErrConfig, c.MaxWaiting)
+	case c.SendConcurrency < 1 || c.SendConcurrency > 4096:
+		return fmt.Errorf("%w: SendConcurrency is %d, want 1..4096", ErrConfig, c.SendConcurrency)
+	case c.DequeueLanes < 1 || c.DequeueLanes > 64:
+		return fmt.Errorf("%w: DequeueLanes is %d, want 1..64", ErrConfig, c.DequeueLanes)
+	case c.MaxAttempts < 1 || c.MaxAttempts > 1000:
+		return fmt.Errorf("%w: MaxAttempts is %d, want 1..1000", ErrConfig, c.MaxAttempts)
+	case c.RetryMaxInterval < c.RetryInitial:
+		return fmt.Errorf("%w: RetryMaxInterval %s is below RetryInitial %s", ErrConfig, c.RetryMaxInterval, c.RetryInitial)
+	case c.AuthPauseMax < c.AuthPauseInitial:
+		return fmt.Errorf("%w: AuthPauseMax %s is below AuthPauseInitial %s", ErrConfig, c.AuthPauseMax, c.AuthPauseInitial)
+	}
+	for i, code := range c.PermanentCodes {
+		if code.Class() != rox.ClassSending {
+			return fmt.Errorf("%w: PermanentCodes[%d] is %q, want a sending error 2011..2100", ErrConfig, i, string(code))
+		}
+	}
+	for _, u := range []struct{ name, v string }{{"ReceiptCallbackURL", c.ReceiptCallbackURL}, {"ReplyCallbackURL", c.ReplyCallbackURL}} {
+		if u.v == "" {
+			continue
+		}
+		p, err := url.Parse(u.v)
+		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			// Never quote the URL: it carries the callback token.
+			return fmt.Errorf("%w: %s is not an absolute http(s) URL", ErrConfig, u.name)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,420 @@
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/hibiken/asynq"
+
+	"github.com/redoxygen/roxd/internal/metrics"
+	"github.com/redoxygen/roxd/internal/store"
+	"github.com/redoxygen/roxd/rox"
+)
+
+// Failure reasons stored in a message's err and used as metric labels.
+const (
+	ReasonPermanent        = "rox_permanent"
+	ReasonRetriesExhausted = "retries_exhausted"
+	ReasonInvalid          = "invalid"
+)
+
+// errLocked means another handler run holds the batch (a redelivery while
+// the first run is still sending). It is retried and is not a failure.
+var errLocked = errors.New("worker: batch is locked by another handler run")
+
+// BatchError is what a handler run returns when recipients remain to be
+// retried (or ran out of attempts): asynq shows its text in the dashboard.
+type BatchError struct {
+	Batch     string
+	Failed    int // recipients that failed this attempt (retryable)
+	Total     int // recipients sent this attempt
+	Codes     map[rox.Code]string
+	Last      error // the request's error, if the whole request failed
+	Exhausted bool
+}
+
+func (e *BatchError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "rox: %d of %d recipients failed", e.Failed, e.Total)
+	if len(e.Codes) > 0 {
+		codes := make([]string, 0, len(e.Codes))
+		for c := range e.Codes {
+			codes = append(codes, string(c))
+		}
+		sort.Strings(codes)
+		b.WriteString(":")
+		for i, c := range codes {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			b.WriteString(" " + c + " " + e.Codes[rox.Code(c)])
+		}
+	}
+	if e.Last != nil {
+		b.WriteString("; last error: ")
+		b.WriteString(e.Last.Error())
+	}
+	if e.Exhausted {
+		b.WriteString("; retries exhausted, marked failed")
+	}
+	return b.String()
+}
+
+// Unwrap returns the request's error (for Retry-After).
+func (e *BatchError) Unwrap() error { return e.Last }
+
+func isFailure(err error) bool { return !errors.Is(err, errLocked) }
+
+// retryDelay is asynq's RetryDelayFunc: exponential backoff with jitter from
+// RetryInitial to RetryMaxInterval (cenkalti/backoff), at least the server's
+// Retry-After when it sent one.
+func (w *Worker) retryDelay(n int, err error, _ *asynq.Task) time.Duration {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = w.cfg.RetryInitial
+	b.MaxInterval = w.cfg.RetryMaxInterval
+	b.MaxElapsedTime = 0
+	b.Multiplier = 2
+	b.RandomizationFactor = 0.5
+	b.Reset()
+	d := b.NextBackOff()
+	for i := 0; i < n && i < 64; i++ {
+		d = b.NextBackOff()
+	}
+	if ra, ok := rox.RetryAfterOf(err); ok && ra > d {
+		d = ra
+	}
+	return d
+}
+
+// ProcessTask handles one rox:send task: one batch, one ROX request.
+func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	w.handlers.Add(1)
+	defer w.handlers.Done()
+	var p payload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.Batch == "" {
+		return fmt.Errorf("worker: bad task payload: %w", asynq.SkipRetry)
+	}
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, ok := asynq.GetMaxRetry(ctx)
+	last := ok && retried >= maxRetry
+	return w.process(ctx, p.Batch, last)
+}
+
+// process runs one attempt of batch bid. last says this is the final
+// attempt: recipients that fail retryably are marked failed.
+func (w *Worker) process(ctx context.Context, bid string, last bool) error {
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	token := hex.EncodeToString(rnd[:])
+	log := w.log.With().Str("batch", bid).Logger()
+
+	claim, err := w.b.Claim(ctx, bid, token, w.cfg.TaskTimeout, time.Now())
+	if err != nil {
+		return err
+	}
+	// After the claim, writes must happen even if asynq cancels ctx.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	switch claim.State {
+	case store.ClaimGone:
+		return nil
+	case store.ClaimLocked:
+		log.Warn().Msg("batch is locked by another handler run (a redelivery): retrying later")
+		return errLocked
+	case store.ClaimPaused:
+		n, err := w.b.Requeue(wctx, bid, token)
+		if err != nil {
+			return err
+		}
+		log.Warn().Int("requeued", n).Msg("sending paused (ROX rejected the credentials): batch put back")
+		return nil
+	}
+	if claim.Suppressed > 0 {
+		metrics.MessagesSuppressed.Add(float64(claim.Suppressed))
+	}
+	if len(claim.Items) == 0 {
+		return w.b.Finish(wctx, bid, token)
+	}
+
+	msgs, err := w.build(claim)
+	if err != nil {
+		// A bad group or a recipient ROX would refuse: fail them, never retry.
+		out := make([]store.SendOutcome, len(claim.Items))
+		for i, it := range claim.Items {
+			out[i] = store.SendOutcome{ID: it.ID, Kind: store.OutcomeFailed, Value: ReasonInvalid + ": " + err.Error()}
+		}
+		if _, rerr := w.b.Record(wctx, bid, token, "", out, time.Now()); rerr != nil {
+			return rerr
+		}
+		metrics.MessagesFailed.WithLabelValues(ReasonInvalid).Add(float64(len(out)))
+		return fmt.Errorf("worker: batch %s: %w: %w", bid, err, asynq.SkipRetry)
+	}
+
+	start := time.Now()
+	resp, serr := w.sender.Send(ctx, msgs)
+	dur := time.Since(start)
+	outcome := outcomeLabel(serr)
+	metrics.ROXRequestDuration.WithLabelValues(outcome).Observe(dur.Seconds())
+	metrics.ROXRecipientsPerRequest.Observe(float64(len(msgs.Recipients)))
+	reqID := ""
+	if resp != nil {
+		reqID = resp.Messages.RequestID
+	}
+	ev := log.Info()
+	if serr != nil {
+		ev = log.Warn().Err(serr)
+	}
+	ev.Str("request_id", reqID).Str("group", claim.Group).Int("recipients", len(msgs.Recipients)).
+		Str("result", outcome).Dur("latency", dur).Bool("last_attempt", last).Msg("rox request")
+
+	if serr == nil && (resp == nil || len(resp.Messages.Results) != len(claim.Items)) {
+		// Only a Sender other than rox.Client can do this; never index past
+		// the answer. ROX may have accepted: treat as unreadable, not retried.
+		n := 0
+		if resp != nil {
+			n = len(resp.Messages.Results)
+		}
+		serr = &rox.Error{Kind: rox.KindDecode, Err: fmt.Errorf("%d results for %d recipients", n, len(claim.Items))}
+	}
+	if rox.IsAuth(serr) {
+		return w.authFailed(wctx, bid, token, serr)
+	}
+	w.authOK()
+
+	out := make([]store.SendOutcome, len(claim.Items))
+	be := &BatchError{Batch: bid, Total: len(claim.Items), Codes: map[rox.Code]string{}}
+	var retryReason string
+	failed := 0
+	switch {
+	case serr == nil:
+		for i, it := range claim.Items {
+			r := resp.Messages.Results[i]
+			switch {
+			case r.Result.OK() && r.SMSID != "":
+				out[i] = store.SendOutcome{ID: it.ID, Kind: store.OutcomeSubmitted, Value: r.SMSID}
+			case w.policy.RetryableCode(r.Result) && !last:
+				out[i] = store.SendOutcome{ID: it.ID, Kind: store.OutcomeRetry, Value: codeErr(r.Result, r.ResultText)}
+				be.Failed++
+				be.Codes[r.Result] = r.ResultText
+				retryReason = "sending_error"
+			case w.policy.RetryableCode(r.Result):
+				out[i] = store.SendOutcome{ID: it.ID, Kind: store.OutcomeFailed, Value: ReasonRetriesExhausted + ": " + codeErr(r.Result, r.ResultText)}
+				be.Failed++
+				be.Codes[r.Result] = r.ResultText
+				be.Exhausted = true
+			default:
+				// A permanent code, or 0000 without an SMSId (nothing to
+				// track: treat as refused).
+				out[i] = store.SendOutcome{ID: it.ID, Kind: store.OutcomeFailed, Value: ReasonPermanent + ": " + codeErr(r.Result, r.ResultText)}
+				failed++
+			}
+		}
+	case w.policy.Retryable(serr) && !last:
+		retryReason = retryLabel(serr)
+		be.Failed, be.Last = len(claim.Items), serr
+		for i, it := range claim.Items {
+			out[i] = store.SendOutcome{ID: it.ID, Kind: store.OutcomeRetry, Value: serr.Error()}
+		}
+	case w.policy.Retryable(serr):
+		be.Failed, be.Last, be.Exhausted = len(claim.Items), serr, true
+		for i, it := range claim.Items {
+			out[i] = store.SendOutcome{ID: it.ID, Kind: store.OutcomeFailed, Value: ReasonRetriesExhausted + ": " + serr.Error()}
+		}
+	default:
+		// Not retryable: a permanent top-level code, a 4xx, or an
+		// unreadable answer (ROX may have accepted: never resend).
+		for i, it := range claim.Items {
+			out[i] = store.SendOutcome{ID: it.ID, Kind: store.OutcomeFailed, Value: ReasonPermanent + ": " + serr.Error()}
+		}
+		failed = len(out)
+	}
+
+	rec, rerr := w.b.Record(wctx, bid, token, reqID, out, time.Now())
+	if rerr != nil {
+		// The worst place to fail: ROX answered and we could not write it.
+		// The lock stays until TaskTimeout; a retry then claims again and
+		// may resend what ROX accepted (the documented window).
+		log.Error().Err(rerr).Str("request_id", reqID).Msg("record ROX answer")
+		return rerr
+	}
+	metrics.MessagesSubmitted.Add(float64(rec.Submitted))
+	if failed > 0 {
+		metrics.MessagesFailed.WithLabelValues(ReasonPermanent).Add(float64(failed))
+	}
+	if be.Exhausted {
+		metrics.MessagesFailed.WithLabelValues(ReasonRetriesExhausted).Add(float64(be.Failed))
+		metrics.MessagesArchived.WithLabelValues(ReasonRetriesExhausted).Add(float64(be.Failed))
+		log.Error().Int("failed", be.Failed).Str("request_id", reqID).Msg("batch out of attempts: remaining recipients marked failed")
+		return fmt.Errorf("%w: %w", be, asynq.SkipRetry)
+	}
+	if rec.Retry > 0 {
+		metrics.MessagesRetried.WithLabelValues(retryReason).Add(float64(rec.Retry))
+		return be
+	}
+	if serr != nil {
+		// Whole request refused for good: archive it with the reason.
+		metrics.MessagesArchived.WithLabelValues(ReasonPermanent).Add(float64(rec.Failed))
+		return fmt.Errorf("worker: batch %s: %w: %w", bid, serr, asynq.SkipRetry)
+	}
+	return nil
+}
+
+func codeErr(c rox.Code, text string) string {
+	if text == "" {
+		return string(c)
+	}
+	return string(c) + " " + text
+}
+
+// authFailed pauses the whole account with a growing pause, puts the batch
+// back at the front of its ready list and finishes it: nothing is lost, no
+// hot loop.
+func (w *Worker) authFailed(ctx context.Context, bid, token string, serr error) error {
+	w.authMu.Lock()
+	d := w.authPause * 2
+	if d < w.cfg.AuthPauseInitial {
+		d = w.cfg.AuthPauseInitial
+	}
+	if d > w.cfg.AuthPauseMax {
+		d = w.cfg.AuthPauseMax
+	}
+	w.authPause = d
+	w.authMu.Unlock()
+	w.paused.Store(true)
+	metrics.ROXAuthPaused.Set(1)
+	perr := w.b.PauseAuth(ctx, d)
+	n, err := w.b.Requeue(ctx, bid, token)
+	metrics.MessagesRetried.WithLabelValues("auth").Add(float64(n))
+	w.log.Error().Err(serr).Str("account", w.cfg.AccountID).Str("batch", bid).Dur("pause", d).Int("requeued", n).
+		Msg("ROX REJECTED THE CREDENTIALS: sending paused for the whole account; check ROX_ACCOUNT_ID/ROX_USERNAME/ROX_PASSWORD")
+	if perr != nil {
+		return perr
+	}
+	return err
+}
+
+// authOK ends the pause state after a request ROX did not reject for auth.
+func (w *Worker) authOK() {
+	if !w.paused.Load() {
+		return
+	}
+	w.authMu.Lock()
+	w.authPause = 0
+	w.authMu.Unlock()
+	if w.paused.CompareAndSwap(true, false) {
+		metrics.ROXAuthPaused.Set(0)
+		w.log.Warn().Str("account", w.cfg.AccountID).Msg("ROX accepted the credentials again: sending resumed")
+	}
+}
+
+// build turns a claimed batch into one ROX request.
+func (w *Worker) build(c store.Claim) (rox.Messages, error) {
+	sendLater, receipt, reply, err := store.ParseGroup(c.Group)
+	if err != nil {
+		return rox.Messages{}, err
+	}
+	var m rox.Messages
+	switch receipt {
+	case "always", "":
+		m.ReceiptFlag = rox.ReceiptAlways
+	case "on_error":
+		m.ReceiptFlag = rox.ReceiptOnError
+	case "never":
+		m.ReceiptFlag = rox.ReceiptNever
+	default:
+		return rox.Messages{}, fmt.Errorf("group %q: unknown receipt mode", c.Group)
+	}
+	if m.ReceiptFlag != rox.ReceiptNever {
+		if w.cfg.ReceiptCallbackURL == "" {
+			return rox.Messages{}, errors.New("receipts asked for but no ReceiptCallbackURL configured")
+		}
+		m.ReceiptCallbackURL = w.cfg.ReceiptCallbackURL
+	}
+	switch reply {
+	case "http", "":
+		m.ReplyType = rox.ReplyHTTP
+		if w.cfg.ReplyCallbackURL == "" {
+			return rox.Messages{}, errors.New("HTTP replies asked for but no ReplyCallbackURL configured")
+		}
+		m.ReplyCallbackURL = w.cfg.ReplyCallbackURL
+	case "email":
+		m.ReplyType = rox.ReplyEmail
+	case "sms":
+		m.ReplyType = rox.ReplySMS
+	case "both":
+		m.ReplyType = rox.ReplyBoth
+	default:
+		return rox.Messages{}, fmt.Errorf("group %q: unknown reply mode", c.Group)
+	}
+	if !sendLater.IsZero() {
+		m.SendLater = sendLater.UTC()
+		m.TimeZoneOffset = 0
+	}
+	same := true
+	for _, it := range c.Items[1:] {
+		if it.Text != c.Items[0].Text {
+			same = false
+			break
+		}
+	}
+	m.Recipients = make([]rox.Recipient, len(c.Items))
+	for i, it := range c.Items {
+		m.Recipients[i] = rox.Recipient{DestTn: it.To, DestName: it.Name, DestEmail: it.Email}
+		if !same {
+			m.Recipients[i].SMSText = it.Text
+		}
+	}
+	if same {
+		m.GlobalText = c.Items[0].Text
+	}
+	if err := m.Validate(); err != nil {
+		return rox.Messages{}, err
+	}
+	return m, nil
+}
+
+// outcomeLabel is the ROXRequestDuration label of a Send result.
+func outcomeLabel(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	switch rox.KindOf(err) {
+	case rox.KindAuth:
+		return "auth_error"
+	case rox.KindRejected:
+		return "sending_error"
+	case rox.KindHTTP, rox.KindDecode, rox.KindInvalid:
+		return "http_error"
+	case rox.KindTimeout:
+		return "timeout"
+	default:
+		return "transport_error"
+	}
+}
+
+// retryLabel is the MessagesRetried reason of a retryable Send error.
+func retryLabel(err error) string {
+	var e *rox.Error
+	if errors.As(err, &e) {
+		switch e.Kind {
+		case rox.KindTimeout:
+			return "timeout"
+		case rox.KindHTTP:
+			if e.StatusCode == 429 {
+				return "http_429"
+			}
+			return "http_5xx"
+		case rox.KindRejected:
+			return "sending_error"
+		}
+	}
+	return "transport"
+}

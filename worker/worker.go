@@ -1,0 +1,281 @@
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/redoxygen/roxd/internal/logging"
+	"github.com/redoxygen/roxd/internal/store"
+	"github.com/redoxygen/roxd/rox"
+)
+
+// Sender sends one ROX request. *rox.Client satisfies it.
+type Sender interface {
+	Send(ctx context.Context, m rox.Messages) (*rox.SendResponse, error)
+}
+
+var _ Sender = (*rox.Client)(nil)
+
+// payload is the body of a rox:send task.
+type payload struct {
+	Batch string `json:"batch"`
+}
+
+// Worker forms batches and sends them to ROX. Create it with New and run it
+// with Run.
+type Worker struct {
+	cfg      Config
+	rdb      redis.UniversalClient
+	asynqOpt asynq.RedisConnOpt
+	sender   Sender
+	log      zerolog.Logger
+	policy   rox.Policy
+	b        *store.Batches
+
+	client *asynq.Client
+	idPfx  string
+	seq    uint64 // former only
+
+	handlers sync.WaitGroup // handler runs in flight (they may outlive asynq's abort)
+
+	authMu    sync.Mutex
+	authPause time.Duration // last pause; 0 when not paused
+	paused    atomic.Bool
+}
+
+// New validates cfg (after defaults) and returns a Worker. rdb serves
+// roxd's own keys; asynqOpt is the same Redis for asynq.
+func New(cfg Config, rdb redis.UniversalClient, asynqOpt asynq.RedisConnOpt, sender Sender, log zerolog.Logger) (*Worker, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	switch {
+	case rdb == nil:
+		return nil, fmt.Errorf("%w: nil redis client", ErrConfig)
+	case asynqOpt == nil:
+		return nil, fmt.Errorf("%w: nil asynq RedisConnOpt", ErrConfig)
+	case sender == nil:
+		return nil, fmt.Errorf("%w: nil Sender", ErrConfig)
+	}
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	w := &Worker{
+		cfg:      cfg,
+		rdb:      rdb,
+		asynqOpt: asynqOpt,
+		sender:   sender,
+		log:      log.With().Str("component", "worker").Logger(),
+		policy:   rox.NewPolicy(cfg.PermanentCodes),
+		b:        store.NewBatches(rdb, store.NewKeys(cfg.Store.Prefix), cfg.Store.StatusTTL),
+		idPfx:    "b" + time.Now().UTC().Format("060102150405") + "-" + hex.EncodeToString(rnd[:]) + "-",
+	}
+	return w, nil
+}
+
+// Config returns the worker's configuration, defaults filled in.
+func (w *Worker) Config() Config { return w.cfg }
+
+// Run starts the asynq servers, the scheduler, the former and the reaper,
+// and blocks until ctx ends. Then it stops the former and the scheduler
+// first, shuts the asynq servers down (unfinished tasks go back to pending
+// after ShutdownTimeout), waits for handler runs and returns nil. Nothing is
+// lost: messages are in records, ready lists and batches.
+func (w *Worker) Run(ctx context.Context) error {
+	w.client = asynq.NewClient(w.asynqOpt)
+	defer w.client.Close()
+
+	lanes := w.cfg.DequeueLanes
+	per := (w.cfg.SendConcurrency + lanes - 1) / lanes
+	servers := make([]*asynq.Server, 0, lanes)
+	shutdown := func() {
+		var wg sync.WaitGroup
+		for _, s := range servers {
+			wg.Add(1)
+			go func() { defer wg.Done(); s.Shutdown() }()
+		}
+		wg.Wait()
+		w.handlers.Wait()
+	}
+	mux := asynq.NewServeMux()
+	mux.Handle(TaskType, w)
+	for i := 0; i < lanes; i++ {
+		srv := asynq.NewServer(w.asynqOpt, asynq.Config{
+			Concurrency:              per,
+			Queues:                   map[string]int{w.cfg.Queue: 1},
+			TaskCheckInterval:        w.cfg.TaskCheckInterval,
+			DelayedTaskCheckInterval: w.cfg.DelayedTaskCheckInterval,
+			ShutdownTimeout:          w.cfg.ShutdownTimeout,
+			RetryDelayFunc:           w.retryDelay,
+			IsFailure:                isFailure,
+			Logger:                   logging.Asynq(w.log),
+			LogLevel:                 logging.AsynqLevel(w.log.GetLevel()),
+		})
+		if err := srv.Start(mux); err != nil {
+			shutdown()
+			return fmt.Errorf("worker: start asynq server %d: %w", i, err)
+		}
+		servers = append(servers, srv)
+	}
+	w.log.Info().Str("queue", w.cfg.Queue).Int("lanes", lanes).Int("concurrency", per*lanes).
+		Str("account", w.cfg.AccountID).Msg("worker started")
+
+	loopCtx, stopLoops := context.WithCancel(ctx)
+	var loops sync.WaitGroup
+	loops.Add(3)
+	go func() { defer loops.Done(); w.formLoop(loopCtx) }()
+	go func() { defer loops.Done(); w.scheduleLoop(loopCtx) }()
+	go func() { defer loops.Done(); w.reapLoop(loopCtx) }()
+
+	<-ctx.Done()
+	// Senders stop before receivers: no new batches, then drain handlers.
+	stopLoops()
+	loops.Wait()
+	shutdown()
+	w.log.Info().Msg("worker stopped")
+	return nil
+}
+
+// formLoop forms batches every FormInterval and enqueues their tasks.
+func (w *Worker) formLoop(ctx context.Context) {
+	t := time.NewTicker(w.cfg.FormInterval)
+	defer t.Stop()
+	p := store.FormParams{
+		MaxBatch:   w.cfg.MaxBatch,
+		Linger:     w.cfg.Linger,
+		MaxWaiting: w.cfg.MaxWaiting,
+		MaxForm:    64,
+		IDPrefix:   w.idPfx,
+	}
+	var probeAt, lastWarn time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p.MaxForm = 64
+		if w.paused.Load() {
+			// After an auth pause one batch probes ROX; more follow only
+			// when it succeeds (authOK clears paused).
+			if time.Since(probeAt) < w.cfg.AuthPauseInitial {
+				continue
+			}
+			p.MaxForm = 1
+		}
+		for {
+			p.Seq = w.seq
+			formed, err := w.b.Form(ctx, p, time.Now())
+			if err != nil {
+				if !errors.Is(err, store.ErrAuthPaused) && ctx.Err() == nil && time.Since(lastWarn) > time.Second {
+					lastWarn = time.Now()
+					w.log.Warn().Err(err).Msg("form batches (logged at most once a second)")
+				}
+				break
+			}
+			w.seq += uint64(len(formed))
+			if p.MaxForm == 1 && len(formed) > 0 {
+				probeAt = time.Now()
+			}
+			for _, f := range formed {
+				// Enqueue even when ctx ended: the batch exists and must get
+				// its task (the reaper is the fallback).
+				ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				err := w.enqueue(ectx, f.ID)
+				cancel()
+				if err != nil {
+					w.log.Warn().Err(err).Str("batch", f.ID).Msg("enqueue batch task; the reaper will retry")
+				}
+			}
+			if len(formed) < p.MaxForm || p.MaxForm == 1 {
+				break
+			}
+		}
+	}
+}
+
+// enqueue enqueues the task of batch id; a task that already exists (same
+// TaskID) counts as done.
+func (w *Worker) enqueue(ctx context.Context, id string) error {
+	body, _ := json.Marshal(payload{Batch: id})
+	_, err := w.client.EnqueueContext(ctx, asynq.NewTask(TaskType, body),
+		asynq.TaskID(id), asynq.Queue(w.cfg.Queue),
+		asynq.MaxRetry(w.cfg.MaxAttempts-1), asynq.Timeout(w.cfg.TaskTimeout))
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("worker: enqueue batch %s: %w", id, err)
+	}
+	return nil
+}
+
+// scheduleLoop moves due scheduled messages into their ready lists.
+func (w *Worker) scheduleLoop(ctx context.Context) {
+	t := time.NewTicker(w.cfg.ScheduleInterval)
+	defer t.Stop()
+	const limit = 1000
+	var lastWarn time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for ctx.Err() == nil {
+			seen, moved, err := w.b.MoveDue(ctx, time.Now().Add(w.cfg.Store.ScheduleLead), limit)
+			if err != nil {
+				if ctx.Err() == nil && time.Since(lastWarn) > 10*time.Second {
+					lastWarn = time.Now()
+					w.log.Warn().Err(err).Msg("move due scheduled messages")
+				}
+				break
+			}
+			if moved > 0 {
+				w.log.Debug().Int("moved", moved).Msg("scheduled messages handed to their groups")
+			}
+			if seen < limit {
+				break
+			}
+		}
+	}
+}
+
+// reapLoop re-enqueues the task of batches older than ReapAge (a crash
+// between forming and enqueueing leaves a batch without a task). A batch
+// whose task exists (pending, retry, archived) answers TaskID conflict.
+func (w *Worker) reapLoop(ctx context.Context) {
+	t := time.NewTicker(w.cfg.ReapInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		w.reap(ctx)
+	}
+}
+
+func (w *Worker) reap(ctx context.Context) {
+	ids, err := w.b.Stale(ctx, time.Now().Add(-w.cfg.ReapAge), 1000)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn().Err(err).Msg("reap: list stale batches")
+		}
+		return
+	}
+	for _, id := range ids {
+		if err := w.enqueue(ctx, id); err != nil {
+			w.log.Warn().Err(err).Str("batch", id).Msg("reap: re-enqueue")
+		}
+	}
+}
