@@ -44,7 +44,9 @@ func Default() zerolog.Logger {
 }
 
 // Asynq adapts a zerolog logger to asynq.Logger.
-func Asynq(l zerolog.Logger) asynq.Logger { return asynqLogger{l.With().Str("component", "asynq").Logger()} }
+func Asynq(l zerolog.Logger) asynq.Logger {
+	return asynqLogger{l.With().Str("component", "asynq").Logger()}
+}
 
 type asynqLogger struct{ l zerolog.Logger }
 
