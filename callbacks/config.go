@@ -1,0 +1,159 @@
+package callbacks
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Defaults of Config.
+const (
+	DefaultReceiptsStream = "rox:receipts"
+	DefaultRepliesStream  = "rox:replies"
+	// DefaultStreamMaxLen is the approximate MAXLEN (~) of each stream.
+	DefaultStreamMaxLen = 1_000_000
+	// DefaultMaxBody is the largest callback body accepted (64 KiB).
+	DefaultMaxBody = 64 << 10
+	// DefaultDedupTTL is how long a callback's event id is remembered.
+	DefaultDedupTTL = 7 * 24 * time.Hour
+	// DefaultStoreTimeout bounds how long a callback waits for Redis before
+	// it is spooled instead.
+	DefaultStoreTimeout = 500 * time.Millisecond
+	// DefaultPipelines is the number of concurrent pipelined round trips.
+	DefaultPipelines = 4
+	// DefaultMaxBatch is the most callbacks one pipelined round trip carries.
+	DefaultMaxBatch = 256
+	// DefaultReplayInterval is the longest the replayer waits between tries
+	// while the spool is not empty and Redis is unreachable.
+	DefaultReplayInterval = 2 * time.Second
+)
+
+// DefaultStopWords and DefaultStartWords are the opt-out and opt-in words
+// (compared to the trimmed reply text, any case).
+var (
+	DefaultStopWords  = []string{"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"}
+	DefaultStartWords = []string{"START", "UNSTOP"}
+)
+
+// Config configures a Receiver. The zero value of every field but Token
+// means its default.
+type Config struct {
+	// Prefix is the store key prefix (store.DefaultPrefix when empty).
+	Prefix string
+	// Token is the secret path segment of the callback URLs
+	// /rox/{token}/receipt and /rox/{token}/reply. Required.
+	Token string
+	// AccountID is our ROX account id. A callback for another account is
+	// answered 403; empty accepts any account.
+	AccountID string
+	// ReceiptsStream and RepliesStream name the output streams.
+	ReceiptsStream string
+	RepliesStream  string
+	// StreamMaxLen is the approximate MAXLEN of each stream; negative
+	// disables trimming.
+	StreamMaxLen int64
+	// MaxBody is the largest body accepted, in bytes; larger is 413.
+	MaxBody int64
+	// SpoolDir holds the local spool used while Redis is unreachable. Empty
+	// disables spooling: a callback that cannot be stored is then answered
+	// 503 (ROX forwards it to email).
+	SpoolDir string
+	// DedupTTL is how long event ids are remembered.
+	DedupTTL time.Duration
+	// StoreTimeout bounds the wait for Redis before a callback is spooled.
+	StoreTimeout time.Duration
+	// Pipelines is the number of pipelined round trips in flight at once;
+	// MaxBatch the most callbacks in one.
+	Pipelines int
+	MaxBatch  int
+	// ReplayInterval is the longest pause between replay attempts.
+	ReplayInterval time.Duration
+	// StopWords and StartWords opt a number out of and back into sending.
+	StopWords  []string
+	StartWords []string
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	c.AccountID = strings.TrimSpace(c.AccountID)
+	if c.ReceiptsStream == "" {
+		c.ReceiptsStream = DefaultReceiptsStream
+	}
+	if c.RepliesStream == "" {
+		c.RepliesStream = DefaultRepliesStream
+	}
+	if c.StreamMaxLen == 0 {
+		c.StreamMaxLen = DefaultStreamMaxLen
+	}
+	if c.MaxBody == 0 {
+		c.MaxBody = DefaultMaxBody
+	}
+	if c.DedupTTL == 0 {
+		c.DedupTTL = DefaultDedupTTL
+	}
+	if c.StoreTimeout == 0 {
+		c.StoreTimeout = DefaultStoreTimeout
+	}
+	if c.Pipelines == 0 {
+		c.Pipelines = DefaultPipelines
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = DefaultMaxBatch
+	}
+	if c.ReplayInterval == 0 {
+		c.ReplayInterval = DefaultReplayInterval
+	}
+	if c.StopWords == nil {
+		c.StopWords = DefaultStopWords
+	}
+	if c.StartWords == nil {
+		c.StartWords = DefaultStartWords
+	}
+	return c
+}
+
+// ErrConfig is wrapped by every configuration error.
+var ErrConfig = errors.New("callbacks: invalid config")
+
+func cfgErr(field, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrConfig, field, fmt.Sprintf(format, args...))
+}
+
+// Validate checks c (after WithDefaults) and names the first bad field. It
+// never prints the token.
+func (c Config) Validate() error {
+	switch {
+	case strings.TrimSpace(c.Token) == "":
+		return cfgErr("Token", "required")
+	case strings.ContainsAny(c.Token, "/?#% "):
+		return cfgErr("Token", "must be one URL path segment (no / ? # %% or space)")
+	case c.ReceiptsStream == c.RepliesStream:
+		return cfgErr("RepliesStream", "must differ from ReceiptsStream")
+	case c.MaxBody < 512:
+		return cfgErr("MaxBody", "%d is below 512 bytes", c.MaxBody)
+	case c.DedupTTL < time.Minute:
+		return cfgErr("DedupTTL", "%s is below 1m", c.DedupTTL)
+	case c.StoreTimeout < time.Millisecond:
+		return cfgErr("StoreTimeout", "%s is below 1ms", c.StoreTimeout)
+	case c.Pipelines < 1 || c.Pipelines > 64:
+		return cfgErr("Pipelines", "%d is outside 1..64", c.Pipelines)
+	case c.MaxBatch < 1 || c.MaxBatch > 10000:
+		return cfgErr("MaxBatch", "%d is outside 1..10000", c.MaxBatch)
+	case c.ReplayInterval < 10*time.Millisecond:
+		return cfgErr("ReplayInterval", "%s is below 10ms", c.ReplayInterval)
+	}
+	for _, w := range append(append([]string(nil), c.StopWords...), c.StartWords...) {
+		if strings.TrimSpace(w) == "" {
+			return cfgErr("StopWords/StartWords", "empty word")
+		}
+	}
+	for _, s := range c.StopWords {
+		for _, t := range c.StartWords {
+			if strings.EqualFold(strings.TrimSpace(s), strings.TrimSpace(t)) {
+				return cfgErr("StartWords", "%q is also a stop word", t)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,146 @@
+package consumer
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Kinds of entry, the stream's "kind" field.
+const (
+	KindReceipt = "receipt"
+	KindReply   = "reply"
+)
+
+// Receipt is a delivery receipt: the outcome of one SMS.
+type Receipt struct {
+	EventID    string // stable id of the callback; the same on a redelivery
+	MessageID  string // the producer's message id; empty when ROX's SMSId was unknown
+	SMSID      string
+	RequestID  string
+	AccountID  string
+	DestTn     string
+	Result     string // ROX result code: "0000" delivered, "2011".."2100" sending errors
+	ResultText string
+	Status     string // "delivered" or "failed"
+	Timestamp  time.Time
+	Metadata   map[string]string // the producer's metadata
+}
+
+// Delivered reports whether the receipt says the SMS was delivered.
+func (r *Receipt) Delivered() bool { return r.Status == "delivered" }
+
+// Reply is an SMS sent back by a recipient.
+type Reply struct {
+	EventID   string
+	MessageID string // the message replied to; empty when unknown
+	SMSID     string
+	RequestID string
+	AccountID string
+	From      string // the replying number
+	Text      string // the reply
+	SMSText   string // the last text we sent that number, per ROX
+	Timestamp time.Time
+	Metadata  map[string]string
+}
+
+// Event is one stream entry. Exactly one of Receipt and Reply is set when
+// Err is nil.
+type Event struct {
+	ID      string // stream entry id
+	Kind    string
+	Receipt *Receipt
+	Reply   *Reply
+	// Fields are the entry's raw fields.
+	Fields map[string]string
+	// Err is set when the entry could not be fully parsed (an unknown kind,
+	// a bad timestamp or metadata); the fields it could read are still set.
+	Err error
+}
+
+// ErrUnknownKind is wrapped by Event.Err for an entry of another kind.
+var ErrUnknownKind = errors.New("consumer: unknown kind")
+
+// Parse turns a stream entry into an Event. It never fails: problems are
+// reported in Event.Err.
+func Parse(msg redis.XMessage) Event {
+	f := make(map[string]string, len(msg.Values))
+	for k, v := range msg.Values {
+		switch v := v.(type) {
+		case string:
+			f[k] = v
+		case nil:
+		default:
+			f[k] = fmt.Sprint(v)
+		}
+	}
+	return ParseFields(msg.ID, f)
+}
+
+// ParseFields is Parse on an entry id and its fields.
+func ParseFields(id string, f map[string]string) Event {
+	ev := Event{ID: id, Kind: f["kind"], Fields: f}
+	var errs []error
+	ts, err := parseTime(f["timestamp"])
+	if err != nil {
+		errs = append(errs, err)
+	}
+	meta, err := parseMetadata(f["metadata"])
+	if err != nil {
+		errs = append(errs, err)
+	}
+	switch ev.Kind {
+	case KindReceipt:
+		ev.Receipt = &Receipt{
+			EventID: f["event_id"], MessageID: f["message_id"], SMSID: f["sms_id"], RequestID: f["request_id"],
+			AccountID: f["account_id"], DestTn: f["dest_tn"], Result: f["result"], ResultText: f["result_text"],
+			Status: f["status"], Timestamp: ts, Metadata: meta,
+		}
+	case KindReply:
+		ev.Reply = &Reply{
+			EventID: f["event_id"], MessageID: f["message_id"], SMSID: f["sms_id"], RequestID: f["request_id"],
+			AccountID: f["account_id"], From: f["reply_from"], Text: f["reply_text"], SMSText: f["sms_text"],
+			Timestamp: ts, Metadata: meta,
+		}
+	default:
+		errs = append(errs, fmt.Errorf("%w %q in entry %s", ErrUnknownKind, ev.Kind, id))
+	}
+	ev.Err = errors.Join(errs...)
+	return ev
+}
+
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("consumer: timestamp %q: %w", s, err)
+	}
+	return t.UTC(), nil
+}
+
+// parseMetadata reads the producer's metadata: a JSON object whose values
+// are strings (other JSON values are kept in their JSON form).
+func parseMetadata(s string) (map[string]string, error) {
+	if s == "" || s == "{}" || s == "null" {
+		return map[string]string{}, nil
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(s), &raw); err != nil {
+		return map[string]string{}, fmt.Errorf("consumer: metadata is not a JSON object: %w", err)
+	}
+	m := make(map[string]string, len(raw))
+	for k, v := range raw {
+		var str string
+		if err := json.Unmarshal(v, &str); err == nil {
+			m[k] = str
+		} else {
+			m[k] = string(v)
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,81 @@
+// Package callbacks receives ROX's delivery receipts and replies and turns
+// them into Redis stream entries, correlated with the producer's message,
+// deduplicated, and never lost once answered.
+//
+// # Endpoints
+//
+// Receiver.Handler serves POST /rox/{token}/receipt and POST
+// /rox/{token}/reply, the URLs the worker hands ROX in every request. The
+// token is compared in constant time (on SHA-256 digests, so its length does
+// not leak either); a wrong or missing token is 404 and nothing is stored.
+// A body over Config.MaxBody is 413, malformed JSON or a wrong Name is 400,
+// an AccountId other than Config.AccountID is 403. A valid callback is
+// answered ROX_API_Receipt_Response / ROX_API_Reply_Response with Result
+// "0000" only after it is durably stored: in Redis, or in the fsynced spool.
+//
+// # One script per callback
+//
+// Each callback runs one Lua script (script.go): skip it when its event id
+// was seen ({P}:cb:seen:<event_id>, TTL Config.DedupTTL); map its SMSId to
+// the producer's message id ({P}:sms:<smsid>) and read the record's
+// metadata; for a receipt move the record's status forward to delivered or
+// failed (from queued, scheduled, sending or submitted only; never
+// backwards, never out of cancelled or suppressed) and stamp t_<status>;
+// for a reply whose trimmed text is a stop word add the number to
+// {P}:suppressed, or remove it for a start word; XADD the entry with
+// MAXLEN ~; set the dedup marker last, so a script that fails half-way
+// leaves no marker behind. An SMSId nobody knows is still pushed, with an
+// empty message_id.
+//
+// ROX's timestamp ("01-Jan-2030 00:00:01 (UTC)") becomes RFC 3339 UTC; one
+// that cannot be read is replaced by the time the callback arrived rather
+// than refused (a cosmetic field never costs a callback). The AccountId is
+// compared ignoring case and surrounding spaces.
+//
+// The event id is a hash of kind, SMSId, result and ROX's timestamp for a
+// receipt, and of kind, SMSId, number, text and timestamp for a reply: ROX
+// calling twice yields one entry, and the second call is answered "0000"
+// too.
+//
+// Concurrent callbacks are coalesced: Config.Pipelines batchers each take
+// whatever callbacks are waiting (up to Config.MaxBatch) and run their
+// scripts in one pipelined round trip. No timer is involved: while one round
+// trip is in flight the next batch gathers by itself, so a lone callback
+// waits for nothing and a busy receiver pays one round trip per batch.
+//
+// # Redis down: the spool
+//
+// We chose a local spool over answering non-2xx: ROX forwards a failed
+// callback to email, where it is lost to every downstream system. When the
+// script fails (connection refused or reset, timeout after
+// Config.StoreTimeout, LOADING, READONLY, OOM, ...), the callback is
+// appended as one JSON line to a file in Config.SpoolDir and fsynced before
+// "0000" goes back. Concurrent callbacks share one fsync (group commit).
+// While the spool holds anything, new callbacks go to it as well, behind the
+// older ones, so that the streams receive callbacks in the order they were
+// answered. A replayer goroutine retries with backoff (up to
+// Config.ReplayInterval): it rotates the current file, stores each closed
+// file into Redis oldest first through the same script (idempotent through
+// the dedup key, so a file cut short by a crash or an outage is simply
+// replayed again), and removes it. When nothing is left, callbacks go to
+// Redis directly again. On start, Run replays whatever an earlier process
+// left. A spooled callback Redis refuses for good (not a connection
+// problem, e.g. WRONGTYPE on a misconfigured stream key) is moved to
+// SpoolDir/rejected.log with the error, so that it neither blocks the spool
+// nor is lost. Without a SpoolDir, a callback that cannot be stored is
+// answered 503.
+//
+// Shutdown: stop the HTTP server first (it drains handlers), then cancel
+// Run's context; Run waits for its batchers and replayer and closes the
+// current spool file. A callback that still arrives after Run returned is
+// spooled (and replayed by the next start) rather than refused.
+//
+// # Redis Cluster
+//
+// Every roxd key carries the {prefix} hash tag, but the stream names are
+// configured freely: under Redis Cluster give them the same tag (e.g.
+// "{roxd}:receipts") so the script's keys share one slot.
+//
+// Package consumer (callbacks/consumer) reads the streams for downstream
+// services.
+package callbacks

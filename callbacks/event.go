@@ -1,0 +1,164 @@
+package callbacks
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"time"
+
+	"github.com/redoxygen/roxd/rox"
+)
+
+// Kinds of callback, as written to the "kind" field of stream entries.
+const (
+	KindReceipt = "receipt"
+	KindReply   = "reply"
+)
+
+// Statuses a receipt gives a message.
+const (
+	StatusDelivered = "delivered"
+	StatusFailed    = "failed"
+)
+
+// Opt-out actions of a reply.
+const (
+	optOutStop  = "stop"
+	optOutStart = "start"
+)
+
+// event is one callback, flattened: what goes to the stream and, while Redis
+// is unreachable, to the spool (one JSON line each).
+type event struct {
+	Kind       string `json:"kind"`
+	EventID    string `json:"event_id"`
+	SMSID      string `json:"sms_id"`
+	RequestID  string `json:"request_id"`
+	AccountID  string `json:"account_id"`
+	Timestamp  string `json:"timestamp"`   // RFC 3339, UTC
+	ReceivedMS int64  `json:"received_ms"` // when we got it (unix ms)
+	DestTn     string `json:"dest_tn,omitempty"`
+	Result     string `json:"result,omitempty"`
+	ResultText string `json:"result_text,omitempty"`
+	Status     string `json:"status,omitempty"`
+	ReplyFrom  string `json:"reply_from,omitempty"`
+	ReplyText  string `json:"reply_text,omitempty"`
+	SMSText    string `json:"sms_text,omitempty"`
+	OptOut     string `json:"optout,omitempty"` // stop | start | ""
+}
+
+// eventID hashes the parts that identify one callback, so that ROX calling
+// twice yields the same id.
+func eventID(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0])[:16])
+}
+
+// normTimestamp turns ROX's "01-Jan-2030 00:00:01 (UTC)" into RFC 3339 UTC.
+// An unreadable timestamp falls back to the time we received the callback:
+// a cosmetic field never costs a callback.
+func normTimestamp(s string, received time.Time) string {
+	if t, err := rox.ParseTimestamp(strings.TrimSpace(s)); err == nil {
+		return t.UTC().Format(time.RFC3339)
+	}
+	return received.UTC().Format(time.RFC3339)
+}
+
+func receiptEvent(r *rox.Receipt, now time.Time) *event {
+	d := r.Messages.Receipt
+	status := StatusFailed
+	if strings.TrimSpace(string(d.Result)) == string(rox.CodeOK) {
+		status = StatusDelivered
+	}
+	return &event{
+		Kind:       KindReceipt,
+		EventID:    eventID(KindReceipt, d.SMSID, string(d.Result), d.Timestamp),
+		SMSID:      d.SMSID,
+		RequestID:  r.Messages.RequestID,
+		AccountID:  r.Sender.AccountID,
+		Timestamp:  normTimestamp(d.Timestamp, now),
+		ReceivedMS: now.UnixMilli(),
+		DestTn:     d.DestTn,
+		Result:     string(d.Result),
+		ResultText: d.ResultText,
+		Status:     status,
+	}
+}
+
+func replyEvent(r *rox.Reply, now time.Time, stop, start []string) *event {
+	d := r.Messages.Reply
+	return &event{
+		Kind:       KindReply,
+		EventID:    eventID(KindReply, d.SMSID, d.ReplyFrom, d.ReplyText, d.Timestamp),
+		SMSID:      d.SMSID,
+		RequestID:  r.Messages.RequestID,
+		AccountID:  r.Sender.AccountID,
+		Timestamp:  normTimestamp(d.Timestamp, now),
+		ReceivedMS: now.UnixMilli(),
+		ReplyFrom:  d.ReplyFrom,
+		ReplyText:  d.ReplyText,
+		SMSText:    d.SMSText,
+		OptOut:     optOut(d.ReplyText, stop, start),
+	}
+}
+
+// optOut says whether text (trimmed, any case) is a stop or a start word.
+func optOut(text string, stop, start []string) string {
+	t := strings.TrimSpace(text)
+	if t == "" || len(t) > 32 {
+		return ""
+	}
+	for _, w := range stop {
+		if strings.EqualFold(t, strings.TrimSpace(w)) {
+			return optOutStop
+		}
+	}
+	for _, w := range start {
+		if strings.EqualFold(t, strings.TrimSpace(w)) {
+			return optOutStart
+		}
+	}
+	return ""
+}
+
+// suppressionNumber is the number written to the suppression set: the
+// reply's number with spaces removed and a leading "+" added when ROX sent
+// bare international digits, so that it matches the E.164 form producers
+// send to.
+func suppressionNumber(from string) string {
+	n := strings.Map(func(r rune) rune {
+		if r == ' ' || r == '-' || r == '(' || r == ')' || r == '\t' {
+			return -1
+		}
+		return r
+	}, from)
+	if n == "" || n[0] == '+' {
+		return n
+	}
+	n = strings.TrimPrefix(n, "00")
+	for _, c := range n {
+		if c < '0' || c > '9' {
+			return n
+		}
+	}
+	return "+" + n
+}
+
+// streamFields lists the event's own stream fields, name then value, after
+// event_id, kind, message_id (added by the script) and before metadata.
+func (e *event) streamFields() []any {
+	f := make([]any, 0, 16)
+	f = append(f, "sms_id", e.SMSID, "request_id", e.RequestID, "account_id", e.AccountID, "timestamp", e.Timestamp)
+	switch e.Kind {
+	case KindReceipt:
+		f = append(f, "dest_tn", e.DestTn, "result", e.Result, "result_text", e.ResultText, "status", e.Status)
+	case KindReply:
+		f = append(f, "reply_from", e.ReplyFrom, "reply_text", e.ReplyText, "sms_text", e.SMSText)
+	}
+	return f
+}

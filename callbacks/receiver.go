@@ -1,0 +1,426 @@
+package callbacks
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/redoxygen/roxd/internal/metrics"
+	"github.com/redoxygen/roxd/rox"
+)
+
+// Outcomes of a callback, as counted in roxd_callbacks_total.
+const (
+	OutcomeStored       = "stored"
+	OutcomeDuplicate    = "duplicate"
+	OutcomeSpooled      = "spooled"
+	OutcomeBadToken     = "bad_token"
+	OutcomeTooLarge     = "too_large"
+	OutcomeBadRequest   = "bad_request"
+	OutcomeWrongAccount = "wrong_account"
+	OutcomeError        = "error"
+)
+
+// ErrRunning is returned by a second call of Run.
+var ErrRunning = errors.New("callbacks: receiver already running")
+
+var errStopped = errors.New("callbacks: receiver stopped")
+
+// Receiver is the HTTP endpoint ROX posts receipts and replies to. Its
+// Handler serves /rox/{token}/receipt and /rox/{token}/reply; Run drives the
+// Redis batchers and the spool replayer.
+type Receiver struct {
+	cfg      Config
+	log      zerolog.Logger
+	st       *storer
+	spool    *spool // nil when spooling is disabled
+	tokenSum [sha256.Size]byte
+
+	receiptResp, replyResp []byte
+	running                atomic.Bool
+	stopped                chan struct{} // closed when Run has returned
+	spooling               atomic.Bool   // for logging the change once
+	bufs                   sync.Pool
+
+	counters map[[2]string]prometheus.Counter
+	durRecv  prometheus.Observer
+	durReply prometheus.Observer
+}
+
+// New checks cfg and returns a Receiver storing into rdb. When
+// cfg.SpoolDir holds callbacks left by an earlier process, Run replays them
+// before new callbacks reach Redis.
+func New(cfg Config, rdb redis.UniversalClient, log zerolog.Logger) (*Receiver, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if rdb == nil {
+		return nil, fmt.Errorf("%w: redis client: required", ErrConfig)
+	}
+	r := &Receiver{
+		cfg:      cfg,
+		log:      log.With().Str("component", "callbacks").Logger(),
+		st:       newStorer(rdb, cfg),
+		tokenSum: sha256.Sum256([]byte(cfg.Token)),
+		counters: map[[2]string]prometheus.Counter{},
+		stopped:  make(chan struct{}),
+		durRecv:  metrics.CallbackDuration.WithLabelValues(KindReceipt),
+		durReply: metrics.CallbackDuration.WithLabelValues(KindReply),
+	}
+	r.bufs.New = func() any { return new(bytes.Buffer) }
+	var err error
+	if r.receiptResp, err = json.Marshal(rox.ReceiptResponse()); err != nil {
+		return nil, fmt.Errorf("callbacks: encode answer: %w", err)
+	}
+	if r.replyResp, err = json.Marshal(rox.ReplyResponse()); err != nil {
+		return nil, fmt.Errorf("callbacks: encode answer: %w", err)
+	}
+	for _, k := range []string{KindReceipt, KindReply, "unknown"} {
+		for _, o := range []string{OutcomeStored, OutcomeDuplicate, OutcomeSpooled, OutcomeBadToken,
+			OutcomeTooLarge, OutcomeBadRequest, OutcomeWrongAccount, OutcomeError} {
+			r.counters[[2]string{k, o}] = metrics.Callbacks.WithLabelValues(k, o)
+		}
+	}
+	if cfg.SpoolDir != "" {
+		if r.spool, err = openSpool(cfg.SpoolDir, r.log); err != nil {
+			return nil, err
+		}
+	} else {
+		r.log.Warn().Msg("no spool directory: callbacks that cannot reach Redis are answered 503")
+	}
+	return r, nil
+}
+
+// Run stores callbacks until ctx is done: it starts the pipelined batchers
+// and the spool replayer (which first replays what an earlier process left)
+// and waits for them. Shut the HTTP server down before cancelling ctx if
+// you can: a callback arriving after Run returned goes straight to the spool
+// (replayed by the next start), or is answered 503 without a spool.
+func (r *Receiver) Run(ctx context.Context) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < r.cfg.Pipelines; i++ {
+		wg.Go(func() { r.st.loop(ctx) })
+	}
+	if r.spool != nil {
+		wg.Go(func() { r.replayLoop(ctx) })
+	}
+	<-ctx.Done()
+	wg.Wait()
+	close(r.stopped)
+	if r.spool != nil {
+		// Close the current file, but keep the spool open: a callback that
+		// still arrives (the HTTP server not yet shut down) is spooled, to
+		// be replayed by the next start, rather than refused.
+		return r.spool.rotate()
+	}
+	return nil
+}
+
+// SpoolDepth is the number of callbacks in the local spool waiting for
+// Redis (0 when spooling is disabled or the spool is drained).
+func (r *Receiver) SpoolDepth() int64 {
+	if r.spool == nil || !r.spool.isActive() {
+		return 0
+	}
+	return max(r.spool.depth.Load(), 1)
+}
+
+// Handler serves POST /rox/{token}/receipt and POST /rox/{token}/reply.
+func (r *Receiver) Handler() http.Handler { return http.HandlerFunc(r.serveHTTP) }
+
+// route splits /rox/{token}/{kind}; ok is false unless the token matches.
+func (r *Receiver) route(path string) (kind string, ok bool) {
+	rest, found := strings.CutPrefix(path, "/rox/")
+	if !found {
+		return "unknown", false
+	}
+	i := strings.LastIndexByte(rest, '/')
+	if i < 0 {
+		return "unknown", false
+	}
+	switch rest[i+1:] {
+	case KindReceipt:
+		kind = KindReceipt
+	case KindReply:
+		kind = KindReply
+	default:
+		return "unknown", false
+	}
+	sum := sha256.Sum256([]byte(rest[:i]))
+	return kind, subtle.ConstantTimeCompare(sum[:], r.tokenSum[:]) == 1
+}
+
+func (r *Receiver) count(kind, outcome string) {
+	if c, ok := r.counters[[2]string{kind, outcome}]; ok {
+		c.Inc()
+	}
+}
+
+func (r *Receiver) fail(w http.ResponseWriter, kind, outcome string, code int, msg string) {
+	r.count(kind, outcome)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, msg+"\n")
+}
+
+func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
+	start := time.Now()
+	kind, ok := r.route(req.URL.Path)
+	if !ok {
+		r.fail(w, kind, OutcomeBadToken, http.StatusNotFound, "404 page not found")
+		return
+	}
+	if req.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		r.fail(w, kind, OutcomeBadRequest, http.StatusMethodNotAllowed, "method not allowed")
+		return
+	}
+	if req.ContentLength > r.cfg.MaxBody {
+		r.fail(w, kind, OutcomeTooLarge, http.StatusRequestEntityTooLarge, "body too large")
+		return
+	}
+	buf := r.bufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= 2*int(r.cfg.MaxBody) {
+			r.bufs.Put(buf)
+		}
+	}()
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, req.Body, r.cfg.MaxBody)); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			r.fail(w, kind, OutcomeTooLarge, http.StatusRequestEntityTooLarge, "body too large")
+			return
+		}
+		r.fail(w, kind, OutcomeBadRequest, http.StatusBadRequest, "cannot read body")
+		return
+	}
+	ev, account, err := r.decode(kind, buf.Bytes(), start)
+	if err != nil {
+		r.fail(w, kind, OutcomeBadRequest, http.StatusBadRequest, "bad request: "+err.Error())
+		return
+	}
+	if r.cfg.AccountID != "" && !strings.EqualFold(strings.TrimSpace(account), r.cfg.AccountID) {
+		r.fail(w, kind, OutcomeWrongAccount, http.StatusForbidden, "wrong account")
+		return
+	}
+	outcome, err := r.store(ev)
+	if err != nil {
+		r.log.Error().Err(err).Str("kind", kind).Str("event_id", ev.EventID).Msg("callback not stored; answered 503")
+		r.fail(w, kind, OutcomeError, http.StatusServiceUnavailable, "not stored")
+		return
+	}
+	r.count(kind, outcome)
+	w.Header().Set("Content-Type", "application/json")
+	if kind == KindReceipt {
+		_, _ = w.Write(r.receiptResp)
+		r.durRecv.Observe(time.Since(start).Seconds())
+	} else {
+		_, _ = w.Write(r.replyResp)
+		r.durReply.Observe(time.Since(start).Seconds())
+	}
+}
+
+// decode reads a callback body of kind into an event and its account id.
+func (r *Receiver) decode(kind string, body []byte, now time.Time) (*event, string, error) {
+	if kind == KindReceipt {
+		rc, err := rox.DecodeReceipt(body)
+		if err != nil {
+			return nil, "", err
+		}
+		return receiptEvent(rc, now), rc.Sender.AccountID, nil
+	}
+	rp, err := rox.DecodeReply(body)
+	if err != nil {
+		return nil, "", err
+	}
+	return replyEvent(rp, now, r.cfg.StopWords, r.cfg.StartWords), rp.Sender.AccountID, nil
+}
+
+// store writes ev to Redis or, failing that, to the spool, and returns the
+// outcome. It returns an error only when ev is stored nowhere.
+func (r *Receiver) store(ev *event) (string, error) {
+	if r.spool != nil {
+		wrote, err := r.spool.append([]*event{ev}, false)
+		if err != nil {
+			return "", err
+		}
+		if wrote {
+			return OutcomeSpooled, nil
+		}
+	}
+	j := &job{ev: ev, done: make(chan result, 1)}
+	timer := time.NewTimer(r.cfg.StoreTimeout)
+	defer timer.Stop()
+	var res result
+	select {
+	case r.st.jobs <- j:
+		select {
+		case res = <-j.done:
+		case <-timer.C:
+			res.err = fmt.Errorf("callbacks: store: no answer from redis in %s", r.cfg.StoreTimeout)
+		case <-r.stopped:
+			res.err = errStopped
+		}
+	case <-timer.C:
+		res.err = fmt.Errorf("callbacks: store: batcher busy for %s", r.cfg.StoreTimeout)
+	case <-r.stopped:
+		res.err = errStopped
+	}
+	if res.err == nil {
+		r.observe(ev, res)
+		if res.dup {
+			return OutcomeDuplicate, nil
+		}
+		return OutcomeStored, nil
+	}
+	if r.spool == nil {
+		return "", res.err
+	}
+	if _, err := r.spool.append([]*event{ev}, true); err != nil {
+		return "", fmt.Errorf("%w (and spool: %w)", res.err, err)
+	}
+	if r.spooling.CompareAndSwap(false, true) {
+		r.log.Warn().Err(res.err).Msg("redis unavailable: spooling callbacks to disk")
+	}
+	return OutcomeSpooled, nil
+}
+
+// observe updates the message metrics after ev was stored.
+func (r *Receiver) observe(ev *event, res result) {
+	if !res.moved {
+		return
+	}
+	if ev.Status == StatusDelivered {
+		metrics.MessagesDelivered.Inc()
+	} else {
+		metrics.MessagesFailed.WithLabelValues("receipt").Inc()
+	}
+}
+
+// replayLoop replays the spool whenever it is active, backing off while
+// Redis stays unreachable.
+func (r *Receiver) replayLoop(ctx context.Context) {
+	const minWait = 50 * time.Millisecond
+	wait := minWait
+	lastWarn := time.Now() // the switch to spooling was logged already
+	for {
+		if r.spool.isActive() {
+			err := r.replay(ctx)
+			if err == nil {
+				done, derr := r.spool.tryDeactivate()
+				if derr != nil {
+					err = derr
+				} else if done {
+					wait = minWait
+					r.spooling.Store(false)
+					r.log.Info().Msg("spool replayed into redis; storing directly again")
+					continue
+				} else {
+					// More arrived meanwhile: let a few gather, then replay
+					// them too.
+					if !sleepCtx(ctx, 5*time.Millisecond) {
+						return
+					}
+					continue
+				}
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			if time.Since(lastWarn) >= 30*time.Second {
+				lastWarn = time.Now()
+				r.log.Warn().Err(err).Int64("spooled", r.spool.depth.Load()).Msg("spool waiting for redis")
+			}
+			if !sleepCtx(ctx, wait) {
+				return
+			}
+			wait = min(2*wait, r.cfg.ReplayInterval)
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.spool.wake:
+		}
+	}
+}
+
+// replay rotates the spool and stores every closed file into Redis, oldest
+// first, removing each file once all of it is stored. A transient Redis
+// error stops it (the file is replayed again later: the dedup key makes
+// that harmless); an event Redis refuses for good goes to rejected.log.
+func (r *Receiver) replay(ctx context.Context) error {
+	if err := r.spool.rotate(); err != nil {
+		return err
+	}
+	names, err := r.spool.closedFiles()
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		var n int64
+		err := r.spool.readFile(name, r.cfg.MaxBatch, func(evs []*event) error {
+			rctx, cancel := context.WithTimeout(ctx, 4*r.cfg.StoreTimeout)
+			defer cancel()
+			res := r.st.exec(rctx, evs)
+			for _, x := range res {
+				if x.err != nil && transient(x.err) {
+					return x.err
+				}
+			}
+			for i, x := range res {
+				if x.err != nil {
+					r.log.Error().Err(x.err).Str("event_id", evs[i].EventID).Msg("redis refused a spooled callback; kept in rejected.log")
+					if err := r.spool.reject(evs[i], x.err); err != nil {
+						return err
+					}
+					continue
+				}
+				r.observe(evs[i], x)
+			}
+			n += int64(len(evs))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if err := r.spool.remove(name); err != nil {
+			return err
+		}
+		r.spool.depth.Add(-n)
+		metrics.SpoolDepth.Set(float64(max(r.spool.depth.Load(), 0)))
+	}
+	return nil
+}
+
+// sleepCtx waits d; false when ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

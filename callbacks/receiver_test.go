@@ -1,0 +1,321 @@
+package callbacks
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redoxygen/roxd/internal/testutil"
+)
+
+func TestReceiptBecomesEntryWithMessageIDAndMetadata(t *testing.T) {
+	b := setup(t, nil, nil)
+	b.record(t, "m1", "sms-1", "submitted", map[string]string{"order": "42", "tenant": "acme"})
+
+	b.mustOK(t, KindReceipt, receiptBody(testAccount, "sms-1", "0000", ts1))
+
+	msgs := b.entries(t, b.cfg.ReceiptsStream)
+	if len(msgs) != 1 {
+		t.Fatalf("%d entries, want 1", len(msgs))
+	}
+	got := msgs[0].Values
+	want := map[string]string{
+		"kind": "receipt", "message_id": "m1", "sms_id": "sms-1", "request_id": "req-1",
+		"account_id": testAccount, "timestamp": "2030-01-01T00:00:01Z", "metadata": `{"order":"42","tenant":"acme"}`,
+		"dest_tn": "+61407555001", "result": "0000", "result_text": "Delivered", "status": "delivered",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("field %s = %q, want %q", k, got[k], v)
+		}
+	}
+	if id, _ := got["event_id"].(string); len(id) != 32 {
+		t.Errorf("event_id %q: want 32 hex characters", id)
+	}
+	if n := len(got); n != len(want)+1 {
+		t.Errorf("%d fields, want %d: %v", n, len(want)+1, got)
+	}
+	rec := b.status(t, "m1")
+	if rec["status"] != "delivered" || rec["t_delivered"] == "" {
+		t.Errorf("record after receipt: %v", rec)
+	}
+	if l := b.rdb.XLen(context.Background(), b.cfg.RepliesStream).Val(); l != 0 {
+		t.Errorf("replies stream has %d entries", l)
+	}
+}
+
+func TestReplyBecomesEntry(t *testing.T) {
+	b := setup(t, nil, nil)
+	b.record(t, "m2", "sms-2", "delivered", map[string]string{"k": "v"})
+
+	// The document's example name, with its trailing commas.
+	b.mustOK(t, KindReply, replyBody("ROX_API_Reply_Response", testAccount, "sms-2", "+61407555001", "Thanks No Problem", ts1))
+	// The prose name.
+	b.mustOK(t, KindReply, replyBody("ROX_API_Reply", testAccount, "sms-2", "+61407555001", "second", ts1))
+
+	msgs := b.entries(t, b.cfg.RepliesStream)
+	if len(msgs) != 2 {
+		t.Fatalf("%d entries, want 2", len(msgs))
+	}
+	v := msgs[0].Values
+	for k, want := range map[string]string{
+		"kind": "reply", "message_id": "m2", "sms_id": "sms-2", "metadata": `{"k":"v"}`,
+		"reply_from": "+61407555001", "reply_text": "Thanks No Problem",
+		"sms_text": "Where the last SMS you sent was: ...", "timestamp": "2030-01-01T00:00:01Z",
+	} {
+		if v[k] != want {
+			t.Errorf("field %s = %q, want %q", k, v[k], want)
+		}
+	}
+	if msgs[1].Values["reply_text"] != "second" {
+		t.Errorf("second entry %v", msgs[1].Values)
+	}
+	if rec := b.status(t, "m2"); rec["status"] != "delivered" {
+		t.Errorf("a reply changed the status: %v", rec)
+	}
+}
+
+func TestDuplicatesGiveOneEntry(t *testing.T) {
+	b := setup(t, nil, nil)
+	b.record(t, "m3", "sms-3", "submitted", nil)
+	for i := 0; i < 3; i++ {
+		b.mustOK(t, KindReceipt, receiptBody(testAccount, "sms-3", "0000", ts1))
+		b.mustOK(t, KindReply, replyBody("ROX_API_Reply", testAccount, "sms-3", "+61407555001", "ok", ts1))
+	}
+	if n := len(b.entries(t, b.cfg.ReceiptsStream)); n != 1 {
+		t.Errorf("%d receipt entries, want 1", n)
+	}
+	if n := len(b.entries(t, b.cfg.RepliesStream)); n != 1 {
+		t.Errorf("%d reply entries, want 1", n)
+	}
+	// A different timestamp is a different receipt.
+	b.mustOK(t, KindReceipt, receiptBody(testAccount, "sms-3", "0000", "01-Jan-2030 00:00:02 (UTC)"))
+	if n := len(b.entries(t, b.cfg.ReceiptsStream)); n != 2 {
+		t.Errorf("%d receipt entries, want 2", n)
+	}
+}
+
+func TestBadRequestsStoreNothing(t *testing.T) {
+	b := setup(t, nil, nil)
+	b.record(t, "m4", "sms-4", "submitted", nil)
+	good := receiptBody(testAccount, "sms-4", "0000", ts1)
+	big := strings.Replace(good, `"Delivered"`, `"`+strings.Repeat("x", DefaultMaxBody)+`"`, 1)
+	cases := []struct {
+		name, method, path, body string
+		want                     int
+	}{
+		{"wrong token", "POST", "/rox/nope/receipt", good, 404},
+		{"token prefix", "POST", "/rox/" + testToken[:5] + "/receipt", good, 404},
+		{"missing token", "POST", "/rox//receipt", good, 404},
+		{"no token segment", "POST", "/rox/receipt", good, 404},
+		{"unknown kind", "POST", "/rox/" + testToken + "/other", good, 404},
+		{"too large", "POST", "/rox/" + testToken + "/receipt", big, 413},
+		{"malformed json", "POST", "/rox/" + testToken + "/receipt", `{"Name": "ROX_API_Receipt",`, 400},
+		{"not an object", "POST", "/rox/" + testToken + "/receipt", `[1,2]`, 400},
+		{"wrong name", "POST", "/rox/" + testToken + "/receipt", strings.Replace(good, "ROX_API_Receipt", "ROX_API_Request", 1), 400},
+		{"reply body on receipt url", "POST", "/rox/" + testToken + "/receipt", replyBody("ROX_API_Reply", testAccount, "sms-4", "+614", "x", ts1), 400},
+		{"receipt body on reply url", "POST", "/rox/" + testToken + "/reply", good, 400},
+		{"no SMSId", "POST", "/rox/" + testToken + "/receipt", receiptBody(testAccount, "", "0000", ts1), 400},
+		{"wrong account", "POST", "/rox/" + testToken + "/receipt", receiptBody("CI99999999", "sms-4", "0000", ts1), 403},
+		{"wrong account reply", "POST", "/rox/" + testToken + "/reply", replyBody("ROX_API_Reply", "CI99999999", "sms-4", "+61407555001", "STOP", ts1), 403},
+		{"GET", "GET", "/rox/" + testToken + "/receipt", "", 405},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req, _ := http.NewRequest(c.method, b.srv.URL+c.path, strings.NewReader(c.body))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != c.want {
+				t.Errorf("status %d, want %d", resp.StatusCode, c.want)
+			}
+		})
+	}
+	ctx := context.Background()
+	for _, s := range []string{b.cfg.ReceiptsStream, b.cfg.RepliesStream} {
+		if n := b.rdb.XLen(ctx, s).Val(); n != 0 {
+			t.Errorf("stream %s has %d entries after bad requests", s, n)
+		}
+	}
+	if keys := b.rdb.Keys(ctx, b.keys.CallbackSeen("*")).Val(); len(keys) != 0 {
+		t.Errorf("dedup markers written: %v", keys)
+	}
+	if n := b.rdb.SCard(ctx, b.keys.Suppressed()).Val(); n != 0 {
+		t.Errorf("suppression set has %d members", n)
+	}
+	if rec := b.status(t, "m4"); rec["status"] != "submitted" {
+		t.Errorf("record changed: %v", rec)
+	}
+	if files, _ := b.recv.spool.files(""); len(files) != 0 {
+		t.Errorf("spool files written: %v", files)
+	}
+	// And the good one still goes through.
+	b.mustOK(t, KindReceipt, good)
+	if n := b.rdb.XLen(ctx, b.cfg.ReceiptsStream).Val(); n != 1 {
+		t.Errorf("%d entries after the good receipt, want 1", n)
+	}
+}
+
+func TestAnyAccountWhenUnset(t *testing.T) {
+	b := setup(t, nil, func(c *Config) { c.AccountID = "" })
+	b.mustOK(t, KindReceipt, receiptBody("CI12345678", "sms-x", "0000", ts1))
+	if n := len(b.entries(t, b.cfg.ReceiptsStream)); n != 1 {
+		t.Errorf("%d entries, want 1", n)
+	}
+}
+
+func TestUnknownSMSIDIsStillPushed(t *testing.T) {
+	b := setup(t, nil, nil)
+	b.mustOK(t, KindReceipt, receiptBody(testAccount, "never-seen", "2015", ts1))
+	b.mustOK(t, KindReply, replyBody("ROX_API_Reply", testAccount, "never-seen", "+61407555001", "who is this", ts1))
+	for _, s := range []string{b.cfg.ReceiptsStream, b.cfg.RepliesStream} {
+		msgs := b.entries(t, s)
+		if len(msgs) != 1 {
+			t.Fatalf("stream %s: %d entries, want 1", s, len(msgs))
+		}
+		v := msgs[0].Values
+		if v["message_id"] != "" || v["sms_id"] != "never-seen" || v["metadata"] != "{}" {
+			t.Errorf("entry %v: want empty message_id, sms_id never-seen, metadata {}", v)
+		}
+	}
+	if v := b.entries(t, b.cfg.ReceiptsStream)[0].Values; v["status"] != "failed" || v["result"] != "2015" {
+		t.Errorf("failed receipt entry %v", v)
+	}
+	if n := b.rdb.Exists(context.Background(), b.keys.Msg("")).Val(); n != 0 {
+		t.Error("a record was created for an unknown SMSId")
+	}
+}
+
+func TestReceiptNeverMovesStatusBackwards(t *testing.T) {
+	b := setup(t, nil, nil)
+	cases := []struct {
+		from, result, want string
+	}{
+		{"submitted", "0000", "delivered"},
+		{"submitted", "2015", "failed"},
+		{"sending", "0000", "delivered"}, // the receipt raced the record script
+		{"queued", "2015", "failed"},
+		{"delivered", "2015", "delivered"},
+		{"failed", "0000", "failed"},
+		{"cancelled", "0000", "cancelled"},
+		{"suppressed", "0000", "suppressed"},
+	}
+	for i, c := range cases {
+		id, sms := "mb"+string(rune('a'+i)), "smsb"+string(rune('a'+i))
+		b.record(t, id, sms, c.from, nil)
+		b.mustOK(t, KindReceipt, receiptBody(testAccount, sms, c.result, ts1))
+		rec := b.status(t, id)
+		if rec["status"] != c.want {
+			t.Errorf("%s + receipt %s: status %s, want %s", c.from, c.result, rec["status"], c.want)
+		}
+		if c.want != c.from && rec["t_"+c.want] == "" {
+			t.Errorf("%s → %s: t_%s not set", c.from, c.want, c.want)
+		}
+		if c.want == "failed" && c.from != "failed" && !strings.Contains(rec["err"], "2015") {
+			t.Errorf("failed receipt: err %q does not name the result", rec["err"])
+		}
+	}
+	if n := len(b.entries(t, b.cfg.ReceiptsStream)); n != len(cases) {
+		t.Errorf("%d entries, want %d (every receipt is pushed)", n, len(cases))
+	}
+	// delivered, then a later failed receipt: stays delivered.
+	b.record(t, "mz", "smsz", "submitted", nil)
+	b.mustOK(t, KindReceipt, receiptBody(testAccount, "smsz", "0000", ts1))
+	b.mustOK(t, KindReceipt, receiptBody(testAccount, "smsz", "2015", "01-Jan-2030 00:00:09 (UTC)"))
+	if s := b.status(t, "mz")["status"]; s != "delivered" {
+		t.Errorf("delivered then failed receipt: %s", s)
+	}
+}
+
+func TestStopAndStartChangeSuppression(t *testing.T) {
+	b := setup(t, nil, nil)
+	ctx := context.Background()
+	b.record(t, "m5", "sms-5", "delivered", nil)
+	member := func(n string) bool { return b.rdb.SIsMember(ctx, b.keys.Suppressed(), n).Val() }
+
+	b.mustOK(t, KindReply, replyBody("ROX_API_Reply", testAccount, "sms-5", "+61407555001", "  stop \n", ts1))
+	if !member("+61407555001") {
+		t.Fatal("STOP did not suppress the number")
+	}
+	b.mustOK(t, KindReply, replyBody("ROX_API_Reply", testAccount, "sms-5", "+61407555001", "Unstop", "01-Jan-2030 00:00:02 (UTC)"))
+	if member("+61407555001") {
+		t.Fatal("UNSTOP did not lift the suppression")
+	}
+	b.mustOK(t, KindReply, replyBody("ROX_API_Reply", testAccount, "sms-5", "61407555002", "QUIT", ts1))
+	if !member("+61407555002") {
+		t.Fatal("QUIT from bare digits did not suppress +61407555002")
+	}
+	b.mustOK(t, KindReply, replyBody("ROX_API_Reply", testAccount, "sms-5", "+61407555003", "please stop texting me", ts1))
+	if member("+61407555003") {
+		t.Fatal("a sentence containing stop suppressed the number")
+	}
+	b.mustOK(t, KindReply, replyBody("ROX_API_Reply", testAccount, "sms-5", "+61407555002", "start", "01-Jan-2030 00:00:03 (UTC)"))
+	if member("+61407555002") {
+		t.Fatal("START did not lift the suppression")
+	}
+	if n := len(b.entries(t, b.cfg.RepliesStream)); n != 5 {
+		t.Errorf("%d reply entries, want 5: opt-out replies are still pushed", n)
+	}
+}
+
+func TestOptOutWords(t *testing.T) {
+	for text, want := range map[string]string{
+		"STOP": "stop", "stopall": "stop", " Unsubscribe ": "stop", "cancel": "stop", "End": "stop", "quit\n": "stop",
+		"START": "start", "unstop": "start", "stop it": "", "": "", "STOPP": "", "restart": "",
+	} {
+		if got := optOut(text, DefaultStopWords, DefaultStartWords); got != want {
+			t.Errorf("optOut(%q) = %q, want %q", text, got, want)
+		}
+	}
+	for in, want := range map[string]string{
+		"+61407555001": "+61407555001", "61407555001": "+61407555001", "+61 407 555 001": "+61407555001",
+		"0061407555001": "+61407555001", "": "",
+	} {
+		if got := suppressionNumber(in); got != want {
+			t.Errorf("suppressionNumber(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	cases := map[string]func(*Config){
+		"Token":         func(c *Config) { c.Token = "" },
+		"Token ":        func(c *Config) { c.Token = "a/b" },
+		"RepliesStream": func(c *Config) { c.RepliesStream = c.ReceiptsStream },
+		"MaxBody":       func(c *Config) { c.MaxBody = 10 },
+		"Pipelines":     func(c *Config) { c.Pipelines = -1 },
+		"StartWords":    func(c *Config) { c.StartWords = []string{"stop"} },
+	}
+	for field, mod := range cases {
+		c := Config{Token: "secret-token"}.WithDefaults()
+		mod(&c)
+		err := c.Validate()
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), strings.TrimSpace(field)) {
+			t.Errorf("%s: err %v", field, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret-token") {
+			t.Errorf("%s: error leaks the token: %v", field, err)
+		}
+	}
+	if err := (Config{Token: "x"}).WithDefaults().Validate(); err != nil {
+		t.Errorf("defaults: %v", err)
+	}
+	if _, err := New(Config{Token: "x"}, nil, testLogger(t)); !errors.Is(err, ErrConfig) {
+		t.Errorf("New without redis: %v", err)
+	}
+}
+
+func TestRunTwice(t *testing.T) {
+	b := setup(t, nil, nil)
+	testutil.Eventually(t, 5*time.Second, b.recv.running.Load, "Run did not start")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := b.recv.Run(ctx); !errors.Is(err, ErrRunning) {
+		t.Errorf("second Run: %v", err)
+	}
+}

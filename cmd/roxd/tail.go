@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redoxygen/roxd/callbacks"
+)
+
+// Environment of `roxd tail`.
+const (
+	envTailRedisURL    = "REDIS_URL"
+	envReceiptsStream  = "ROXD_RECEIPTS_STREAM"
+	envRepliesStream   = "ROXD_REPLIES_STREAM"
+	defaultTailRedis   = "redis://127.0.0.1:6379/0"
+	tailBlock          = time.Second
+	tailBatch          = 100
+	tailUsage          = "usage: roxd tail receipts|replies [--redis URL] [--from ID] [--count N]"
+	tailStartupMessage = "roxd tail: %s from %s\n"
+)
+
+func init() {
+	register("tail", "print receipts or replies as they arrive: tail receipts|replies", runTail)
+}
+
+func runTail(ctx context.Context, args []string) error {
+	return tail(ctx, args, os.Stdout, os.Stderr)
+}
+
+// tail prints each entry of the receipts or replies stream as one JSON line
+// as it arrives (XREAD BLOCK, no consumer group: it changes nothing).
+func tail(ctx context.Context, args []string, out, errOut io.Writer) error {
+	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	fs.Usage = func() {
+		fmt.Fprintln(errOut, tailUsage)
+		fs.PrintDefaults()
+	}
+	redisURL := fs.String("redis", cbEnvOr(envTailRedisURL, defaultTailRedis), "Redis URL (env "+envTailRedisURL+")")
+	from := fs.String("from", "$", `where to start: "$" for new entries only, "0" for the whole stream, or an entry id`)
+	count := fs.Int("count", 0, "stop after this many entries (0: run until interrupted)")
+	// The kind may come before or after the flags.
+	var kind string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		kind, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if kind == "" && fs.NArg() > 0 {
+		kind = fs.Arg(0)
+	} else if fs.NArg() > 0 {
+		fmt.Fprintln(errOut, tailUsage)
+		return errUsage
+	}
+	var stream string
+	switch kind {
+	case "receipts", "receipt":
+		stream = cbEnvOr(envReceiptsStream, callbacks.DefaultReceiptsStream)
+	case "replies", "reply":
+		stream = cbEnvOr(envRepliesStream, callbacks.DefaultRepliesStream)
+	default:
+		fmt.Fprintln(errOut, tailUsage)
+		return errUsage
+	}
+	if *count < 0 {
+		return fmt.Errorf("--count %d: want 0 or more", *count)
+	}
+	opt, err := redis.ParseURL(*redisURL)
+	if err != nil {
+		return fmt.Errorf("--redis: %w", err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+
+	last := *from
+	if last == "$" {
+		// Resolve "$" once: re-sending "$" after an empty wait would skip
+		// entries added between two reads.
+		if last, err = lastID(ctx, rdb, stream); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(errOut, tailStartupMessage, stream, last)
+	enc := json.NewEncoder(out)
+	printed := 0
+	for ctx.Err() == nil {
+		res, err := rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{stream, last}, Count: tailBatch, Block: tailBlock}).Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			return fmt.Errorf("read %s: %w", stream, err)
+		}
+		for _, s := range res {
+			for _, m := range s.Messages {
+				line := make(map[string]any, len(m.Values)+1)
+				for k, v := range m.Values {
+					line[k] = v
+				}
+				line["id"] = m.ID
+				if err := enc.Encode(line); err != nil {
+					return fmt.Errorf("write: %w", err)
+				}
+				last = m.ID
+				printed++
+				if *count > 0 && printed >= *count {
+					return nil
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// lastID is the id of the newest entry of stream, or "0-0" when it is
+// empty or missing.
+func lastID(ctx context.Context, rdb *redis.Client, stream string) (string, error) {
+	msgs, err := rdb.XRevRangeN(ctx, stream, "+", "-", 1).Result()
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", stream, err)
+	}
+	if len(msgs) == 0 {
+		return "0-0", nil
+	}
+	return msgs[0].ID, nil
+}
