@@ -32,4 +32,4 @@ bench: ## micro-benchmarks (codec, encoding)
 	./scripts/with-redis.sh $(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
 fuzz: ## each fuzz target for FUZZTIME (default 30s); local only, not in CI
-	./scripts/fuzz.sh $${FUZZTIME:-30s}
+	./scripts/with-redis.sh ./scripts/fuzz.sh $${FUZZTIME:-30s}
