@@ -149,10 +149,7 @@ func TestServeSIGTERMUnderLoad(t *testing.T) {
 		}
 	}
 	// Every record ended submitted: nothing stuck in sending or queued.
-	var ids []string
-	for _, key := range rdb.Keys(context.Background(), store.NewKeys(prefix).Msg("*")).Val() {
-		ids = append(ids, key)
-	}
+	ids := rdb.Keys(context.Background(), store.NewKeys(prefix).Msg("*")).Val()
 	if len(ids) != total {
 		t.Errorf("%d message records, want %d", len(ids), total)
 	}
