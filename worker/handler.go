@@ -173,7 +173,7 @@ func (w *Worker) process(ctx context.Context, bid string, last bool) error {
 		ev = log.Warn().Err(serr)
 	}
 	ev.Str("request_id", reqID).Str("group", claim.Group).Int("recipients", len(msgs.Recipients)).
-		Str("result", outcome).Dur("latency", dur).Bool("last_attempt", last).Msg("rox request")
+		Str("result", outcome).Dur("latency_ms", dur).Bool("last_attempt", last).Msg("rox request")
 
 	if serr == nil && (resp == nil || len(resp.Messages.Results) != len(claim.Items)) {
 		// Only a Sender other than rox.Client can do this; never index past
