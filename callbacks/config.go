@@ -34,6 +34,16 @@ const (
 var (
 	DefaultStopWords  = []string{"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"}
 	DefaultStartWords = []string{"START", "UNSTOP"}
+	// DefaultDeferDelays are the waits before each attempt to correlate a
+	// callback whose SMSId is not recorded yet (about 45 s in all).
+	DefaultDeferDelays = []time.Duration{250 * time.Millisecond, time.Second, 3 * time.Second, 10 * time.Second, 30 * time.Second}
+)
+
+// maxDeferDelay bounds each of Config.DeferDelays, maxDeferAttempts their
+// number.
+const (
+	maxDeferDelay    = time.Hour
+	maxDeferAttempts = 20
 )
 
 // Config configures a Receiver. The zero value of every field but Token
@@ -72,6 +82,13 @@ type Config struct {
 	// StopWords and StartWords opt a number out of and back into sending.
 	StopWords  []string
 	StartWords []string
+	// DeferDelays are the waits before each attempt to correlate a
+	// callback whose SMSId is not recorded yet (ROX may call back before
+	// the worker has written {P}:sms:<smsid>). Such a callback is stored
+	// in {P}:cb:deferred and answered at once; after the last attempt it
+	// is pushed with an empty message_id. Nil means DefaultDeferDelays;
+	// an empty, non-nil slice pushes at once (no deferral).
+	DeferDelays []time.Duration
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -110,6 +127,9 @@ func (c Config) WithDefaults() Config {
 	if c.StartWords == nil {
 		c.StartWords = DefaultStartWords
 	}
+	if c.DeferDelays == nil {
+		c.DeferDelays = DefaultDeferDelays
+	}
 	return c
 }
 
@@ -142,6 +162,14 @@ func (c Config) Validate() error {
 		return cfgErr("MaxBatch", "%d is outside 1..10000", c.MaxBatch)
 	case c.ReplayInterval < 10*time.Millisecond:
 		return cfgErr("ReplayInterval", "%s is below 10ms", c.ReplayInterval)
+	}
+	if len(c.DeferDelays) > maxDeferAttempts {
+		return cfgErr("DeferDelays", "%d delays, at most %d", len(c.DeferDelays), maxDeferAttempts)
+	}
+	for _, d := range c.DeferDelays {
+		if d < time.Millisecond || d > maxDeferDelay {
+			return cfgErr("DeferDelays", "%s is outside 1ms..%s", d, maxDeferDelay)
+		}
 	}
 	for _, w := range append(append([]string(nil), c.StopWords...), c.StartWords...) {
 		if strings.TrimSpace(w) == "" {

@@ -24,8 +24,27 @@
 // for a reply whose trimmed text is a stop word add the number to
 // {P}:suppressed, or remove it for a start word; XADD the entry with
 // MAXLEN ~; set the dedup marker last, so a script that fails half-way
-// leaves no marker behind. An SMSId nobody knows is still pushed, with an
-// empty message_id.
+// leaves no marker behind.
+//
+// # Callbacks that beat the worker
+//
+// The worker writes {P}:sms:<smsid> only after ROX has answered its
+// request, and ROX may post a receipt (or a reply) for that SMSId before.
+// When the SMSId is unknown, the same script, in the same round trip,
+// stores the event durably in the zset {P}:cb:deferred (member: the
+// spool's JSON of the event plus an attempt counter; score: when it is
+// due) instead of pushing it, sets no dedup marker, applies a stop or start
+// word at once, and the callback is answered "0000" (outcome "deferred").
+// A resolver goroutine in Run takes due members every 100 ms and runs the
+// script again on each: the script claims the member (several receivers
+// may share Redis: each member is stored once) and stores it correlated if
+// the SMSId is known by now, defers it again by the next of
+// Config.DeferDelays (default 250 ms, 1 s, 3 s, 10 s, 30 s: about 45 s in
+// all), or after the last one pushes it with an empty message_id: a
+// callback is never dropped. A duplicate posted meanwhile is deferred as
+// well and found a duplicate when resolved. A spooled callback replayed
+// later may be deferred the same way. Deferral reorders only these
+// callbacks: their entries come after entries stored meanwhile.
 //
 // ROX's timestamp ("01-Jan-2030 00:00:01 (UTC)") becomes RFC 3339 UTC; one
 // that cannot be read is replaced by the time the callback arrived rather
@@ -53,7 +72,7 @@
 // "0000" goes back. Concurrent callbacks share one fsync (group commit).
 // While the spool holds anything, new callbacks go to it as well, behind the
 // older ones, so that the streams receive callbacks in the order they were
-// answered. A replayer goroutine retries with backoff (up to
+// answered (except deferred ones, see above). A replayer goroutine retries with backoff (up to
 // Config.ReplayInterval): it rotates the current file, stores each closed
 // file into Redis oldest first through the same script (idempotent through
 // the dedup key, so a file cut short by a crash or an outage is simply

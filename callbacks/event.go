@@ -45,6 +45,13 @@ type event struct {
 	ReplyText  string `json:"reply_text,omitempty"`
 	SMSText    string `json:"sms_text,omitempty"`
 	OptOut     string `json:"optout,omitempty"` // stop | start | ""
+	// Attempt counts the deferrals so far of a callback whose SMSId was not
+	// recorded yet (0 for a new callback: the spool never writes it).
+	Attempt int `json:"attempt,omitempty"`
+
+	// member is the {P}:cb:deferred member this event was read from ("" for
+	// a new callback); the store script claims it.
+	member string
 }
 
 // eventID hashes the parts that identify one callback, so that ROX calling

@@ -27,6 +27,7 @@ import (
 const (
 	OutcomeStored       = "stored"
 	OutcomeDuplicate    = "duplicate"
+	OutcomeDeferred     = "deferred" // SMSId not recorded yet: correlated later
 	OutcomeSpooled      = "spooled"
 	OutcomeBadToken     = "bad_token"
 	OutcomeTooLarge     = "too_large"
@@ -91,7 +92,7 @@ func New(cfg Config, rdb redis.UniversalClient, log zerolog.Logger) (*Receiver, 
 		return nil, fmt.Errorf("callbacks: encode answer: %w", err)
 	}
 	for _, k := range []string{KindReceipt, KindReply, "unknown"} {
-		for _, o := range []string{OutcomeStored, OutcomeDuplicate, OutcomeSpooled, OutcomeBadToken,
+		for _, o := range []string{OutcomeStored, OutcomeDuplicate, OutcomeDeferred, OutcomeSpooled, OutcomeBadToken,
 			OutcomeTooLarge, OutcomeBadRequest, OutcomeWrongAccount, OutcomeError} {
 			r.counters[[2]string{k, o}] = metrics.Callbacks.WithLabelValues(k, o)
 		}
@@ -106,11 +107,13 @@ func New(cfg Config, rdb redis.UniversalClient, log zerolog.Logger) (*Receiver, 
 	return r, nil
 }
 
-// Run stores callbacks until ctx is done: it starts the pipelined batchers
-// and the spool replayer (which first replays what an earlier process left)
-// and waits for them. Shut the HTTP server down before cancelling ctx if
-// you can: a callback arriving after Run returned goes straight to the spool
-// (replayed by the next start), or is answered 503 without a spool.
+// Run stores callbacks until ctx is done: it starts the pipelined batchers,
+// the spool replayer (which first replays what an earlier process left) and
+// the resolver of deferred callbacks (deferred.go), and waits for them.
+// Shut the HTTP server down before cancelling ctx if you can: a callback
+// arriving after Run returned goes straight to the spool (replayed by the
+// next start), or is answered 503 without a spool. Deferred callbacks wait
+// in Redis for the next Run (of any receiver sharing it).
 func (r *Receiver) Run(ctx context.Context) error {
 	if !r.running.CompareAndSwap(false, true) {
 		return ErrRunning
@@ -122,6 +125,7 @@ func (r *Receiver) Run(ctx context.Context) error {
 	if r.spool != nil {
 		wg.Go(func() { r.replayLoop(ctx) })
 	}
+	wg.Go(func() { r.resolveLoop(ctx) })
 	<-ctx.Done()
 	wg.Wait()
 	close(r.stopped)
@@ -288,8 +292,11 @@ func (r *Receiver) store(ev *event) (string, error) {
 	}
 	if res.err == nil {
 		r.observe(ev, res)
-		if res.dup {
+		switch {
+		case res.dup:
 			return OutcomeDuplicate, nil
+		case res.deferred:
+			return OutcomeDeferred, nil
 		}
 		return OutcomeStored, nil
 	}

@@ -163,16 +163,24 @@ func TestBadRequestsStoreNothing(t *testing.T) {
 
 func TestAnyAccountWhenUnset(t *testing.T) {
 	b := setup(t, nil, func(c *Config) { c.AccountID = "" })
+	b.record(t, "mx", "sms-x", "submitted", nil)
 	b.mustOK(t, KindReceipt, receiptBody("CI12345678", "sms-x", "0000", ts1))
 	if n := len(b.entries(t, b.cfg.ReceiptsStream)); n != 1 {
 		t.Errorf("%d entries, want 1", n)
 	}
 }
 
+// An SMSId that never becomes known is pushed with an empty message_id
+// once its deferral attempts are used up.
 func TestUnknownSMSIDIsStillPushed(t *testing.T) {
-	b := setup(t, nil, nil)
+	b := setup(t, nil, func(c *Config) { c.DeferDelays = []time.Duration{10 * time.Millisecond, 30 * time.Millisecond} })
+	ctx := context.Background()
 	b.mustOK(t, KindReceipt, receiptBody(testAccount, "never-seen", "2015", ts1))
 	b.mustOK(t, KindReply, replyBody("ROX_API_Reply", testAccount, "never-seen", "+61407555001", "who is this", ts1))
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		return b.rdb.XLen(ctx, b.cfg.ReceiptsStream).Val() == 1 && b.rdb.XLen(ctx, b.cfg.RepliesStream).Val() == 1 &&
+			b.rdb.Exists(ctx, deferredKey(b.keys)).Val() == 0
+	}, "unknown SMSId not pushed after its attempts")
 	for _, s := range []string{b.cfg.ReceiptsStream, b.cfg.RepliesStream} {
 		msgs := b.entries(t, s)
 		if len(msgs) != 1 {
@@ -186,7 +194,7 @@ func TestUnknownSMSIDIsStillPushed(t *testing.T) {
 	if v := b.entries(t, b.cfg.ReceiptsStream)[0].Values; v["status"] != "failed" || v["result"] != "2015" {
 		t.Errorf("failed receipt entry %v", v)
 	}
-	if n := b.rdb.Exists(context.Background(), b.keys.Msg("")).Val(); n != 0 {
+	if n := b.rdb.Exists(ctx, b.keys.Msg("")).Val(); n != 0 {
 		t.Error("a record was created for an unknown SMSId")
 	}
 }
@@ -290,6 +298,8 @@ func TestConfigValidate(t *testing.T) {
 		"MaxBody":       func(c *Config) { c.MaxBody = 10 },
 		"Pipelines":     func(c *Config) { c.Pipelines = -1 },
 		"StartWords":    func(c *Config) { c.StartWords = []string{"stop"} },
+		"DeferDelays":   func(c *Config) { c.DeferDelays = []time.Duration{time.Second, 0} },
+		"DeferDelays ":  func(c *Config) { c.DeferDelays = make([]time.Duration, 21) },
 	}
 	for field, mod := range cases {
 		c := Config{Token: "secret-token"}.WithDefaults()
@@ -304,6 +314,9 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if err := (Config{Token: "x"}).WithDefaults().Validate(); err != nil {
 		t.Errorf("defaults: %v", err)
+	}
+	if err := (Config{Token: "x", DeferDelays: noDefer}).WithDefaults().Validate(); err != nil {
+		t.Errorf("no deferral: %v", err)
 	}
 	if _, err := New(Config{Token: "x"}, nil, testLogger(t)); !errors.Is(err, ErrConfig) {
 		t.Errorf("New without redis: %v", err)

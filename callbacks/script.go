@@ -8,27 +8,61 @@ import "github.com/redis/go-redis/v9"
 // KEYS[2] SMSId map   {P}:sms:<smsid>
 // KEYS[3] stream (receipts or replies)
 // KEYS[4] suppression set {P}:suppressed
+// KEYS[5] deferred callbacks {P}:cb:deferred (zset: event JSON → due ms)
 // ARGV[1] key base "{P}:"   ARGV[2] dedup TTL ms   ARGV[3] MAXLEN (<=0: none)
 // ARGV[4] kind   ARGV[5] receipt status (delivered|failed) or ""
 // ARGV[6] opt-out action (stop|start|"")   ARGV[7] number for opt-out
 // ARGV[8] now (unix ms)   ARGV[9] event_id   ARGV[10] err text for failed
-// ARGV[11..] the event's own stream fields, name then value
+// ARGV[11] defer until (unix ms; 0: push even when the SMSId is unknown)
+// ARGV[12] attempt number written into a deferred member
+// ARGV[13] the deferred member being resolved ("" for a new callback)
+// ARGV[14..] the event's own stream fields, name then value
 //
-// Returns {stored (0 = duplicate), stream entry id, moved (1 = the record's
-// status moved forward)}.
+// Returns {code, stream entry id, moved (1 = the record's status moved
+// forward)}; code is 0 duplicate, 1 stored, 2 deferred, 3 gone (the member
+// was resolved by another receiver already).
+//
+// An unknown SMSId with ARGV[11] > 0 is not pushed: the event is added to
+// KEYS[5] (the spool's JSON of the event plus "attempt") due at ARGV[11],
+// without a dedup marker, so that the resolver can correlate it once the
+// worker has recorded the SMSId. Its opt-out action is applied at once and
+// left out of the member (an opt-out is never delayed nor applied twice).
 //
 // Writes come before the dedup marker: Redis does not roll a script back,
 // so a script that fails half-way leaves no marker and a retry (or spool
 // replay) stores the callback again instead of dropping it as a duplicate.
+// For the same reason a resolved member is removed last, after the writes
+// it stands for: the script is atomic, so checking it first (ZSCORE) and
+// removing it at the end claims it exactly like removing it first would,
+// but an error half-way leaves it in place to be retried rather than lost.
 // The message record is addressed from the SMSId map; it shares the {P}
 // hash tag with every declared key.
 var storeScript = redis.NewScript(`
+local member = ARGV[13]
+if member ~= '' and not redis.call('ZSCORE', KEYS[5], member) then
+  return {3, '', 0}
+end
 if redis.call('EXISTS', KEYS[1]) == 1 then
+  if member ~= '' then redis.call('ZREM', KEYS[5], member) end
   return {0, '', 0}
 end
 local base = ARGV[1]
 local kind = ARGV[4]
 local mid = redis.call('GET', KEYS[2])
+if ARGV[6] == 'stop' and ARGV[7] ~= '' then
+  redis.call('SADD', KEYS[4], ARGV[7])
+elseif ARGV[6] == 'start' and ARGV[7] ~= '' then
+  redis.call('SREM', KEYS[4], ARGV[7])
+end
+if not mid and tonumber(ARGV[11]) > 0 then
+  local ev = {kind = kind, event_id = ARGV[9], attempt = tonumber(ARGV[12])}
+  for i = 14, #ARGV, 2 do ev[ARGV[i]] = ARGV[i + 1] end
+  local j = cjson.encode(ev)
+  j = string.sub(j, 1, -2) .. ',"received_ms":' .. ARGV[8] .. '}'
+  redis.call('ZADD', KEYS[5], ARGV[11], j)
+  if member ~= '' then redis.call('ZREM', KEYS[5], member) end
+  return {2, '', 0}
+end
 local meta = '{}'
 local moved = 0
 if mid then
@@ -50,11 +84,6 @@ if mid then
 else
   mid = ''
 end
-if ARGV[6] == 'stop' and ARGV[7] ~= '' then
-  redis.call('SADD', KEYS[4], ARGV[7])
-elseif ARGV[6] == 'start' and ARGV[7] ~= '' then
-  redis.call('SREM', KEYS[4], ARGV[7])
-end
 local args = {'XADD', KEYS[3]}
 local maxlen = tonumber(ARGV[3])
 if maxlen > 0 then
@@ -69,10 +98,14 @@ args[#args+1] = 'kind'
 args[#args+1] = kind
 args[#args+1] = 'message_id'
 args[#args+1] = mid
-for i = 11, #ARGV do args[#args+1] = ARGV[i] end
+for i = 14, #ARGV do args[#args+1] = ARGV[i] end
 args[#args+1] = 'metadata'
 args[#args+1] = meta
 local id = redis.call(unpack(args))
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
+if member ~= '' then redis.call('ZREM', KEYS[5], member) end
 return {1, id, moved}
 `)
+
+// scriptFixedArgs is the number of ARGV before the stream fields.
+const scriptFixedArgs = 13

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/redoxygen/roxd/internal/metrics"
 	"github.com/redoxygen/roxd/internal/testutil"
 	"github.com/redoxygen/roxd/rox"
 	"github.com/redoxygen/roxd/rox/roxsim"
@@ -107,4 +110,83 @@ func TestSimulatorCallbacksBecomeEntries(t *testing.T) {
 		!strings.Contains(v["metadata"].(string), "1001") {
 		t.Errorf("reply entry %v", v)
 	}
+}
+
+// With the simulator's default receipt delay of 0, receipts race the
+// worker's record script: ROX posts them while the request is still being
+// answered. The records are claimed before the send and their SMSIds
+// recorded only after it, as the worker does; every receipt entry must
+// still carry its message id, and every message end delivered.
+func TestSimulatorReceiptDelayZeroCorrelated(t *testing.T) {
+	b := setup(t, nil, func(c *Config) { c.AccountID = roxsim.DefaultAccountID })
+	ctx := context.Background()
+	sim, err := roxsim.New(roxsim.Config{Seed: 11}, testLogger(t)) // ReceiptDelay 0
+	if err != nil {
+		t.Fatal(err)
+	}
+	simSrv := httptest.NewServer(sim)
+	t.Cleanup(func() {
+		simSrv.Close()
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = sim.Close(cctx)
+	})
+	client, err := rox.NewClient(rox.ClientConfig{URL: simSrv.URL + roxsim.SendPath, AccountID: roxsim.DefaultAccountID,
+		Username: roxsim.DefaultUsername, Password: roxsim.DefaultPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deferred := metrics.Callbacks.WithLabelValues(KindReceipt, OutcomeDeferred)
+	deferredBefore := promtest.ToFloat64(deferred)
+	const rounds, per = 5, 20
+	want := map[string]string{} // sms id -> message id
+	for r := 0; r < rounds; r++ {
+		var recips []rox.Recipient
+		for i := 0; i < per; i++ {
+			id := fmt.Sprintf("z%d-%02d", r, i)
+			b.claim(t, id, fmt.Sprintf(`{"id":%q}`, id))
+			recips = append(recips, rox.Recipient{DestTn: fmt.Sprintf("+614075%05d", r*per+i), SMSText: id})
+		}
+		resp, err := client.Send(ctx, rox.Messages{ReceiptFlag: rox.ReceiptAlways, ReceiptCallbackURL: b.url(KindReceipt),
+			ReplyType: rox.ReplyHTTP, ReplyCallbackURL: b.url(KindReply), Recipients: recips})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Messages.Results) != per {
+			t.Fatalf("%d results for %d recipients", len(resp.Messages.Results), per)
+		}
+		for i, res := range resp.Messages.Results {
+			id := fmt.Sprintf("z%d-%02d", r, i)
+			b.recordSent(t, id, res.SMSID)
+			want[res.SMSID] = id
+		}
+	}
+	testutil.Eventually(t, 20*time.Second, func() bool {
+		return b.rdb.XLen(ctx, b.cfg.ReceiptsStream).Val() >= rounds*per && b.deferredLen(t) == 0
+	}, "receipts not all stored: %d entries, %d deferred", lazy(func() string {
+		return fmt.Sprint(b.rdb.XLen(ctx, b.cfg.ReceiptsStream).Val())
+	}), lazy(func() string { return fmt.Sprint(b.deferredLen(t)) }))
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := sim.WaitIdle(wctx); err != nil {
+		t.Fatal(err)
+	}
+	msgs := b.entries(t, b.cfg.ReceiptsStream)
+	if len(msgs) != rounds*per {
+		t.Errorf("%d receipt entries, want %d", len(msgs), rounds*per)
+	}
+	for _, m := range msgs {
+		v := m.Values
+		id := want[v["sms_id"].(string)]
+		if id == "" || v["message_id"] != id || v["metadata"] != fmt.Sprintf(`{"id":%q}`, id) {
+			t.Errorf("receipt entry %v: want message_id %q and its metadata", v, id)
+		}
+	}
+	for _, id := range want {
+		if s := b.status(t, id)["status"]; s != "delivered" {
+			t.Errorf("%s: status %s", id, s)
+		}
+	}
+	t.Logf("%v of %d receipts arrived before their SMSId was recorded (deferred)",
+		promtest.ToFloat64(deferred)-deferredBefore, rounds*per)
 }

@@ -318,10 +318,11 @@ func (s *spool) remove(name string) error {
 }
 
 // reject keeps an event Redis refused for good (not a connection problem)
-// in rejected.log, so that it blocks nothing and is not lost.
-func (s *spool) reject(e *event, cause error) error {
+// in rejected.log, so that it blocks nothing and is not lost. e is an
+// *event, or the raw text of a deferred member that does not decode.
+func (s *spool) reject(e any, cause error) error {
 	b, err := json.Marshal(struct {
-		Event *event `json:"event"`
+		Event any    `json:"event"`
 		Error string `json:"error"`
 		At    string `json:"at"`
 	}{e, cause.Error(), time.Now().UTC().Format(time.RFC3339Nano)})

@@ -124,7 +124,9 @@ func TestRedisKilledMidStreamLosesNothing(t *testing.T) {
 	srv := newDurableServer(t)
 	rdb := srv.client(t)
 
-	b := setup(t, rdb, func(c *Config) { c.StoreTimeout = 200 * time.Millisecond })
+	// The SMSIds are unknown: no deferral, which would reorder them
+	// (doc.go); this test is about the spool's order and exactly-once.
+	b := setup(t, rdb, func(c *Config) { c.StoreTimeout = 200 * time.Millisecond; c.DeferDelays = noDefer })
 
 	const senders, perSender = 4, 250
 	var answered atomic.Int64
@@ -188,7 +190,7 @@ func TestRedisStoppedAndRestartedSequence(t *testing.T) {
 	srv := testutil.NewServer(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), DialTimeout: 200 * time.Millisecond, MaxRetries: 1})
 	t.Cleanup(func() { rdb.Close() })
-	b := setup(t, rdb, nil)
+	b := setup(t, rdb, func(c *Config) { c.DeferDelays = noDefer }) // unknown SMSIds, pushed at once
 
 	sent := map[string]bool{}
 	post := func(from, to int) {
@@ -234,7 +236,8 @@ func TestSpoolReplayAfterProcessRestart(t *testing.T) {
 	live := testutil.Redis(t)
 	prefix, stream := testutil.Name("cb"), testutil.Name("receipts")
 	cfg := Config{Prefix: prefix, Token: testToken, AccountID: testAccount, ReceiptsStream: stream,
-		RepliesStream: testutil.Name("replies"), SpoolDir: dir, StoreTimeout: 200 * time.Millisecond}
+		RepliesStream: testutil.Name("replies"), SpoolDir: dir, StoreTimeout: 200 * time.Millisecond,
+		DeferDelays: noDefer} // unknown SMSIds, pushed at once
 	t.Cleanup(func() { cleanupKeys(live, cfg.WithDefaults()) })
 
 	first := startReceiver(t, dead, cfg)
@@ -276,7 +279,7 @@ func TestSpoolReplayAfterProcessRestart(t *testing.T) {
 // A callback that Redis refuses for good (not a connection problem) does
 // not block the spool and is kept in rejected.log.
 func TestSpoolRejectsPermanentErrors(t *testing.T) {
-	b := setup(t, nil, nil)
+	b := setup(t, nil, func(c *Config) { c.DeferDelays = noDefer }) // unknown SMSIds, pushed at once
 	ctx := context.Background()
 	// The stream key holds a string: XADD fails with WRONGTYPE.
 	if err := b.rdb.Set(ctx, b.cfg.ReceiptsStream, "not a stream", time.Hour).Err(); err != nil {
@@ -314,7 +317,7 @@ func TestCallbackAfterRunStoppedIsSpooled(t *testing.T) {
 	live := testutil.Redis(t)
 	dir := t.TempDir()
 	cfg := Config{Prefix: testutil.Name("cb"), Token: testToken, ReceiptsStream: testutil.Name("receipts"),
-		RepliesStream: testutil.Name("replies"), SpoolDir: dir}
+		RepliesStream: testutil.Name("replies"), SpoolDir: dir, DeferDelays: noDefer}
 	t.Cleanup(func() { cleanupKeys(live, cfg.WithDefaults()) })
 	recv, err := New(cfg, live, testLogger(t))
 	if err != nil {

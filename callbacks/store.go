@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -13,10 +14,12 @@ import (
 
 // result is the outcome of storing one event.
 type result struct {
-	dup   bool   // already stored earlier (same event id)
-	moved bool   // a receipt moved the record's status forward
-	id    string // stream entry id when stored
-	err   error
+	dup      bool   // already stored earlier (same event id)
+	deferred bool   // SMSId unknown yet: kept in {P}:cb:deferred for later
+	gone     bool   // the deferred member was resolved by another receiver
+	moved    bool   // a receipt moved the record's status forward
+	id       string // stream entry id when stored
+	err      error
 }
 
 // job is one event waiting for the batcher; done has room for one result
@@ -32,14 +35,23 @@ type storer struct {
 	keys store.Keys
 	cfg  Config
 	jobs chan *job
+	// deferred is {P}:cb:deferred: callbacks whose SMSId was unknown, by
+	// due time (unix ms).
+	deferred string
 }
 
+// deferredKey is the zset of callbacks waiting for their SMSId to be
+// recorded: {P}:cb:deferred.
+func deferredKey(k store.Keys) string { return k.Base() + "cb:deferred" }
+
 func newStorer(rdb redis.UniversalClient, cfg Config) *storer {
+	keys := store.NewKeys(cfg.Prefix)
 	return &storer{
-		rdb:  rdb,
-		keys: store.NewKeys(cfg.Prefix),
-		cfg:  cfg,
-		jobs: make(chan *job, cfg.Pipelines*cfg.MaxBatch),
+		rdb:      rdb,
+		keys:     keys,
+		cfg:      cfg,
+		jobs:     make(chan *job, cfg.Pipelines*cfg.MaxBatch),
+		deferred: deferredKey(keys),
 	}
 }
 
@@ -50,9 +62,12 @@ func (s *storer) stream(kind string) string {
 	return s.cfg.ReceiptsStream
 }
 
-// scriptArgs returns the KEYS and ARGV of the store script for e.
+// scriptArgs returns the KEYS and ARGV of the store script for e. While e
+// has attempts left (e.Attempt < len(Config.DeferDelays)), an unknown SMSId
+// defers it by the next delay; after the last one it is pushed with an
+// empty message_id.
 func (s *storer) scriptArgs(e *event) ([]string, []any) {
-	keys := []string{s.keys.CallbackSeen(e.EventID), s.keys.SMS(e.SMSID), s.stream(e.Kind), s.keys.Suppressed()}
+	keys := []string{s.keys.CallbackSeen(e.EventID), s.keys.SMS(e.SMSID), s.stream(e.Kind), s.keys.Suppressed(), s.deferred}
 	phone, errText := "", ""
 	if e.OptOut != "" {
 		phone = suppressionNumber(e.ReplyFrom)
@@ -67,9 +82,15 @@ func (s *storer) scriptArgs(e *event) ([]string, []any) {
 	if maxLen < 0 {
 		maxLen = 0
 	}
-	argv := make([]any, 0, 24)
+	var deferUntil int64
+	next := max(e.Attempt, 0)
+	if next < len(s.cfg.DeferDelays) {
+		deferUntil = time.Now().Add(s.cfg.DeferDelays[next]).UnixMilli()
+		next++
+	}
+	argv := make([]any, 0, 28)
 	argv = append(argv, s.keys.Base(), s.cfg.DedupTTL.Milliseconds(), maxLen, e.Kind, e.Status,
-		e.OptOut, phone, e.ReceivedMS, e.EventID, errText)
+		e.OptOut, phone, e.ReceivedMS, e.EventID, errText, deferUntil, next, e.member)
 	argv = append(argv, e.streamFields()...)
 	return keys, argv
 }
@@ -120,10 +141,20 @@ func parseResult(v any, err error) result {
 	if !ok || len(a) != 3 {
 		return result{err: fmt.Errorf("callbacks: store: unexpected script reply %T", v)}
 	}
-	stored, _ := a[0].(int64)
+	code, _ := a[0].(int64)
 	id, _ := a[1].(string)
 	moved, _ := a[2].(int64)
-	return result{dup: stored == 0, id: id, moved: moved == 1}
+	switch code {
+	case 0:
+		return result{dup: true}
+	case 1:
+		return result{id: id, moved: moved == 1}
+	case 2:
+		return result{deferred: true}
+	case 3:
+		return result{gone: true}
+	}
+	return result{err: fmt.Errorf("callbacks: store: unexpected script result %d", code)}
 }
 
 // loop is one batcher: it takes the first waiting job, every other job

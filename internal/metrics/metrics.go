@@ -67,8 +67,8 @@ var (
 	})
 
 	// Callbacks counts callbacks received, by kind (receipt, reply) and
-	// outcome (stored, duplicate, spooled, bad_token, too_large, bad_request,
-	// wrong_account, error).
+	// outcome (stored, duplicate, deferred, spooled, bad_token, too_large,
+	// bad_request, wrong_account, error).
 	Callbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: ns, Name: "callbacks_total", Help: "Callbacks received, by kind and outcome.",
 	}, []string{"kind", "outcome"})
@@ -114,7 +114,7 @@ var (
 	archivedReasons  = []string{"rox_permanent", "retries_exhausted"}
 	requestOutcomes  = []string{"ok", "auth_error", "sending_error", "http_error", "transport_error", "timeout"}
 	callbackKinds    = []string{"receipt", "reply"}
-	callbackOutcomes = []string{"stored", "duplicate", "spooled", "bad_token", "too_large", "bad_request", "wrong_account", "error"}
+	callbackOutcomes = []string{"stored", "duplicate", "deferred", "spooled", "bad_token", "too_large", "bad_request", "wrong_account", "error"}
 )
 
 func init() {
