@@ -127,6 +127,13 @@ func (w *Worker) process(ctx context.Context, bid string, last bool) error {
 	case store.ClaimGone:
 		return nil
 	case store.ClaimLocked:
+		if last {
+			// The run holding the lock owns the batch. Archiving this task
+			// would keep its ID taken, and the reaper could then never
+			// re-enqueue what that run leaves behind; end quietly instead.
+			log.Warn().Msg("batch is locked by another handler run on this task's last attempt: leaving it to that run and the reaper")
+			return nil
+		}
 		log.Warn().Msg("batch is locked by another handler run (a redelivery): retrying later")
 		return errLocked
 	case store.ClaimPaused:

@@ -584,6 +584,37 @@ func TestRetryDelayGrowsAndHonoursRetryAfter(t *testing.T) {
 	}
 }
 
+// TestLockedOnLastAttemptLeavesBatchToReaper: a redelivered run that finds
+// the batch locked on its last attempt must not archive the task (its ID
+// would stay taken); the reaper then finishes what the lock holder left.
+func TestLockedOnLastAttemptLeavesBatchToReaper(t *testing.T) {
+	b := setup(t, roxsim.Faults{}, func(c *Config) { c.ReapAge = 300 * time.Millisecond; c.ReapInterval = 200 * time.Millisecond })
+	w, err := New(b.cfg, b.rdb, b.aopt, b.client, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := b.enqueue(10, "lastlock", nil)
+	formed, err := w.b.Form(b.ctx, store.FormParams{MaxBatch: 500, MaxWaiting: 10, MaxForm: 4, IDPrefix: "ll-"}, time.Now().Add(time.Second))
+	if err != nil || len(formed) != 1 {
+		t.Fatalf("form %v %v", formed, err)
+	}
+	bid := formed[0].ID
+	// Another run holds the lock and then dies: its lock expires, the batch stays.
+	if err := b.rdb.Set(b.ctx, b.st.Keys().Lock(bid), "other-run", 700*time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.process(b.ctx, bid, true); err != nil {
+		t.Fatalf("last attempt on a locked batch returned %v, want nil (no archive)", err)
+	}
+	if n := b.sim.Stats().Requests; n != 0 {
+		t.Fatalf("%d requests while locked, want 0", n)
+	}
+	b.start()
+	testutil.Eventually(t, 15*time.Second, func() bool { return b.countStatus(ids, "submitted") == 10 },
+		"the reaper never finished the batch left behind")
+	b.checkExactlyOnce("lastlock", 10)
+}
+
 func TestReaperEnqueuesBatchWithoutTask(t *testing.T) {
 	b := setup(t, roxsim.Faults{}, func(c *Config) { c.ReapAge = 300 * time.Millisecond; c.ReapInterval = 200 * time.Millisecond })
 	ids := b.enqueue(20, "reap", nil)
