@@ -176,6 +176,10 @@ func appendFloat(b []byte, f float64) ([]byte, error) {
 
 const hexDigits = "0123456789abcdef"
 
+// AppendJSONString appends s to b as a JSON string, exactly as encoding/json
+// writes it. Other packages that hand-write JSON (the simulator) use it.
+func AppendJSONString(b []byte, s string) []byte { return appendString(b, s) }
+
 // appendString quotes s as encoding/json does with HTML escaping: <, > and
 // & as \u003c.., control characters escaped, invalid UTF-8 as \ufffd, and
 // U+2028/U+2029 escaped.

@@ -439,9 +439,9 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64, buf []byte) (
 func (s *Sim) writeError(w http.ResponseWriter, status int, code rox.Code, text string) {
 	out := make([]byte, 0, 128+len(text))
 	out = append(out, `{"Name":"ROX_API_Response","Version":1.1,"Result":`...)
-	out = appendString(out, string(code))
+	out = rox.AppendJSONString(out, string(code))
 	out = append(out, `,"ResultText":`...)
-	out = appendString(out, text)
+	out = rox.AppendJSONString(out, text)
 	out = append(out, '}')
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
@@ -555,14 +555,14 @@ func (s *Sim) accept(now time.Time, req *rox.SendRequest, f *Faults, out []byte)
 		out = append(out, `":{"SMSId":"`...)
 		out = append(out, r.smsID...)
 		out = append(out, `","DestTn":`...)
-		out = appendString(out, r.destTn)
+		out = rox.AppendJSONString(out, r.destTn)
 		out = append(out, `,"Result":"`...)
 		out = append(out, r.result...)
 		if r.result.OK() {
 			out = append(out, `","ResultText":"Queued"`...)
 		} else {
 			out = append(out, `","ResultText":`...)
-			out = appendString(out, codeText(r.result))
+			out = rox.AppendJSONString(out, codeText(r.result))
 		}
 		out = append(out, `,"Timestamp":"`...)
 		out = append(out, ts...)
