@@ -1,6 +1,10 @@
 package callbacks
 
-import "github.com/redis/go-redis/v9"
+import (
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redoxygen/roxd/internal/store"
+)
 
 // storeScript stores one callback in one round trip.
 //
@@ -37,7 +41,7 @@ import "github.com/redis/go-redis/v9"
 // but an error half-way leaves it in place to be retried rather than lost.
 // The message record is addressed from the SMSId map; it shares the {P}
 // hash tag with every declared key.
-var storeScript = redis.NewScript(`
+var storeScript = redis.NewScript(store.TransitionLua + `
 local member = ARGV[13]
 if member ~= '' and not redis.call('ZSCORE', KEYS[5], member) then
   return {3, '', 0}
@@ -71,8 +75,8 @@ if mid then
   if rec[1] then meta = rec[1] end
   if kind == 'receipt' and rec[2] then
     local s = rec[2]
-    if s == 'queued' or s == 'scheduled' or s == 'sending' or s == 'submitted' then
-      local st = ARGV[5]
+    local st = ARGV[5]
+    if roxd_can(s, st) then
       if st == 'failed' then
         redis.call('HSET', mkey, 'status', st, 't_' .. st, ARGV[8], 'err', ARGV[10])
       else
