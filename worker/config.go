@@ -31,6 +31,9 @@ const (
 	DefaultMaxAttempts       = 10
 	DefaultAuthPauseInitial  = 10 * time.Second
 	DefaultAuthPauseMax      = 10 * time.Minute
+	// DefaultJournalDir is where ROX answers wait while Redis refuses
+	// their record (relative to the working directory).
+	DefaultJournalDir = "./var/journal"
 	// TaskType is the asynq task type of one batch.
 	TaskType = "rox:send"
 )
@@ -95,6 +98,10 @@ type Config struct {
 	// ROX rejects the credentials (doubling in between).
 	AuthPauseInitial time.Duration
 	AuthPauseMax     time.Duration
+	// JournalDir is the local directory where ROX answers that Redis
+	// refused to record are kept (fsynced) until Redis takes them. One
+	// worker process per directory: New refuses a directory in use.
+	JournalDir string
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -131,6 +138,9 @@ func (c Config) WithDefaults() Config {
 	defInt(&c.MaxAttempts, DefaultMaxAttempts)
 	def(&c.AuthPauseInitial, DefaultAuthPauseInitial)
 	def(&c.AuthPauseMax, DefaultAuthPauseMax)
+	if c.JournalDir == "" {
+		c.JournalDir = DefaultJournalDir
+	}
 	return c
 }
 

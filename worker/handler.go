@@ -71,7 +71,7 @@ func (e *BatchError) Error() string {
 // Unwrap returns the request's error (for Retry-After).
 func (e *BatchError) Unwrap() error { return e.Last }
 
-func isFailure(err error) bool { return !errors.Is(err, errLocked) }
+func isFailure(err error) bool { return !errors.Is(err, errLocked) && !errors.Is(err, errJournalled) }
 
 // retryDelay is asynq's RetryDelayFunc: exponential backoff with jitter from
 // RetryInitial to RetryMaxInterval (cenkalti/backoff), at least the server's
@@ -116,6 +116,14 @@ func (w *Worker) process(ctx context.Context, bid string, last bool) error {
 	token := hex.EncodeToString(rnd[:])
 	log := w.log.With().Str("batch", bid).Logger()
 
+	if w.awaitHeld(ctx, log, bid) {
+		// ROX's answer for this batch is journalled, not yet in Redis:
+		// never claim (claiming would send it again). See journal.go.
+		if last {
+			return nil
+		}
+		return errJournalled
+	}
 	claim, err := w.b.Claim(ctx, bid, token, w.cfg.TaskTimeout, time.Now())
 	if err != nil {
 		return err
@@ -244,11 +252,23 @@ func (w *Worker) process(ctx context.Context, bid string, last bool) error {
 		failed = len(out)
 	}
 
-	rec, rerr := w.b.Record(wctx, bid, token, reqID, out, time.Now())
-	if rerr != nil {
-		// The worst place to fail: ROX answered and we could not write it.
-		// The lock stays until TaskTimeout; a retry then claims again and
-		// may resend what ROX accepted (the documented window).
+	answeredAt := time.Now()
+	rec, rerr := w.b.Record(wctx, bid, token, reqID, out, answeredAt)
+	if rerr != nil && !errors.Is(rerr, store.ErrBatchReply) {
+		// ROX answered and Redis refused the record (OOM, READONLY, down):
+		// journal the answer and apply it until Redis takes it; never
+		// resend it (journal.go).
+		var applied bool
+		if rec, applied = w.holdAnswer(ctx, log, bid, token, reqID, out, answeredAt, rerr); !applied {
+			if last {
+				// Nothing in it is to be retried; archiving would keep the
+				// task's ID from the reaper.
+				return nil
+			}
+			return errJournalled
+		}
+	} else if rerr != nil {
+		// The script ran (it wrote) but its reply is not understood.
 		log.Error().Err(rerr).Str("request_id", reqID).Msg("record ROX answer")
 		return rerr
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/redoxygen/roxd/internal/journal"
 	"github.com/redoxygen/roxd/internal/logging"
 	"github.com/redoxygen/roxd/internal/store"
 	"github.com/redoxygen/roxd/rox"
@@ -49,13 +50,19 @@ type Worker struct {
 
 	handlers sync.WaitGroup // handler runs in flight (they may outlive asynq's abort)
 
+	jr  *journal.Journal // ROX answers Redis refused (journal.go)
+	ans *answers
+
 	authMu    sync.Mutex
 	authPause time.Duration // last pause; 0 when not paused
 	paused    atomic.Bool
 }
 
-// New validates cfg (after defaults) and returns a Worker. rdb serves
-// roxd's own keys; asynqOpt is the same Redis for asynq.
+// New validates cfg (after defaults), takes cfg.JournalDir (an error
+// wrapping journal.ErrInUse when another process holds it) and returns a
+// Worker. rdb serves roxd's own keys; asynqOpt is the same Redis for asynq.
+// Run releases the journal directory when it returns; a Worker that is
+// never run must be closed with Close.
 func New(cfg Config, rdb redis.UniversalClient, asynqOpt asynq.RedisConnOpt, sender Sender, log zerolog.Logger) (*Worker, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -81,6 +88,9 @@ func New(cfg Config, rdb redis.UniversalClient, asynqOpt asynq.RedisConnOpt, sen
 		b:        store.NewBatches(rdb, store.NewKeys(cfg.Store.Prefix), cfg.Store.StatusTTL),
 		idPfx:    "b" + time.Now().UTC().Format("060102150405") + "-" + hex.EncodeToString(rnd[:]) + "-",
 	}
+	if err := w.openJournal(); err != nil {
+		return nil, err
+	}
 	return w, nil
 }
 
@@ -93,6 +103,21 @@ func (w *Worker) Config() Config { return w.cfg }
 // after ShutdownTimeout), waits for handler runs and returns nil. Nothing is
 // lost: messages are in records, ready lists and batches.
 func (w *Worker) Run(ctx context.Context) error {
+	defer w.Close()
+	// ROX answers an earlier process could not record: apply them before
+	// claiming anything. Those Redis still refuses stay held, and their
+	// batches are not claimed (awaitHeld) until the applier gets them in.
+	if n := w.ans.len(); n > 0 {
+		w.log.Warn().Int("answers", n).Str("dir", w.jr.Dir()).Msg("journal holds ROX answers an earlier run could not record: applying them before claiming")
+		if left := w.applyHeld(ctx); left > 0 {
+			w.log.Warn().Int("answers", left).Msg("journalled ROX answers still refused by Redis: their batches are not claimed until applied")
+		}
+	}
+	applyCtx, stopApply := context.WithCancel(context.WithoutCancel(ctx))
+	applyDone := make(chan struct{})
+	go func() { defer close(applyDone); w.applyLoop(applyCtx) }()
+	defer func() { stopApply(); <-applyDone }()
+
 	w.client = asynq.NewClient(w.asynqOpt)
 	defer w.client.Close()
 

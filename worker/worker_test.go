@@ -97,6 +97,7 @@ func setup(t *testing.T, f roxsim.Faults, mod func(*Config)) *bundle {
 		ReceiptCallbackURL:       sink.URL + "/cb/receipt?token=x",
 		ReplyCallbackURL:         sink.URL + "/cb/reply?token=x",
 		AccountID:                roxsim.DefaultAccountID,
+		JournalDir:               t.TempDir(),
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -137,6 +138,20 @@ func (b *bundle) start() (w *Worker, stop func() (time.Duration, error)) {
 	}
 	b.t.Cleanup(func() { stop() })
 	return w, stop
+}
+
+// newWorker returns a worker that is not run (for calling process), with
+// its own journal directory so that b.start may run another beside it.
+func (b *bundle) newWorker() *Worker {
+	b.t.Helper()
+	cfg := b.cfg
+	cfg.JournalDir = b.t.TempDir()
+	w, err := New(cfg, b.rdb, b.aopt, b.client, zerolog.Nop())
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Cleanup(func() { _ = w.Close() })
+	return w
 }
 
 // testLogger logs to the test at warn level when ROXD_TEST_LOG is set.
@@ -518,10 +533,7 @@ func TestStopUnderLoadAndRestartLosesNothing(t *testing.T) {
 
 func TestRedeliveredBatchSendsNothingTwice(t *testing.T) {
 	b := setup(t, roxsim.Faults{Latency: 50 * time.Millisecond}, nil)
-	w, err := New(b.cfg, b.rdb, b.aopt, b.client, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := b.newWorker()
 	b.enqueue(30, "redo", nil)
 	formed, err := w.b.Form(b.ctx, store.FormParams{MaxBatch: 500, MaxWaiting: 10, MaxForm: 4, IDPrefix: "rd-"}, time.Now().Add(time.Second))
 	if err != nil || len(formed) != 1 {
@@ -589,10 +601,7 @@ func TestRetryDelayGrowsAndHonoursRetryAfter(t *testing.T) {
 // would stay taken); the reaper then finishes what the lock holder left.
 func TestLockedOnLastAttemptLeavesBatchToReaper(t *testing.T) {
 	b := setup(t, roxsim.Faults{}, func(c *Config) { c.ReapAge = 300 * time.Millisecond; c.ReapInterval = 200 * time.Millisecond })
-	w, err := New(b.cfg, b.rdb, b.aopt, b.client, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := b.newWorker()
 	ids := b.enqueue(10, "lastlock", nil)
 	formed, err := w.b.Form(b.ctx, store.FormParams{MaxBatch: 500, MaxWaiting: 10, MaxForm: 4, IDPrefix: "ll-"}, time.Now().Add(time.Second))
 	if err != nil || len(formed) != 1 {

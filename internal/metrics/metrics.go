@@ -82,6 +82,22 @@ var (
 		Namespace: ns, Name: "callback_spool_depth", Help: "Callbacks spooled locally, waiting for Redis.",
 	})
 
+	// JournalPending is the number of ROX answers held in the worker's
+	// local journal because Redis refused their record (OOM, READONLY,
+	// down); their batches are not claimed until they are applied.
+	JournalPending = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: ns, Name: "journal_pending", Help: "ROX answers journalled locally, waiting for Redis to take their record.",
+	})
+	// JournalApplied counts journalled answers written to Redis at last.
+	JournalApplied = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: ns, Name: "journal_applied_total", Help: "Journalled ROX answers applied to Redis.",
+	})
+	// JournalApplyErrors counts failed attempts to apply a journalled answer
+	// (each retry counts).
+	JournalApplyErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: ns, Name: "journal_apply_errors_total", Help: "Failed attempts to apply a journalled ROX answer to Redis.",
+	})
+
 	// QueueSize is the number of asynq tasks (batches) per queue and state,
 	// and roxd messages per state (queue "messages": ready, scheduled).
 	// Set by the queue collector.
@@ -102,6 +118,7 @@ func init() {
 		MessagesArchived, MessagesCancelled, MessagesSuppressed,
 		ROXRequestDuration, ROXRecipientsPerRequest, ROXAuthPaused,
 		Callbacks, CallbackDuration, SpoolDepth, QueueSize, QueueLatency,
+		JournalPending, JournalApplied, JournalApplyErrors,
 	)
 }
 

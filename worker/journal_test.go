@@ -1,0 +1,263 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redoxygen/roxd/internal/journal"
+	"github.com/redoxygen/roxd/internal/store"
+	"github.com/redoxygen/roxd/internal/testutil"
+	"github.com/redoxygen/roxd/rox"
+	"github.com/redoxygen/roxd/rox/roxsim"
+)
+
+// setupPrivate is setup on a private redis-server, for tests that make
+// Redis refuse writes (CONFIG SET maxmemory, REPLICAOF) without disturbing
+// the shared test Redis.
+func setupPrivate(t *testing.T, f roxsim.Faults, mod func(*Config)) (*bundle, *redis.Client) {
+	t.Helper()
+	srv := testutil.NewServer(t)
+	b := setup(t, f, mod)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	// A second client for the faults: it must not share the worker's pool.
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { _ = admin.Close() })
+	st, err := store.New(rdb, b.cfg.Store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.rdb, b.aopt, b.st = rdb, asynq.RedisClientOpt{Addr: srv.Addr()}, st
+	return b, admin
+}
+
+// acceptedTo returns the SMSIds the simulator gave to DestTn to.
+func (b *bundle) acceptedTo(to string) []string {
+	var ids []string
+	for _, r := range b.sim.Recipients() {
+		if r.DestTn == to && r.SMSID != "" {
+			ids = append(ids, r.SMSID)
+		}
+	}
+	return ids
+}
+
+// stays fails the test if cond turns false within d (polling).
+func stays(t *testing.T, d time.Duration, cond func() bool, format string, args ...any) {
+	t.Helper()
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		if !cond() {
+			t.Fatalf(format, args...)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// refusalTest is issue 8 fault 2: a ROX stand-in that accepts and answers
+// after 3 s; Redis refuses writes (refuse) from before the answer until
+// ~2 s after it, then takes them again (restore). Exactly one SMS must be
+// accepted for the number, and the message ends `submitted` with that
+// SMSId, never sent again (on the code before the journal it was sent again
+// once the batch lock expired).
+func refusalTest(t *testing.T, name string, refuse, restore func(ctx context.Context, admin *redis.Client) error) {
+	const to = "+61400000081"
+	b, admin := setupPrivate(t, roxsim.Faults{Latency: 3 * time.Second},
+		func(c *Config) { c.TaskTimeout = 8 * time.Second })
+	ids := b.enqueue(1, name, func(i int, r *store.Record) {
+		r.To, r.Text, r.Receipt = to, name+" window", "never"
+	})
+	id := ids[0]
+	b.start()
+	// The request is at ROX (answer due in 3 s): Redis starts refusing.
+	testutil.Eventually(t, 20*time.Second, func() bool { return b.sim.Stats().Requests >= 1 }, "request reached the simulator")
+	if err := refuse(b.ctx, admin); err != nil {
+		t.Fatal(err)
+	}
+	restored := false
+	defer func() {
+		if !restored {
+			_ = restore(context.Background(), admin)
+		}
+	}()
+	testutil.Eventually(t, 20*time.Second, func() bool { return len(b.acceptedTo(to)) >= 1 }, "ROX accepted the message")
+	first := b.acceptedTo(to)[0]
+	// Hold the refusal past the answer: the record fails and its retries
+	// too (the issue's 4 s window).
+	time.Sleep(2 * time.Second)
+	if st := admin.HGet(b.ctx, b.st.Keys().Msg(id), "status").Val(); st == "submitted" {
+		t.Fatalf("message submitted while Redis refused writes: the fault did not bite")
+	}
+	if err := restore(b.ctx, admin); err != nil {
+		t.Fatal(err)
+	}
+	restored = true
+
+	testutil.Eventually(t, 30*time.Second, func() bool {
+		return admin.HGet(b.ctx, b.st.Keys().Msg(id), "status").Val() == "submitted"
+	}, "message submitted after Redis came back")
+	if got := admin.HGet(b.ctx, b.st.Keys().Msg(id), "sms_id").Val(); got != first {
+		t.Fatalf("sms_id %q, want ROX's first SMSId %q", got, first)
+	}
+	if got := admin.Get(b.ctx, b.st.Keys().SMS(first)).Val(); got != id {
+		t.Fatalf("SMSId map %s -> %q, want %s", first, got, id)
+	}
+	// Long enough for the old path to resend: batch lock (TaskTimeout 8 s)
+	// expired, task retried, 3 s of ROX latency.
+	stays(t, 14*time.Second, func() bool { return len(b.acceptedTo(to)) == 1 },
+		"%s accepted %d times (%v), want exactly 1", to, len(b.acceptedTo(to)), b.acceptedTo(to))
+	if st := admin.HGet(b.ctx, b.st.Keys().Msg(id), "status").Val(); st != "submitted" {
+		t.Fatalf("status %q at the end, want submitted", st)
+	}
+}
+
+func TestRedisOOMAfterROXAcceptedSendsOnce(t *testing.T) {
+	refusalTest(t, "oom",
+		func(ctx context.Context, a *redis.Client) error { return a.ConfigSet(ctx, "maxmemory", "1").Err() },
+		func(ctx context.Context, a *redis.Client) error { return a.ConfigSet(ctx, "maxmemory", "0").Err() })
+}
+
+func TestRedisReadonlyAfterROXAcceptedSendsOnce(t *testing.T) {
+	refusalTest(t, "readonly",
+		func(ctx context.Context, a *redis.Client) error { return a.Do(ctx, "REPLICAOF", "127.0.0.1", "1").Err() },
+		func(ctx context.Context, a *redis.Client) error { return a.Do(ctx, "REPLICAOF", "NO", "ONE").Err() })
+}
+
+// TestJournalReplayedBeforeClaiming: a worker process died holding ROX's
+// answer in its journal (Redis refused the record; the batch's lock has
+// since expired and its task is pending again). A new worker on the same
+// directory applies the answer before it claims anything: the message ends
+// submitted with the first SMSId and is not sent again; the journal empties.
+func TestJournalReplayedBeforeClaiming(t *testing.T) {
+	const to = "+61400000082"
+	b := setup(t, roxsim.Faults{}, nil)
+	ids := b.enqueue(3, "replay", func(i int, r *store.Record) {
+		r.Receipt = "never"
+		if i == 0 {
+			r.To = to
+		}
+	})
+	bs := b.st.Batches()
+	formed, err := bs.Form(b.ctx, store.FormParams{MaxBatch: 500, MaxWaiting: 10, MaxForm: 4, IDPrefix: testutil.Name("rp") + "-"}, time.Now().Add(time.Second))
+	if err != nil || len(formed) != 1 {
+		t.Fatalf("form %v %v", formed, err)
+	}
+	bid := formed[0].ID
+	// The dead run: claim, send, and its answer went to the journal only.
+	claim, err := bs.Claim(b.ctx, bid, "dead-run", time.Minute, time.Now())
+	if err != nil || claim.State != store.ClaimOK || len(claim.Items) != 3 {
+		t.Fatalf("claim %+v %v", claim, err)
+	}
+	var rcpts []rox.Recipient
+	for _, it := range claim.Items {
+		rcpts = append(rcpts, rox.Recipient{DestTn: it.To, SMSText: it.Text})
+	}
+	resp, err := b.client.Send(b.ctx, rox.Messages{ReceiptFlag: rox.ReceiptNever, ReplyType: rox.ReplyEmail, Recipients: rcpts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := journal.Entry{Batch: bid, Token: "dead-run", RequestID: resp.Messages.RequestID, At: time.Now().UTC()}
+	for i, it := range claim.Items {
+		e.Outcomes = append(e.Outcomes, journal.Outcome{ID: it.ID, Kind: "s", Value: resp.Messages.Results[i].SMSID})
+	}
+	j, err := journal.Open(b.cfg.JournalDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Append(e); err != nil {
+		t.Fatal(err)
+	}
+	_ = j.Close() // the process "dies"
+	// Its lock expired during the outage, and the task is pending again.
+	b.rdb.Del(b.ctx, b.st.Keys().Lock(bid))
+	body, _ := json.Marshal(payload{Batch: bid})
+	ac := asynq.NewClient(b.aopt)
+	defer ac.Close()
+	if _, err := ac.Enqueue(asynq.NewTask(TaskType, body), asynq.TaskID(bid), asynq.Queue(b.cfg.Queue)); err != nil {
+		t.Fatal(err)
+	}
+
+	b.start()
+	testutil.Eventually(t, 20*time.Second, func() bool { return b.countStatus(ids, "submitted") == 3 }, "journalled answer applied")
+	for i, it := range claim.Items {
+		if got := b.rdb.HGet(b.ctx, b.st.Keys().Msg(it.ID), "sms_id").Val(); got != e.Outcomes[i].Value {
+			t.Fatalf("%s sms_id %q, want the journalled %q", it.ID, got, e.Outcomes[i].Value)
+		}
+	}
+	insp := asynq.NewInspector(b.aopt)
+	defer insp.Close()
+	testutil.Eventually(t, 20*time.Second, func() bool {
+		_, err := insp.GetTaskInfo(b.cfg.Queue, bid)
+		return errors.Is(err, asynq.ErrTaskNotFound)
+	}, "the batch's task ran and completed")
+	if n := b.sim.Stats().Requests; n != 1 {
+		t.Fatalf("%d ROX requests, want 1 (the dead run's): the batch was sent again", n)
+	}
+	if got := b.acceptedTo(to); len(got) != 1 {
+		t.Fatalf("%s accepted %d times", to, len(got))
+	}
+}
+
+// TestJournalledBatchIsNotClaimed: while a batch's answer is held (Redis
+// still refusing), a redelivered task of it neither claims nor sends; it
+// ends with errJournalled (not a failure) when its budget runs out.
+func TestJournalledBatchIsNotClaimed(t *testing.T) {
+	b := setup(t, roxsim.Faults{}, nil)
+	w := b.newWorker()
+	b.enqueue(2, "held", nil)
+	formed, err := w.b.Form(b.ctx, store.FormParams{MaxBatch: 500, MaxWaiting: 10, MaxForm: 4, IDPrefix: testutil.Name("hd") + "-"}, time.Now().Add(time.Second))
+	if err != nil || len(formed) != 1 {
+		t.Fatalf("form %v %v", formed, err)
+	}
+	bid := formed[0].ID
+	je, err := w.jr.Append(journal.Entry{Batch: bid, Token: "t", At: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.ans.add(&held{e: je, durable: true, since: time.Now(), applied: make(chan struct{})})
+	ctx, cancel := context.WithTimeout(b.ctx, 500*time.Millisecond)
+	defer cancel()
+	err = w.process(ctx, bid, false)
+	if !errors.Is(err, errJournalled) || isFailure(err) {
+		t.Fatalf("process of a held batch: %v, want errJournalled (not a failure)", err)
+	}
+	if err := w.process(ctx, bid, true); err != nil {
+		t.Fatalf("last attempt on a held batch: %v, want nil (no archive)", err)
+	}
+	if n := b.sim.Stats().Requests; n != 0 {
+		t.Fatalf("%d ROX requests for a held batch, want 0", n)
+	}
+	if ex := b.rdb.Exists(b.ctx, b.st.Keys().Lock(bid)).Val(); ex != 0 {
+		t.Fatal("a held batch was claimed (its lock is set)")
+	}
+}
+
+// TestSharedJournalDirRefused: a second worker on the same directory is
+// refused, naming the field; the first keeps it.
+func TestSharedJournalDirRefused(t *testing.T) {
+	b := setup(t, roxsim.Faults{}, nil)
+	w1, err := New(b.cfg, b.rdb, b.aopt, b.client, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w1.Close()
+	_, err = New(b.cfg, b.rdb, b.aopt, b.client, testLogger(t))
+	if !errors.Is(err, journal.ErrInUse) || !strings.Contains(err.Error(), "JournalDir") || !strings.Contains(err.Error(), b.cfg.JournalDir) {
+		t.Fatalf("second worker on %s: %v, want ErrInUse naming JournalDir and the directory", b.cfg.JournalDir, err)
+	}
+	if err := w1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w3, err := New(b.cfg, b.rdb, b.aopt, b.client, testLogger(t))
+	if err != nil {
+		t.Fatalf("after the first closed: %v", err)
+	}
+	_ = w3.Close()
+}
