@@ -126,7 +126,9 @@ func TestRedisOOMAfterROXAcceptedSendsOnce(t *testing.T) {
 
 func TestRedisReadonlyAfterROXAcceptedSendsOnce(t *testing.T) {
 	refusalTest(t, "readonly",
-		func(ctx context.Context, a *redis.Client) error { return a.Do(ctx, "REPLICAOF", "127.0.0.1", "1").Err() },
+		func(ctx context.Context, a *redis.Client) error {
+			return a.Do(ctx, "REPLICAOF", "127.0.0.1", "1").Err()
+		},
 		func(ctx context.Context, a *redis.Client) error { return a.Do(ctx, "REPLICAOF", "NO", "ONE").Err() })
 }
 
