@@ -84,7 +84,7 @@ func TestHungRedisKeepsBudgets(t *testing.T) {
 	srv.Pause()
 	t.Cleanup(srv.Resume)
 	const margin = 1500 * time.Millisecond // scheduling under `stress --cpu 2`
-	for i := 0; i < 3; i++ {                // the first one, and ones that find the pool busy
+	for i := 0; i < 3; i++ {               // the first one, and ones that find the pool busy
 		code, took := timed(t, http.MethodPost, base+"/v1/messages", msg, 30*time.Second)
 		t.Logf("POST /v1/messages with Redis hung: %d after %s", code, took.Round(time.Millisecond))
 		if code != http.StatusServiceUnavailable {
