@@ -40,6 +40,12 @@ const (
 	ReplyBoth  = "both"
 )
 
+// Maxima of ROXD_CALLBACK_DRAIN and ROXD_API_TIMEOUT.
+const (
+	MaxCallbackDrain = time.Minute
+	MaxAPITimeout    = time.Minute
+)
+
 // MinTokenLen is the shortest ROXD_API_TOKEN or ROXD_CALLBACK_TOKEN.
 const MinTokenLen = 16
 
@@ -78,6 +84,9 @@ type Config struct {
 	SendConcurrency  int           `env:"ROXD_SEND_CONCURRENCY, default=16" desc:"Concurrent ROX requests per process"`
 	DequeueLanes     int           `env:"ROXD_DEQUEUE_LANES, default=2" desc:"asynq servers per process"`
 	ShutdownTimeout  time.Duration `env:"ROXD_SHUTDOWN_TIMEOUT, default=25s" desc:"Grace period to drain on shutdown"`
+	CallbackDrain    time.Duration `env:"ROXD_CALLBACK_DRAIN, default=5s" desc:"On shutdown, how long the callback listener keeps answering after the worker stopped (0..60s, below ROXD_SHUTDOWN_TIMEOUT)"`
+	APITimeout       time.Duration `env:"ROXD_API_TIMEOUT, default=5s" desc:"Budget of one API call (1s..60s): past it the call answers 503; POST /v1/messages/batch gets four times it"`
+	AllowVolatile    bool          `env:"ROXD_ALLOW_VOLATILE_REDIS, default=false" desc:"Accept a Redis without persistence (appendonly/save) without the loud warning; roxd dev sets it"`
 
 	Receipt string `env:"ROXD_RECEIPT, default=always" desc:"Default receipts: always, on_error or never"`
 	Reply   string `env:"ROXD_REPLY, default=http" desc:"Default reply routing: http, email, sms or both"`
@@ -339,6 +348,14 @@ func (c Config) Validate(roles ...string) error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("ROXD_SHUTDOWN_TIMEOUT", "must be > 0")
+	}
+	if c.CallbackDrain < 0 || c.CallbackDrain > MaxCallbackDrain {
+		bad("ROXD_CALLBACK_DRAIN", "must be 0..%s", MaxCallbackDrain)
+	} else if c.ShutdownTimeout > 0 && c.CallbackDrain >= c.ShutdownTimeout {
+		bad("ROXD_CALLBACK_DRAIN", "must be below ROXD_SHUTDOWN_TIMEOUT (%s)", c.ShutdownTimeout)
+	}
+	if c.APITimeout < time.Second || c.APITimeout > MaxAPITimeout {
+		bad("ROXD_API_TIMEOUT", "must be 1s..%s", MaxAPITimeout)
 	}
 	switch c.Receipt {
 	case ReceiptAlways, ReceiptOnError, ReceiptNever:

@@ -12,7 +12,6 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/redoxygen/roxd/callbacks"
 	"github.com/redoxygen/roxd/config"
@@ -64,7 +63,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		writeJSON(w, http.StatusOK, `{"status":"ok"}`)
 	})
 	internalMux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		ctx, cancel := context.WithTimeout(r.Context(), ReadyzBudget)
 		defer cancel()
 		if err := rdb.Ping(ctx).Err(); err != nil {
 			writeJSON(w, http.StatusServiceUnavailable, `{"status":"unavailable","reason":"redis unreachable"}`)
@@ -113,7 +112,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		if err != nil {
 			return fmt.Errorf("api: %w", err)
 		}
-		internalMux.Handle("/v1/", api)
+		internalMux.Handle("/v1/", withBudget(cfg.APITimeout, api))
 	}
 
 	var recv *callbacks.Receiver
@@ -142,7 +141,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		wrk, err = worker.New(worker.Config{
 			Store: storeCfg, Queue: cfg.Queue, MaxBatch: rox.MaxRecipients, Linger: cfg.BatchLinger,
 			SendConcurrency: cfg.SendConcurrency, DequeueLanes: cfg.DequeueLanes,
-			ShutdownTimeout: cfg.ShutdownTimeout, RetryInitial: cfg.RetryInitial,
+			ShutdownTimeout: workerShutdownTimeout(cfg.ShutdownTimeout, cfg.CallbackDrain), RetryInitial: cfg.RetryInitial,
 			RetryMaxInterval: cfg.RetryMaxInterval, MaxAttempts: cfg.MaxAttempts,
 			PermanentCodes: cfg.PermanentCodes, ReceiptCallbackURL: receiptURL, ReplyCallbackURL: replyURL,
 			AccountID: cfg.ROXAccountID,
@@ -169,29 +168,28 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	}
 
 	httpSrv := newServer(internalMux)
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return serveUntil(gctx, httpSrv, httpLn, cfg.ShutdownTimeout) })
+	parts := newParts(log)
+	parts.serve("http", httpSrv, httpLn)
+	var cbSrv *http.Server
+	recvCtx, stopRecv := context.WithCancel(context.Background())
+	defer stopRecv()
 	if recv != nil {
-		// The receiver's batchers and spool replayer stop only after the
-		// callback listener has finished its in-flight callbacks.
-		recvCtx, stopRecv := context.WithCancel(context.Background())
-		cbSrv := newServer(recv.Handler())
-		g.Go(func() error {
-			defer stopRecv()
-			return serveUntil(gctx, cbSrv, cbLn, cfg.ShutdownTimeout)
-		})
-		g.Go(func() error {
+		cbSrv = newServer(recv.Handler())
+		parts.serve("callback listener", cbSrv, cbLn)
+		parts.start("callbacks", func() error {
 			if err := recv.Run(recvCtx); err != nil && !errors.Is(err, context.Canceled) {
 				return fmt.Errorf("callbacks: %w", err)
 			}
 			return nil
 		})
 	}
+	wrkCtx, stopWorker := context.WithCancel(context.Background())
+	defer stopWorker()
 	if wrk != nil {
-		g.Go(func() error {
+		parts.start("worker", func() error {
 			workerUp.Store(true)
 			defer workerUp.Store(false)
-			return wrk.Run(gctx)
+			return wrk.Run(wrkCtx)
 		})
 	}
 	log.Info().Str("http", addrs.HTTP).Str("callbacks", addrs.Callback).Strs("roles", cfg.Roles).
@@ -199,34 +197,26 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	if opts.Ready != nil {
 		opts.Ready(addrs)
 	}
-	err = g.Wait()
-	log.Info().Err(err).Msg("roxd stopped")
-	if errors.Is(err, context.Canceled) {
-		return nil
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-parts.failed:
 	}
-	return err
+	err = parts.shutdown(shutdownPlan{
+		budget: cfg.ShutdownTimeout, drain: cfg.CallbackDrain,
+		httpSrv: httpSrv, cbSrv: cbSrv, stopWorker: stopWorker, stopRecv: stopRecv,
+		hasWorker: wrk != nil, hasCallbacks: recv != nil,
+	})
+	if runErr == nil {
+		runErr = err
+	}
+	log.Info().Err(runErr).Msg("roxd stopped")
+	return runErr
 }
 
 func newServer(h http.Handler) *http.Server {
 	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute}
-}
-
-// serveUntil serves on ln until ctx is done, then shuts the server down
-// gracefully: no new requests, in-flight ones finish within timeout.
-func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener, timeout time.Duration) error {
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	<-errc
-	return err
 }
 
 func writeJSON(w http.ResponseWriter, code int, body string) {

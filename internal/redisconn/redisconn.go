@@ -365,6 +365,15 @@ func (c Conn) Options() *redis.UniversalOptions {
 		Password:  c.password,
 		DB:        c.db,
 		TLSConfig: c.tlsConfig(),
+		// Budgets (budget.go): a hung Redis costs a bounded time, and a
+		// caller's context deadline reaches the socket.
+		DialTimeout:           DialTimeout,
+		DialerRetries:         DialerRetries,
+		ReadTimeout:           ReadTimeout,
+		WriteTimeout:          WriteTimeout,
+		PoolTimeout:           PoolTimeout,
+		MaxRetries:            MaxRetries,
+		ContextTimeoutEnabled: true,
 	}
 	switch c.kind {
 	case KindSentinel:
@@ -397,13 +406,19 @@ func (c Conn) Asynq() asynq.RedisConnOpt {
 			Password:         c.password,
 			DB:               c.db,
 			TLSConfig:        c.tlsConfig(),
+			DialTimeout:      DialTimeout,
+			ReadTimeout:      ReadTimeout,
+			WriteTimeout:     WriteTimeout,
 		}
 	case KindCluster:
 		return asynq.RedisClusterClientOpt{
-			Addrs:     slices.Clone(c.addrs),
-			Username:  c.username,
-			Password:  c.password,
-			TLSConfig: c.tlsConfig(),
+			Addrs:        slices.Clone(c.addrs),
+			Username:     c.username,
+			Password:     c.password,
+			TLSConfig:    c.tlsConfig(),
+			DialTimeout:  DialTimeout,
+			ReadTimeout:  ReadTimeout,
+			WriteTimeout: WriteTimeout,
 		}
 	default:
 		var addr string
@@ -411,11 +426,14 @@ func (c Conn) Asynq() asynq.RedisConnOpt {
 			addr = c.addrs[0]
 		}
 		return asynq.RedisClientOpt{
-			Addr:      addr,
-			Username:  c.username,
-			Password:  c.password,
-			DB:        c.db,
-			TLSConfig: c.tlsConfig(),
+			Addr:         addr,
+			Username:     c.username,
+			Password:     c.password,
+			DB:           c.db,
+			TLSConfig:    c.tlsConfig(),
+			DialTimeout:  DialTimeout,
+			ReadTimeout:  ReadTimeout,
+			WriteTimeout: WriteTimeout,
 		}
 	}
 }

@@ -80,6 +80,7 @@ type Server struct {
 	t    testing.TB
 	Port int
 	dir  string
+	args []string // extra redis-server arguments (NewServerArgs)
 	cmd  *exec.Cmd
 }
 
@@ -115,6 +116,7 @@ func (s *Server) Start() {
 	cmd := exec.Command("redis-server", "--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", s.dir,
 		"--logfile", filepath.Join(s.dir, "redis.log"))
+	cmd.Args = append(cmd.Args, s.args...)
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("start redis-server: %v", err)
 	}
@@ -131,6 +133,7 @@ func (s *Server) Stop() {
 	if s.cmd == nil {
 		return
 	}
+	s.Resume()
 	_ = s.cmd.Process.Kill()
 	_ = s.cmd.Wait()
 	s.cmd = nil
