@@ -131,6 +131,31 @@ func normalizeNumber(field, number, region string) (string, *FieldError) {
 	return phonenumbers.Format(num, phonenumbers.E164), nil
 }
 
+// invisibleTables are the characters that show nothing on their own:
+// white space, controls, format characters (zero-width space and joiners,
+// byte order mark, bidi marks, soft hyphen, tags), default-ignorable code
+// points (Hangul fillers, combining grapheme joiner), variation selectors,
+// and non-spacing and enclosing marks (nothing to show without a base
+// character).
+var invisibleTables = []*unicode.RangeTable{unicode.White_Space, unicode.Cc, unicode.Cf,
+	unicode.Zs, unicode.Zl, unicode.Zp, unicode.Other_Default_Ignorable_Code_Point,
+	unicode.Variation_Selector, unicode.Mn, unicode.Me}
+
+// visible reports whether text has a character that shows: one outside
+// invisibleTables and not U+2800 BRAILLE PATTERN BLANK (a blank that is
+// none of those classes).
+func visible(text string) bool {
+	for _, r := range text {
+		if r > ' ' && r < 0x7f { // printable ASCII: the common case
+			return true
+		}
+		if r != '\u2800' && !unicode.IsOneOf(invisibleTables, r) {
+			return true
+		}
+	}
+	return false
+}
+
 // prepare validates m and builds its record. On a problem res.Err is a
 // *FieldError (the first one found, in the order of the JSON fields).
 func (p *Producer) prepare(m *Message, now time.Time) (store.Record, Result) {
@@ -152,6 +177,9 @@ func (p *Producer) prepare(m *Message, now time.Time) (store.Record, Result) {
 	}
 	if !utf8.ValidString(m.Text) {
 		return fail(fieldErr("text", CodeInvalid, "not valid UTF-8"))
+	}
+	if !visible(m.Text) {
+		return fail(fieldErr("text", CodeRequired, "missing: the text has no visible character (only white space or invisible characters)"))
 	}
 	if n := utf8.RuneCountInString(m.Text); n > MaxTextLen {
 		return fail(fieldErr("text", CodeTooLong, "%d characters, at most %d", n, MaxTextLen))
