@@ -2,6 +2,7 @@ package producer
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -38,4 +39,24 @@ func BenchmarkSendMany1000(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// BenchmarkEncoding is the encoding and segment count of texts as ingest
+// sees them: a short GSM-7 code, a 3-part GSM-7 text with a line break, and
+// a 3-part UCS-2 text with emoji (grapheme clusters of several code points).
+func BenchmarkEncoding(b *testing.B) {
+	for _, bc := range []struct{ name, text string }{
+		{"gsm-short", "Your verification code is 123456"},
+		{"gsm-3parts", strings.Repeat("Your parcel is on its way.\r\n", 12)},
+		{"ucs2-3parts", strings.Repeat("Hi 👋🏽 your table 🇮🇹 is ready ", 6)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, n := Encoding(bc.text); n < 1 {
+					b.Fatal(n)
+				}
+			}
+		})
+	}
 }

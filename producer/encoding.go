@@ -1,6 +1,10 @@
 package producer
 
-import "unicode/utf16"
+import (
+	"unicode/utf8"
+
+	"github.com/rivo/uniseg"
+)
 
 // Encodings of an SMS text.
 const (
@@ -16,15 +20,24 @@ const gsmBasic = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\
 // gsmExtension is the GSM 03.38 extension table: escape plus one septet.
 const gsmExtension = "\f^{}\\[~]|€"
 
-var gsmSeptets = func() map[rune]int {
+// gsmSeptets maps every GSM 03.38 character to its septets (1, or 2 for the
+// extension table); gsmASCII is the same for runes below 128, as an array
+// for the common case (0: not in the alphabet).
+var gsmSeptets, gsmASCII = func() (map[rune]int, [utf8.RuneSelf]int8) {
 	m := make(map[rune]int, 140)
+	var a [utf8.RuneSelf]int8
 	for _, r := range gsmBasic {
 		m[r] = 1
 	}
 	for _, r := range gsmExtension {
 		m[r] = 2
 	}
-	return m
+	for r, n := range m {
+		if r < utf8.RuneSelf {
+			a[r] = int8(n)
+		}
+	}
+	return m, a
 }()
 
 // Segment sizes: a single-part SMS holds 160 septets or 70 UTF-16 units; a
@@ -36,55 +49,95 @@ const (
 	ucs2Multi  = 67
 )
 
+// septets returns r's size in GSM-7 septets, 0 when r is not in the GSM
+// 03.38 alphabet or its extension table.
+func septets(r rune) int {
+	if r < utf8.RuneSelf {
+		return int(gsmASCII[r])
+	}
+	return gsmSeptets[r]
+}
+
+// ucs2Units returns r's size in UTF-16 code units (2 outside the Basic
+// Multilingual Plane).
+func ucs2Units(r rune) int {
+	if r >= 0x10000 {
+		return 2
+	}
+	return 1
+}
+
 // Encoding returns the encoding an SMS of text needs (EncodingGSM7 when
 // every character is in the GSM 03.38 alphabet or its extension table,
-// EncodingUCS2 otherwise) and its number of segments. Extension characters
-// (€ ^ { } [ ] ~ | \ and form feed) take two septets; characters outside
-// the Basic Multilingual Plane (most emoji) take two UTF-16 units. A
-// two-septet character or a surrogate pair is never split across segments.
-// An empty text has 0 segments.
+// EncodingUCS2 otherwise) and its number of segments (SMS parts).
+//
+// Sizes: a GSM-7 character takes one septet, an extension character (€ ^ {
+// } [ ] ~ | \ and form feed) two (escape + septet); a UCS-2 character takes
+// one UTF-16 unit, two outside the Basic Multilingual Plane (most emoji).
+// A text up to 160 septets or 70 units is one part; a longer one is cut
+// into parts of at most 153 septets or 67 units, and a cut never falls
+// inside a grapheme cluster (Unicode UAX #29, with github.com/rivo/uniseg):
+// a flag, an emoji with a skin tone or ZWJ sequence, a letter with its
+// combining accents, CR LF stay in one part, as handsets show them as one
+// character. A cluster larger than a part (only possible with dozens of
+// combining marks) is cut between code points, never inside a surrogate
+// pair or an escape sequence. An empty text has 0 segments. text must be
+// valid UTF-8 (the producer refuses anything else).
 func Encoding(text string) (encoding string, segments int) {
 	if text == "" {
 		return EncodingGSM7, 0
 	}
-	units := make([]int, 0, len(text))
-	gsm := true
+	// One pass for the encoding and the total size in both encodings.
+	gsm, septetTotal, unitTotal := true, 0, 0
 	for _, r := range text {
-		n, ok := gsmSeptets[r]
-		if !ok {
-			gsm = false
-			break
+		if gsm {
+			if n := septets(r); n > 0 {
+				septetTotal += n
+			} else {
+				gsm = false
+			}
 		}
-		units = append(units, n)
+		unitTotal += ucs2Units(r)
 	}
 	if gsm {
-		return EncodingGSM7, pack(units, gsmSingle, gsmMulti)
+		if septetTotal <= gsmSingle {
+			return EncodingGSM7, 1
+		}
+		return EncodingGSM7, pack(text, septets, gsmMulti)
 	}
-	units = units[:0]
-	for _, r := range text {
-		units = append(units, utf16.RuneLen(r))
+	if unitTotal <= ucs2Single {
+		return EncodingUCS2, 1
 	}
-	return EncodingUCS2, pack(units, ucs2Single, ucs2Multi)
+	return EncodingUCS2, pack(text, ucs2Units, ucs2Multi)
 }
 
-// pack counts segments for characters of the given sizes: one segment when
-// the total fits single, otherwise parts of at most multi, each character
-// whole in one part.
-func pack(units []int, single, multi int) int {
-	total := 0
-	for _, u := range units {
-		total += u
-	}
-	if total <= single {
-		return 1
-	}
+// pack counts the parts of at most multi (septets or units, as size says)
+// that text needs when each grapheme cluster is whole in one part; a
+// cluster larger than multi is packed code point by code point.
+func pack(text string, size func(rune) int, multi int) int {
 	segs, fill := 1, 0
-	for _, u := range units {
-		if fill+u > multi {
+	put := func(n int) {
+		if fill+n > multi {
 			segs++
 			fill = 0
 		}
-		fill += u
+		fill += n
+	}
+	state := -1
+	for text != "" {
+		var cluster string
+		cluster, text, _, state = uniseg.StepString(text, state)
+		n := 0
+		for _, r := range cluster {
+			n += size(r)
+		}
+		if n <= multi {
+			put(n)
+			continue
+		}
+		for _, r := range cluster {
+			put(size(r))
+		}
 	}
 	return segs
 }

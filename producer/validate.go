@@ -5,6 +5,7 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -55,13 +56,70 @@ func validID(id string) bool {
 	return true
 }
 
+// MaxNumberBytes is the longest phone number accepted (field "to", the
+// suppression list's numbers), in bytes after surrounding white space is
+// removed. It is roxd's own bound, not ROX's (ROX documents no length for
+// DestTn): an E.164 number has at most 15 digits plus "+", and 64 leaves
+// room for an international prefix and the allowed separators.
+const MaxNumberBytes = 64
+
+// numberSyntax checks that s (white space around it already removed) is a
+// bare phone number as roxd accepts it from users: ASCII digits 0-9, one
+// "+" as the first character, and the separators space, "-", "." and
+// parentheses (balanced, not nested). Anything else is refused rather than
+// read past as libphonenumber would: letters (it maps them to keypad
+// digits, so "+6140000000O1" would become +61400000001), extensions
+// ("ext. 5", ";ext=5", " x 7"), other punctuation and trailing junk,
+// "tel:" URIs, non-ASCII digits and non-ASCII spaces or dashes. It returns
+// "" when s is acceptable, otherwise the reason.
+func numberSyntax(s string) string {
+	digits, open := 0, false
+	for i, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+			digits++
+		case r == ' ' || r == '-' || r == '.':
+		case r == '+':
+			if i != 0 {
+				return "a + is allowed only as the first character"
+			}
+		case r == '(':
+			if open {
+				return "parentheses must not be nested"
+			}
+			open = true
+		case r == ')':
+			if !open {
+				return "unbalanced parentheses"
+			}
+			open = false
+		case r == utf8.RuneError:
+			return "not valid UTF-8"
+		case unicode.IsLetter(r):
+			return fmt.Sprintf("letters are not allowed (%q at byte %d): a number is digits only, without an extension", r, i)
+		default:
+			return fmt.Sprintf("%q (at byte %d) is not allowed: use digits 0-9, a leading +, spaces, - . and ( )", r, i)
+		}
+	}
+	switch {
+	case open:
+		return "unbalanced parentheses"
+	case digits == 0:
+		return "no digits"
+	}
+	return ""
+}
+
 func normalizeNumber(field, number, region string) (string, *FieldError) {
 	number = strings.TrimSpace(number)
 	if number == "" {
 		return "", fieldErr(field, CodeRequired, "missing: a phone number is required")
 	}
-	if len(number) > 64 {
-		return "", fieldErr(field, CodeInvalid, "not a phone number: %d bytes", len(number))
+	if len(number) > MaxNumberBytes {
+		return "", fieldErr(field, CodeInvalid, "not a phone number: %d bytes, at most %d", len(number), MaxNumberBytes)
+	}
+	if why := numberSyntax(number); why != "" {
+		return "", fieldErr(field, CodeInvalid, "not a bare phone number: %s", why)
 	}
 	num, err := phonenumbers.Parse(number, region)
 	if err != nil {
@@ -71,6 +129,31 @@ func normalizeNumber(field, number, region string) (string, *FieldError) {
 		return "", fieldErr(field, CodeInvalid, "%q is not a valid phone number (default region %s)", number, region)
 	}
 	return phonenumbers.Format(num, phonenumbers.E164), nil
+}
+
+// invisibleTables are the characters that show nothing on their own:
+// white space, controls, format characters (zero-width space and joiners,
+// byte order mark, bidi marks, soft hyphen, tags), default-ignorable code
+// points (Hangul fillers, combining grapheme joiner), variation selectors,
+// and non-spacing and enclosing marks (nothing to show without a base
+// character).
+var invisibleTables = []*unicode.RangeTable{unicode.White_Space, unicode.Cc, unicode.Cf,
+	unicode.Zs, unicode.Zl, unicode.Zp, unicode.Other_Default_Ignorable_Code_Point,
+	unicode.Variation_Selector, unicode.Mn, unicode.Me}
+
+// visible reports whether text has a character that shows: one outside
+// invisibleTables and not U+2800 BRAILLE PATTERN BLANK (a blank that is
+// none of those classes).
+func visible(text string) bool {
+	for _, r := range text {
+		if r > ' ' && r < 0x7f { // printable ASCII: the common case
+			return true
+		}
+		if r != '\u2800' && !unicode.IsOneOf(invisibleTables, r) {
+			return true
+		}
+	}
+	return false
 }
 
 // prepare validates m and builds its record. On a problem res.Err is a
@@ -94,6 +177,9 @@ func (p *Producer) prepare(m *Message, now time.Time) (store.Record, Result) {
 	}
 	if !utf8.ValidString(m.Text) {
 		return fail(fieldErr("text", CodeInvalid, "not valid UTF-8"))
+	}
+	if !visible(m.Text) {
+		return fail(fieldErr("text", CodeRequired, "missing: the text has no visible character (only white space or invisible characters)"))
 	}
 	if n := utf8.RuneCountInString(m.Text); n > MaxTextLen {
 		return fail(fieldErr("text", CodeTooLong, "%d characters, at most %d", n, MaxTextLen))

@@ -272,6 +272,20 @@ func jsonType(kind string) string {
 	return kind
 }
 
+// decodeMessage decodes one message as posted: strictly (decodeStrict),
+// and refusing a string that is not valid UTF-8 or holds a lone surrogate
+// escape (invalidString) with the field it is in.
+func decodeMessage(data []byte, v *messageIn) *apiError {
+	if e := decodeStrict(data, v); e != nil {
+		return e
+	}
+	if field, bad := invalidString(data); bad {
+		return &apiError{Code: producer.CodeInvalid, Field: field,
+			Message: "not valid UTF-8 (or a \\u escape of a lone UTF-16 surrogate)"}
+	}
+	return nil
+}
+
 // messageIn is a message as posted.
 type messageIn struct {
 	ID       string            `json:"id"`
@@ -335,7 +349,7 @@ func (a *api) postMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var in messageIn
-	if e := decodeStrict(body, &in); e != nil {
+	if e := decodeMessage(body, &in); e != nil {
 		writeError(w, http.StatusBadRequest, *e)
 		return
 	}
@@ -387,7 +401,7 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 	idx := make([]int, 0, len(in.Messages))
 	for i, raw := range in.Messages {
 		var mi messageIn
-		e := decodeStrict(raw, &mi)
+		e := decodeMessage(raw, &mi)
 		var m producer.Message
 		if e == nil {
 			m, e = mi.message()
