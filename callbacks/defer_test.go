@@ -60,6 +60,30 @@ func (b *bundle) deferredLen(t testing.TB) int64 {
 	return n
 }
 
+// makeDeferredDue makes every deferred callback due now, as if its window
+// had passed: the test's clock for deferral windows too long to wait for.
+// ZADD XX only rescores members still there, so a member a resolver has
+// just claimed is never brought back.
+func (b *bundle) makeDeferredDue(t testing.TB) {
+	t.Helper()
+	ctx := context.Background()
+	key := deferredKey(b.keys)
+	members, err := b.rdb.ZRange(ctx, key, 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(members) == 0 {
+		return
+	}
+	zs := make([]redis.Z, len(members))
+	for i, m := range members {
+		zs[i] = redis.Z{Score: 0, Member: m}
+	}
+	if err := b.rdb.ZAddArgs(ctx, key, redis.ZAddArgs{XX: true, Members: zs}).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (b *bundle) dump(t testing.TB, msgID string) lazy {
 	return func() string {
 		return fmt.Sprintf("receipts %v; replies %v; record %v; %d deferred", b.entries(t, b.cfg.ReceiptsStream),
@@ -208,11 +232,18 @@ func TestDuplicateWhileDeferredGivesOneEntry(t *testing.T) {
 // Two receivers (two processes) share Redis and resolve the same deferred
 // set while extra resolvers race them: every callback ends in the stream
 // exactly once, correlated when its SMSId got recorded.
+//
+// The deferral windows are an hour, so no callback can come due while the
+// test is still posting and recording, however slow the machine; the test
+// then makes time pass itself (makeDeferredDue) until every callback has
+// used up its two deferrals. (With 400 ms windows, a loaded machine let
+// some expire before their SMSId was recorded: 6 failures in 8 runs beside
+// two CPU hogs.)
 func TestTwoReceiversResolveEachOnce(t *testing.T) {
 	rdb := testutil.Redis(t)
 	cfg := Config{Prefix: testutil.Name("cb"), Token: testToken, AccountID: testAccount,
 		ReceiptsStream: testutil.Name("receipts"), RepliesStream: testutil.Name("replies"),
-		DeferDelays: []time.Duration{400 * time.Millisecond, 400 * time.Millisecond}}
+		DeferDelays: []time.Duration{time.Hour, time.Hour}}
 	t.Cleanup(func() { cleanupKeys(rdb, cfg.WithDefaults()) })
 	cfg.SpoolDir = t.TempDir()
 	a := startReceiver(t, rdb, cfg)
@@ -245,8 +276,13 @@ func TestTwoReceiversResolveEachOnce(t *testing.T) {
 			a.recordSent(t, id, fmt.Sprintf("tw-%03d", i))
 		}
 	}
-	// Extra resolvers, racing the two receivers' own.
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	if got := a.deferredLen(t); got != n {
+		t.Fatalf("%d callbacks deferred before any came due, want %d", got, n)
+	}
+	// Extra resolvers, racing the two receivers' own, while the test makes
+	// every deferred callback due again and again (its next window of an
+	// hour "passes") until each was resolved or used up its deferrals.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var rw sync.WaitGroup
 	for _, x := range []*bundle{a, b, a, b} {
@@ -259,8 +295,14 @@ func TestTwoReceiversResolveEachOnce(t *testing.T) {
 			}
 		})
 	}
+	for a.deferredLen(t) > 0 && ctx.Err() == nil {
+		a.makeDeferredDue(t)
+		time.Sleep(20 * time.Millisecond) // pace the rewrites; the resolvers do the work
+	}
 	rw.Wait()
-	testutil.Eventually(t, 10*time.Second, func() bool { return a.deferredLen(t) == 0 }, "not all resolved")
+	if left := a.deferredLen(t); left != 0 {
+		t.Fatalf("%d callbacks still deferred after %s", left, 60*time.Second)
+	}
 	seen := map[string]int{}
 	for _, m := range a.entries(t, cfg.ReceiptsStream) {
 		sms := m.Values["sms_id"].(string)
