@@ -540,7 +540,7 @@ func (s *Store) Cancel(ctx context.Context, id string) (Status, error) {
 // docs/ARCHITECTURE.md in Lua, for scripts that change a status themselves
 // (prepend it to the script's source). CanTransition is the same rule in Go.
 const TransitionLua = `
-local roxd_rank = {queued=0, scheduled=0, sending=1, submitted=2,
+local roxd_rank = {queued=0, scheduled=0, sending=1, reconciling=1, submitted=2,
   delivered=3, failed=3, cancelled=3, suppressed=3}
 local function roxd_can(cur, to)
   local rc, rt = roxd_rank[cur], roxd_rank[to]
