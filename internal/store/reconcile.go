@@ -174,7 +174,8 @@ func parseReconcileCounts(v any) (ReconcileCounts, error) {
 //	roxd_rc_fly(base, k, id, to, now, fttl)  stamp a recipient as in flight
 //	roxd_inflight(base, tn, at, text) recipients in flight to tn that left
 //	                                 at or before at (and carry text)
-//	roxd_rc_attribute(base, id, ev, now, ttl) record evidence ev for id
+//	roxd_rc_attribute(base, id, ev, now, ttl, apply) record evidence ev
+//	                                 for id (apply: also its receipt status)
 //	roxd_rc_evidence(base, id, to, text, fl, now, ttl) scan {P}:ev for id
 //	roxd_rc_decide(...)              one ambiguous recipient: policy
 //	roxd_rc_callback(...)            a callback whose SMSId is unknown
@@ -221,7 +222,7 @@ local function roxd_inflight(base, tn, at, text)
   end
   return out
 end
-local function roxd_rc_attribute(base, id, ev, now, ttl)
+local function roxd_rc_attribute(base, id, ev, now, ttl, apply)
   local k = base .. 'msg:' .. id
   local to = redis.call('HGET', k, 'to')
   if not ttl or ttl <= 0 then
@@ -233,7 +234,7 @@ local function roxd_rc_attribute(base, id, ev, now, ttl)
   roxd_rc_land(base, k, id)
   redis.call('PEXPIRE', k, ttl)
   redis.call('SET', base .. 'sms:' .. ev.s, id, 'PX', ttl)
-  if ev.k == 'receipt' and (ev.st == 'delivered' or ev.st == 'failed') then
+  if apply and ev.k == 'receipt' and (ev.st == 'delivered' or ev.st == 'failed') then
     if ev.st == 'failed' then
       redis.call('HSET', k, 'status', 'failed', 't_failed', now, 'err', ev.x or '')
     else
@@ -255,7 +256,7 @@ local function roxd_rc_evidence(base, id, to, text, fl, now, ttl)
       if t == nil or t == '' or t == text then
         local c = roxd_inflight(base, tn, tonumber(ev.r) + roxd_slack, t)
         if #c == 1 and c[1][1] == id then
-          roxd_rc_attribute(base, id, ev, now, ttl)
+          roxd_rc_attribute(base, id, ev, now, ttl, true)
           return 'matched', amb
         elseif #c > 1 then
           amb = amb + 1
@@ -329,7 +330,7 @@ local function roxd_rc_callback(base, kind, sf, eid, received, errtext)
     x = errtext, t = text or '', r = received}
   if #c == 1 and c[1][2] == 'reconciling' then
     local t = redis.call('TIME')
-    roxd_rc_attribute(base, c[1][1], ev, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), nil)
+    roxd_rc_attribute(base, c[1][1], ev, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), nil, false)
     return c[1][1], true
   end
   local ek = base .. 'ev:' .. tn
