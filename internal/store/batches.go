@@ -252,6 +252,7 @@ if rc[3] > 0 then
   -- recipients wait for evidence: the batch is looked at again when their
   -- window closes, the others with them
   for _, s in ipairs(send) do keep[#keep + 1] = s[1] end
+  rc[5] = 0
 else
   for _, s in ipairs(send) do
     local id, f = s[1], s[2]
