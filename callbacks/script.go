@@ -17,7 +17,9 @@ import (
 // ARGV[4] kind   ARGV[5] receipt status (delivered|failed) or ""
 // ARGV[6] opt-out action (stop|start|"")   ARGV[7] number for opt-out
 // ARGV[8] now (unix ms)   ARGV[9] event_id   ARGV[10] err text for failed
-// ARGV[11] defer until (unix ms; 0: push even when the SMSId is unknown)
+// ARGV[11] defer until (unix ms; 0: push even when the SMSId is unknown,
+// unless a recipient is in flight to the callback's number: then it waits
+// 30 s more, see store.ReconcileLua)
 // ARGV[12] attempt number written into a deferred member
 // ARGV[13] the deferred member being resolved ("" for a new callback)
 // ARGV[14..] the event's own stream fields, name then value
@@ -41,7 +43,7 @@ import (
 // but an error half-way leaves it in place to be retried rather than lost.
 // The message record is addressed from the SMSId map; it shares the {P}
 // hash tag with every declared key.
-var storeScript = redis.NewScript(store.TransitionLua + `
+var storeScript = redis.NewScript(store.TransitionLua + store.ReconcileLua + `
 local member = ARGV[13]
 if member ~= '' and not redis.call('ZSCORE', KEYS[5], member) then
   return {3, '', 0}
@@ -58,12 +60,26 @@ if ARGV[6] == 'stop' and ARGV[7] ~= '' then
 elseif ARGV[6] == 'start' and ARGV[7] ~= '' then
   redis.call('SREM', KEYS[4], ARGV[7])
 end
-if not mid and tonumber(ARGV[11]) > 0 then
+local du = tonumber(ARGV[11])
+if not mid then
+  -- reconcile (internal/store/reconcile.go): evidence for a recipient
+  -- whose request was never answered, or kept while one is in flight
+  local sf = {}
+  for i = 14, #ARGV - 1, 2 do sf[ARGV[i]] = ARGV[i + 1] end
+  local rcid, inflight = roxd_rc_callback(base, kind, sf, ARGV[9], tonumber(ARGV[8]), ARGV[10])
+  if rcid then
+    mid = rcid
+  elseif inflight and du <= 0 then
+    local t = redis.call('TIME')
+    du = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + 30000
+  end
+end
+if not mid and du > 0 then
   local ev = {kind = kind, event_id = ARGV[9], attempt = tonumber(ARGV[12])}
   for i = 14, #ARGV, 2 do ev[ARGV[i]] = ARGV[i + 1] end
   local j = cjson.encode(ev)
   j = string.sub(j, 1, -2) .. ',"received_ms":' .. ARGV[8] .. '}'
-  redis.call('ZADD', KEYS[5], ARGV[11], j)
+  redis.call('ZADD', KEYS[5], du, j)
   if member ~= '' then redis.call('ZREM', KEYS[5], member) end
   return {2, '', 0}
 end

@@ -74,6 +74,8 @@ type Config struct {
 	RetryMaxInterval time.Duration `env:"ROXD_RETRY_MAX_INTERVAL, default=10m" desc:"Longest retry delay"`
 	MaxAttempts      int           `env:"ROXD_MAX_ATTEMPTS, default=10" desc:"Attempts per message before it fails"`
 	PermanentCodes   []rox.Code    `env:"ROXD_PERMANENT_CODES" desc:"Comma list of ROX sending-error codes (2011-2100) never retried"`
+	Ambiguous        string        `env:"ROXD_AMBIGUOUS, default=reconcile" desc:"What happens to a recipient whose ROX outcome is unknown (crash or timeout mid-request): reconcile (wait for its receipt or reply, resend only without one), resend, or fail (failed outcome_unknown, never resent); a message's on_ambiguous overrides it"`
+	ReconcileWindow  time.Duration `env:"ROXD_RECONCILE_WINDOW, default=2m" desc:"How long after its request left a reconciling recipient waits for a receipt or reply before it is sent again"`
 
 	KeyPrefix        string        `env:"ROXD_KEY_PREFIX, default=roxd" desc:"Prefix (Redis hash tag) of roxd's keys"`
 	Queue            string        `env:"ROXD_QUEUE, default=roxd" desc:"asynq queue of send tasks"`
@@ -311,6 +313,14 @@ func (c Config) Validate(roles ...string) error {
 	}
 	if c.MaxAttempts < 1 {
 		bad("ROXD_MAX_ATTEMPTS", "must be >= 1")
+	}
+	switch c.Ambiguous {
+	case "resend", "reconcile", "fail":
+	default:
+		bad("ROXD_AMBIGUOUS", "%q: want resend, reconcile or fail", truncate(c.Ambiguous, 16))
+	}
+	if c.ReconcileWindow <= 0 || c.ReconcileWindow > 24*time.Hour {
+		bad("ROXD_RECONCILE_WINDOW", "must be > 0 and <= 24h")
 	}
 	for _, code := range c.PermanentCodes {
 		if code.Class() != rox.ClassSending {

@@ -52,6 +52,7 @@ func TestDefaults(t *testing.T) {
 		CallbackDrain: 5 * time.Second, APITimeout: 5 * time.Second,
 		Receipt: "always", Reply: "http", ReceiptsStream: "rox:receipts", RepliesStream: "rox:replies",
 		StreamMaxLen: 1000000, SpoolDir: "./var/spool", CallbackMaxBody: 65536, LogLevel: "info", LogFormat: "json",
+		Ambiguous: "reconcile", ReconcileWindow: 2 * time.Minute,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults:\n got %v\nwant %v", c, want)
@@ -157,6 +158,8 @@ func TestBadValues(t *testing.T) {
 		{"ROXD_RETRY_MAX_INTERVAL", "1s", nil},
 		{"ROXD_MAX_ATTEMPTS", "0", nil},
 		{"ROXD_MAX_ATTEMPTS", "ten", nil},
+		{"ROXD_AMBIGUOUS", "maybe", nil},
+		{"ROXD_RECONCILE_WINDOW", "0s", nil},
 		{"ROXD_PERMANENT_CODES", "2015,2001", nil},
 		{"ROXD_PERMANENT_CODES", "15", nil},
 		{"ROXD_KEY_PREFIX", "{roxd}", nil},

@@ -102,6 +102,15 @@ type Config struct {
 	// refused to record are kept (fsynced) until Redis takes them. One
 	// worker process per directory: New refuses a directory in use.
 	JournalDir string
+	// Ambiguous is what happens to a recipient whose ROX outcome is unknown
+	// (a crash or a timeout while its request was in flight), unless the
+	// message says otherwise (on_ambiguous): store.AmbiguousReconcile
+	// (default), store.AmbiguousResend or store.AmbiguousFail.
+	Ambiguous string
+	// ReconcileWindow is how long, from the moment the request left, a
+	// reconciling recipient waits for a receipt or reply before it is sent
+	// again (store.DefaultReconcileWindow when 0).
+	ReconcileWindow time.Duration
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -141,6 +150,10 @@ func (c Config) WithDefaults() Config {
 	if c.JournalDir == "" {
 		c.JournalDir = DefaultJournalDir
 	}
+	def(&c.ReconcileWindow, store.DefaultReconcileWindow)
+	if c.Ambiguous == "" {
+		c.Ambiguous = store.AmbiguousReconcile
+	}
 	return c
 }
 
@@ -160,6 +173,7 @@ func (c Config) Validate() error {
 		{"ShutdownTimeout", c.ShutdownTimeout}, {"TaskTimeout", c.TaskTimeout},
 		{"RetryInitial", c.RetryInitial}, {"RetryMaxInterval", c.RetryMaxInterval},
 		{"AuthPauseInitial", c.AuthPauseInitial}, {"AuthPauseMax", c.AuthPauseMax},
+		{"ReconcileWindow", c.ReconcileWindow},
 	} {
 		if d.v <= 0 {
 			return fmt.Errorf("%w: %s is %s, want > 0", ErrConfig, d.name, d.v)
@@ -180,6 +194,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: RetryMaxInterval %s is below RetryInitial %s", ErrConfig, c.RetryMaxInterval, c.RetryInitial)
 	case c.AuthPauseMax < c.AuthPauseInitial:
 		return fmt.Errorf("%w: AuthPauseMax %s is below AuthPauseInitial %s", ErrConfig, c.AuthPauseMax, c.AuthPauseInitial)
+	}
+	if !store.ValidAmbiguous(c.Ambiguous) {
+		return fmt.Errorf("%w: Ambiguous is %q, want resend, reconcile or fail", ErrConfig, c.Ambiguous)
 	}
 	for i, code := range c.PermanentCodes {
 		if code.Class() != rox.ClassSending {

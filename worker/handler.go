@@ -71,12 +71,18 @@ func (e *BatchError) Error() string {
 // Unwrap returns the request's error (for Retry-After).
 func (e *BatchError) Unwrap() error { return e.Last }
 
-func isFailure(err error) bool { return !errors.Is(err, errLocked) && !errors.Is(err, errJournalled) }
+func isFailure(err error) bool {
+	var rw *reconcileWait
+	return !errors.Is(err, errLocked) && !errors.Is(err, errJournalled) && !errors.As(err, &rw)
+}
 
 // retryDelay is asynq's RetryDelayFunc: exponential backoff with jitter from
 // RetryInitial to RetryMaxInterval (cenkalti/backoff), at least the server's
 // Retry-After when it sent one.
 func (w *Worker) retryDelay(n int, err error, _ *asynq.Task) time.Duration {
+	if d, ok := reconcileDelay(err); ok {
+		return d
+	}
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = w.cfg.RetryInitial
 	b.MaxInterval = w.cfg.RetryMaxInterval
@@ -155,6 +161,10 @@ func (w *Worker) process(ctx context.Context, bid string, last bool) error {
 	if claim.Suppressed > 0 {
 		metrics.MessagesSuppressed.Add(float64(claim.Suppressed))
 	}
+	w.observeReconcile(log, claim.Reconcile, "unanswered_earlier_request")
+	if claim.Reconcile.Waiting > 0 {
+		return w.waitReconcile(wctx, log, bid, token, claim.Reconcile, last)
+	}
 	if len(claim.Items) == 0 {
 		return w.b.Finish(wctx, bid, token)
 	}
@@ -203,6 +213,10 @@ func (w *Worker) process(ctx context.Context, bid string, last bool) error {
 		return w.authFailed(wctx, bid, token, serr)
 	}
 	w.authOK()
+	if mayHaveReachedROX(serr) {
+		// ROX may have accepted: never a blind resend (worker/reconcile.go).
+		return w.unknownOutcome(wctx, log, bid, token, claim, serr, last)
+	}
 
 	out := make([]store.SendOutcome, len(claim.Items))
 	be := &BatchError{Batch: bid, Total: len(claim.Items), Codes: map[rox.Code]string{}}

@@ -85,8 +85,10 @@ func New(cfg Config, rdb redis.UniversalClient, asynqOpt asynq.RedisConnOpt, sen
 		sender:   sender,
 		log:      log.With().Str("component", "worker").Logger(),
 		policy:   rox.NewPolicy(cfg.PermanentCodes),
-		b:        store.NewBatches(rdb, store.NewKeys(cfg.Store.Prefix), cfg.Store.StatusTTL),
-		idPfx:    "b" + time.Now().UTC().Format("060102150405") + "-" + hex.EncodeToString(rnd[:]) + "-",
+		b: store.NewBatches(rdb, store.NewKeys(cfg.Store.Prefix), cfg.Store.StatusTTL).WithReconcile(store.ReconcileParams{
+			Window: cfg.ReconcileWindow, Default: cfg.Ambiguous, MaxAttempts: cfg.MaxAttempts,
+		}),
+		idPfx: "b" + time.Now().UTC().Format("060102150405") + "-" + hex.EncodeToString(rnd[:]) + "-",
 	}
 	if err := w.openJournal(); err != nil {
 		return nil, err

@@ -34,6 +34,7 @@ type bundle struct {
 	sim    *roxsim.Sim
 	client *rox.Client
 	cfg    Config
+	simURL string
 }
 
 func setup(t *testing.T, f roxsim.Faults, mod func(*Config)) *bundle {
@@ -106,7 +107,7 @@ func setup(t *testing.T, f roxsim.Faults, mod func(*Config)) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &bundle{t: t, ctx: context.Background(), rdb: rdb, aopt: aopt, st: st, sim: sim, client: client, cfg: cfg}
+	return &bundle{t: t, ctx: context.Background(), rdb: rdb, aopt: aopt, st: st, sim: sim, client: client, cfg: cfg, simURL: simSrv.URL}
 }
 
 // start runs a worker until the returned stop is called (or the test ends).
@@ -643,7 +644,14 @@ func TestShutdownTimeoutReturnsInFlightBatches(t *testing.T) {
 	// Requests take 400 ms; shutdown gives them 100 ms: asynq returns the
 	// in-flight tasks to pending and cancels their handlers mid-request.
 	b := setup(t, roxsim.Faults{Latency: 400 * time.Millisecond},
-		func(c *Config) { c.ShutdownTimeout = 100 * time.Millisecond; c.SendConcurrency = 4; c.MaxBatch = 50 })
+		func(c *Config) {
+			c.ShutdownTimeout = 100 * time.Millisecond
+			c.SendConcurrency = 4
+			c.MaxBatch = 50
+			// The cut requests' outcome is unknown; the sink gives no
+			// evidence, so they are sent again when this window closes.
+			c.ReconcileWindow = time.Second
+		})
 	ids := b.enqueue(n, "abort", nil)
 	_, stop := b.start()
 	testutil.Eventually(t, 10*time.Second, func() bool { return b.sim.Stats().Requests >= 4 }, "requests in flight")

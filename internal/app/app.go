@@ -144,7 +144,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 			ShutdownTimeout: workerShutdownTimeout(cfg.ShutdownTimeout, cfg.CallbackDrain), RetryInitial: cfg.RetryInitial,
 			RetryMaxInterval: cfg.RetryMaxInterval, MaxAttempts: cfg.MaxAttempts,
 			PermanentCodes: cfg.PermanentCodes, ReceiptCallbackURL: receiptURL, ReplyCallbackURL: replyURL,
-			AccountID: cfg.ROXAccountID,
+			AccountID: cfg.ROXAccountID, Ambiguous: cfg.Ambiguous, ReconcileWindow: cfg.ReconcileWindow,
 		}, rdb, conn.Asynq(), sender, log.With().Str("component", "worker").Logger())
 		if err != nil {
 			return fmt.Errorf("worker: %w", err)

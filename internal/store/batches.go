@@ -24,6 +24,7 @@ type Batches struct {
 	rdb redis.UniversalClient
 	k   Keys
 	ttl time.Duration
+	rc  ReconcileParams // see WithReconcile
 }
 
 // DefaultBatchStatusTTL is the TTL given to {P}:sms:<smsid> keys when the
@@ -201,7 +202,7 @@ func (b *Batches) Form(ctx context.Context, p FormParams, now time.Time) ([]Form
 	return out, nil
 }
 
-var claimScript = redis.NewScript(`
+var claimScript = redis.NewScript(ReconcileLua + `
 local b = redis.call('HMGET', KEYS[1], 'group', 'ids')
 if not b[1] then return {'gone'} end
 if not redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[4]) then return {'locked'} end
@@ -209,28 +210,65 @@ redis.call('ZREM', KEYS[3], ARGV[2])
 if redis.call('EXISTS', KEYS[5]) == 1 then return {'paused', b[1]} end
 local base = ARGV[1]
 local now = ARGV[5]
+-- reconcile (internal/store/reconcile.go): window, default policy,
+-- max attempts, flight TTL, status TTL
+local window, def, maxatt = tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[8])
+local fttl, ttl = tonumber(ARGV[9]), tonumber(ARGV[10])
+local gp = {}
+for p in string.gmatch(b[1], '[^|]+') do gp[#gp + 1] = p end
+if gp[2] == 'never' and gp[3] ~= 'http' then window = 0 end
+local rc = {0, 0, 0, 0, 0, 0, 0}
 local ids = cjson.decode(b[2])
-local out = {'ok', b[1], 0, 0, 0}
+local out = {'ok', b[1], 0, 0, 0, rc}
 local keep = {}
+local send = {}
 for _, id in ipairs(ids) do
   local k = base .. 'msg:' .. id
-  local f = redis.call('HMGET', k, 'status', 'sms_id', 'to', 'name', 'email', 'text', 'attempts')
+  local f = redis.call('HMGET', k, 'status', 'sms_id', 'to', 'name', 'email', 'text', 'attempts', 'flight', 'on_ambiguous', 'rc')
   local st = f[1]
   if (not st) or (f[2] and f[2] ~= '') then
     out[5] = out[5] + 1
+    if f[10] == 'matched' then rc[2] = rc[2] + 1 end
   elseif st == 'cancelled' then
     out[3] = out[3] + 1
-  elseif st == 'queued' or st == 'scheduled' or st == 'sending' then
+  elseif (st == 'sending' or st == 'reconciling') and f[8] then
+    -- an earlier request carrying it left and was never answered
+    local pol = f[9]
+    if not pol or pol == '' then pol = def end
+    local d = roxd_rc_decide(base, id, k, st, f[3], f[6], f[8], pol, tonumber(f[7]) or 0,
+      tonumber(now), window, maxatt, fttl, ttl, rc)
+    if d == 'wait' then
+      keep[#keep + 1] = id
+    elseif d == 'resend' then
+      send[#send + 1] = {id, f}
+    end
+  elseif st == 'queued' or st == 'scheduled' or st == 'sending' or st == 'reconciling' then
+    send[#send + 1] = {id, f}
+  else
+    out[5] = out[5] + 1
+  end
+end
+if rc[3] > 0 then
+  -- recipients wait for evidence: the batch is looked at again when their
+  -- window closes, the others with them
+  for _, s in ipairs(send) do keep[#keep + 1] = s[1] end
+  rc[5] = 0
+else
+  for _, s in ipairs(send) do
+    local id, f = s[1], s[2]
+    local k = base .. 'msg:' .. id
     if f[3] and redis.call('SISMEMBER', KEYS[4], f[3]) == 1 then
       redis.call('HSET', k, 'status', 'suppressed', 't_suppressed', now)
+      roxd_rc_land(base, k, id)
       out[4] = out[4] + 1
     else
       local att = (tonumber(f[7]) or 0) + 1
-      if st ~= 'sending' then
+      if f[1] ~= 'sending' then
         redis.call('HSET', k, 'status', 'sending', 't_sending', now, 'attempts', att)
       else
         redis.call('HSET', k, 'attempts', att)
       end
+      roxd_rc_fly(base, k, id, f[3], now, fttl)
       keep[#keep + 1] = id
       out[#out + 1] = id
       out[#out + 1] = f[3] or ''
@@ -238,8 +276,6 @@ for _, id in ipairs(ids) do
       out[#out + 1] = f[5] or ''
       out[#out + 1] = f[6] or ''
     end
-  else
-    out[5] = out[5] + 1
   end
 end
 if #keep ~= #ids then
@@ -282,10 +318,17 @@ type Claim struct {
 	// cancelled before hand-over, suppressed now (their status was set),
 	// and skipped (already submitted: the duplicate guard, or gone).
 	Cancelled, Suppressed, Skipped int
+	// Reconcile says what happened to recipients whose earlier request was
+	// never answered (internal/store/reconcile.go). While Reconcile.Waiting
+	// > 0, Items is empty and the batch must be claimed again at
+	// Reconcile.Until.
+	Reconcile ReconcileCounts
 }
 
 // Claim takes the batch's lock (SET NX PX lockTTL with token) and, in the
-// same script, returns the messages still to send, setting them `sending`.
+// same script, returns the messages still to send, setting them `sending`
+// and stamping them in flight (reconcile.go). A message an earlier request
+// carried without an answer follows its ambiguity policy (Claim.Reconcile).
 // Messages already carrying an sms_id are skipped (a redelivered or retried
 // task never sends a recipient twice), cancelled ones are skipped, and
 // numbers in {P}:suppressed are marked `suppressed`. The batch's ids are
@@ -293,7 +336,7 @@ type Claim struct {
 func (b *Batches) Claim(ctx context.Context, batchID, token string, lockTTL time.Duration, now time.Time) (Claim, error) {
 	res, err := claimScript.Run(ctx, b.rdb,
 		[]string{b.k.Batch(batchID), b.k.Lock(batchID), b.k.Waiting(), b.k.Suppressed(), b.k.AuthPause()},
-		b.k.Base(), batchID, token, lockTTL.Milliseconds(), now.UnixMilli()).Slice()
+		append([]any{b.k.Base(), batchID, token, lockTTL.Milliseconds(), now.UnixMilli()}, b.reconcileArgs(lockTTL)...)...).Slice()
 	if err != nil {
 		return Claim{}, fmt.Errorf("store: claim batch %s: %w", batchID, err)
 	}
@@ -316,7 +359,7 @@ func (b *Batches) Claim(ctx context.Context, batchID, token string, lockTTL time
 	default:
 		return Claim{}, fmt.Errorf("store: claim batch %s: %w", batchID, ErrBatchReply)
 	}
-	if len(res) < 5 || (len(res)-5)%5 != 0 {
+	if len(res) < 6 || (len(res)-6)%5 != 0 {
 		return Claim{}, fmt.Errorf("store: claim batch %s: %w", batchID, ErrBatchReply)
 	}
 	c := Claim{State: ClaimOK}
@@ -324,8 +367,11 @@ func (b *Batches) Claim(ctx context.Context, batchID, token string, lockTTL time
 	c.Cancelled = batchInt(res[2])
 	c.Suppressed = batchInt(res[3])
 	c.Skipped = batchInt(res[4])
-	c.Items = make([]BatchItem, 0, (len(res)-5)/5)
-	for i := 5; i < len(res); i += 5 {
+	if c.Reconcile, err = parseReconcileCounts(res[5]); err != nil {
+		return Claim{}, fmt.Errorf("store: claim batch %s: %w", batchID, err)
+	}
+	c.Items = make([]BatchItem, 0, (len(res)-6)/5)
+	for i := 6; i < len(res); i += 5 {
 		var it BatchItem
 		it.ID, _ = res[i].(string)
 		it.To, _ = res[i+1].(string)
@@ -348,7 +394,7 @@ func batchInt(v any) int {
 	return 0
 }
 
-var recordScript = redis.NewScript(`
+var recordScript = redis.NewScript(ReconcileLua + `
 local base = ARGV[1]
 local now = ARGV[4]
 local ttl = tonumber(ARGV[5])
@@ -358,6 +404,7 @@ local sub, fail = 0, 0
 for i = 7, #ARGV, 3 do
   local id, o, v = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local k = base .. 'msg:' .. id
+  roxd_rc_land(base, k, id)
   if o == 's' then
     -- ROX accepted it: record it whatever happened meanwhile.
     redis.call('HSET', k, 'status', 'submitted', 'sms_id', v, 'request_id', reqid, 't_submitted', now, 'err', '')
@@ -438,7 +485,7 @@ func (b *Batches) Record(ctx context.Context, batchID, token, requestID string, 
 	return Recorded{Submitted: int(res[0]), Failed: int(res[1]), Retry: int(res[2])}, nil
 }
 
-var requeueScript = redis.NewScript(`
+var requeueScript = redis.NewScript(ReconcileLua + `
 local b = redis.call('HMGET', KEYS[1], 'group', 'ids')
 local n = 0
 if b[1] and b[2] then
@@ -449,8 +496,12 @@ if b[1] and b[2] then
     local id = ids[i]
     local k = base .. 'msg:' .. id
     local f = redis.call('HMGET', k, 'status', 'sms_id')
-    if f[1] and not (f[2] and f[2] ~= '') and (f[1] == 'sending' or f[1] == 'queued' or f[1] == 'scheduled') then
-      if f[1] == 'sending' then redis.call('HSET', k, 'status', 'queued') end
+    if f[1] and not (f[2] and f[2] ~= '') and (f[1] == 'sending' or f[1] == 'queued' or f[1] == 'scheduled' or f[1] == 'reconciling') then
+      -- reconciling keeps its status and flight: its next claim decides
+      if f[1] == 'sending' then
+        redis.call('HSET', k, 'status', 'queued')
+        roxd_rc_land(base, k, id)
+      end
       redis.call('LPUSH', rk, id)
       n = n + 1
     end

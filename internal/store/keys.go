@@ -36,6 +36,14 @@ func (k Keys) CallbackSeen(h string) string {
 }
 func (k Keys) AuthPause() string { return k.base + "authpause" }
 
+// Flight is the in-flight index of a number (digits only, see
+// FlightNumber): hash message id → unix ms its request left.
+func (k Keys) Flight(digits string) string { return k.base + "flight:" + digits }
+
+// Evidence holds callbacks with an unknown SMSId for a number in flight:
+// hash event id → JSON.
+func (k Keys) Evidence(digits string) string { return k.base + "ev:" + digits }
+
 // Status of a message. It only moves forward (see Rank).
 type Status string
 
@@ -55,7 +63,7 @@ func (s Status) Rank() int {
 	switch s {
 	case StatusQueued, StatusScheduled:
 		return 0
-	case StatusSending:
+	case StatusSending, StatusReconciling:
 		return 1
 	case StatusSubmitted:
 		return 2

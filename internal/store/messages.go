@@ -105,15 +105,18 @@ func (s *Store) Config() Config { return s.cfg }
 
 // Record is one message as stored in {P}:msg:<id> (docs/ARCHITECTURE.md).
 type Record struct {
-	ID       string
-	To       string // E.164
-	Name     string
-	Email    string
-	Text     string
-	Receipt  string // always|on_error|never
-	Reply    string // http|email|sms|both
-	SendAt   time.Time
-	Metadata map[string]string
+	ID      string
+	To      string // E.164
+	Name    string
+	Email   string
+	Text    string
+	Receipt string // always|on_error|never
+	Reply   string // http|email|sms|both
+	// OnAmbiguous overrides the worker's policy for this message when ROX's
+	// outcome is unknown: resend|reconcile|fail ("" = the default).
+	OnAmbiguous string
+	SendAt      time.Time
+	Metadata    map[string]string
 	// Hash is the content hash for idempotency (see ContentHash).
 	Hash string
 	// Group is the coalescing group (see Group); Enqueue sets it.
@@ -216,6 +219,9 @@ func (r *Record) ContentHash() string {
 	put(strconv.FormatInt(unixMilli(r.SendAt), 10))
 	put(r.Receipt)
 	put(r.Reply)
+	if r.OnAmbiguous != "" {
+		put("on_ambiguous=" + r.OnAmbiguous) // absent: hashes as before
+	}
 	keys := make([]string, 0, len(r.Metadata))
 	for k := range r.Metadata {
 		keys = append(keys, k)
@@ -271,7 +277,7 @@ func (o EnqueueOutcome) String() string {
 //
 // KEYS: msg, ready list of the group, groups set, scheduled zset, suppressed set
 // ARGV: id hash mode(now|lead|sched) now_ms ttl_ms send_at_ms group to name
-// email text receipt reply meta
+// email text receipt reply meta on_ambiguous
 // Returns {code, status}: 0 created, 1 existing (same hash), 2 conflict,
 // 3 created suppressed.
 var enqueueScript = redis.NewScript(`
@@ -298,6 +304,7 @@ redis.call('HSET', KEYS[1],
   'receipt', ARGV[12], 'reply', ARGV[13], 'send_at', ARGV[6], 'meta', ARGV[14],
   'hash', ARGV[2], 'group', ARGV[7], 'status', status, 'attempts', 0,
   't_' .. status, ARGV[4])
+if ARGV[15] and ARGV[15] ~= '' then redis.call('HSET', KEYS[1], 'on_ambiguous', ARGV[15]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return {code, status}
 `)
@@ -356,7 +363,7 @@ func (s *Store) Enqueue(ctx context.Context, recs []Record) ([]EnqueueOutcome, [
 		calls[i] = call{
 			keys: []string{s.keys.Msg(r.ID), s.keys.Ready(group), s.keys.Groups(), s.keys.Scheduled(), s.keys.Suppressed()},
 			args: []any{r.ID, hash, mode, now.UnixMilli(), ttlMS(ttl), sendAtMS, group,
-				r.To, r.Name, r.Email, r.Text, r.Receipt, r.Reply, meta},
+				r.To, r.Name, r.Email, r.Text, r.Receipt, r.Reply, meta, r.OnAmbiguous},
 		}
 	}
 	outcomes := make([]EnqueueOutcome, len(recs))
@@ -459,6 +466,7 @@ func RecordFromHash(id string, m map[string]string) (*Record, error) {
 		ID: id, To: m[FieldTo], Name: m[FieldName], Email: m[FieldEmail], Text: m[FieldText],
 		Receipt: m[FieldReceipt], Reply: m[FieldReply], Hash: m[FieldHash], Group: m[FieldGroup],
 		Status: Status(m[FieldStatus]), Err: m[FieldErr], SMSID: m[FieldSMSID], RequestID: m[FieldRequestID],
+		OnAmbiguous: m["on_ambiguous"],
 	}
 	if v := m[FieldSendAt]; v != "" && v != "0" {
 		ms, err := strconv.ParseInt(v, 10, 64)
@@ -540,7 +548,7 @@ func (s *Store) Cancel(ctx context.Context, id string) (Status, error) {
 // docs/ARCHITECTURE.md in Lua, for scripts that change a status themselves
 // (prepend it to the script's source). CanTransition is the same rule in Go.
 const TransitionLua = `
-local roxd_rank = {queued=0, scheduled=0, sending=1, submitted=2,
+local roxd_rank = {queued=0, scheduled=0, sending=1, reconciling=1, submitted=2,
   delivered=3, failed=3, cancelled=3, suppressed=3}
 local function roxd_can(cur, to)
   local rc, rt = roxd_rank[cur], roxd_rank[to]

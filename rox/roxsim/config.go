@@ -198,6 +198,12 @@ type Faults struct {
 	// a reply of AutoReplyText (default DefaultAutoReplyText).
 	AutoReplyRate float64
 	AutoReplyText string
+	// LateAnswer accepts a request (SMSIds drawn, receipts scheduled) and
+	// only then waits LateAnswerDelay before answering: a client whose
+	// timeout is shorter sees a timeout for a request ROX took. Drawn per
+	// request; off while LateAnswerDelay is 0.
+	LateAnswer      float64
+	LateAnswerDelay time.Duration
 }
 
 func (f Faults) withDefaults() Faults {
@@ -220,7 +226,8 @@ func (f Faults) Validate() error {
 		name string
 		v    float64
 	}{{"Fail5xx", f.Fail5xx}, {"Hang", f.Hang}, {"RecipientErrors", f.RecipientErrors},
-		{"Duplicates", f.Duplicates}, {"DeliveryFailures", f.DeliveryFailures}, {"AutoReplyRate", f.AutoReplyRate}}
+		{"Duplicates", f.Duplicates}, {"DeliveryFailures", f.DeliveryFailures}, {"AutoReplyRate", f.AutoReplyRate},
+		{"LateAnswer", f.LateAnswer}}
 	for _, r := range rates {
 		if !(r.v >= 0 && r.v <= 1) { // also rejects NaN
 			return fmt.Errorf("%w: Faults.%s is %v, want a rate in 0..1", ErrConfig, r.name, r.v)
@@ -229,7 +236,7 @@ func (f Faults) Validate() error {
 	durs := []struct {
 		name string
 		v    time.Duration
-	}{{"Latency", f.Latency}, {"Jitter", f.Jitter}, {"ReceiptDelay", f.ReceiptDelay}}
+	}{{"Latency", f.Latency}, {"Jitter", f.Jitter}, {"ReceiptDelay", f.ReceiptDelay}, {"LateAnswerDelay", f.LateAnswerDelay}}
 	for _, d := range durs {
 		if d.v < 0 {
 			return fmt.Errorf("%w: Faults.%s is %s, want >= 0", ErrConfig, d.name, d.v)
@@ -267,6 +274,8 @@ type faultsJSON struct {
 	DeliveryFailureCode rox.Code   `json:"delivery_failure_code"`
 	AutoReplyRate       float64    `json:"auto_reply_rate"`
 	AutoReplyText       string     `json:"auto_reply_text"`
+	LateAnswer          float64    `json:"late_answer"`
+	LateAnswerDelay     string     `json:"late_answer_delay"`
 }
 
 // MarshalJSON writes f with snake_case names and duration strings.
@@ -276,6 +285,7 @@ func (f Faults) MarshalJSON() ([]byte, error) {
 		AuthFail: f.AuthFail, RecipientErrors: f.RecipientErrors, RecipientErrorCodes: f.RecipientErrorCodes,
 		Duplicates: f.Duplicates, ReceiptDelay: f.ReceiptDelay.String(), DeliveryFailures: f.DeliveryFailures,
 		DeliveryFailureCode: f.DeliveryFailureCode, AutoReplyRate: f.AutoReplyRate, AutoReplyText: f.AutoReplyText,
+		LateAnswer: f.LateAnswer, LateAnswerDelay: f.LateAnswerDelay.String(),
 	})
 }
 
@@ -295,12 +305,14 @@ func (f *Faults) UnmarshalJSON(data []byte) error {
 	}
 	next := Faults{Fail5xx: w.Fail5xx, Hang: w.Hang, AuthFail: w.AuthFail, RecipientErrors: w.RecipientErrors,
 		RecipientErrorCodes: w.RecipientErrorCodes, Duplicates: w.Duplicates, DeliveryFailures: w.DeliveryFailures,
-		DeliveryFailureCode: w.DeliveryFailureCode, AutoReplyRate: w.AutoReplyRate, AutoReplyText: w.AutoReplyText}
+		DeliveryFailureCode: w.DeliveryFailureCode, AutoReplyRate: w.AutoReplyRate, AutoReplyText: w.AutoReplyText,
+		LateAnswer: w.LateAnswer}
 	for _, d := range []struct {
 		name string
 		s    string
 		dst  *time.Duration
-	}{{"latency", w.Latency, &next.Latency}, {"jitter", w.Jitter, &next.Jitter}, {"receipt_delay", w.ReceiptDelay, &next.ReceiptDelay}} {
+	}{{"latency", w.Latency, &next.Latency}, {"jitter", w.Jitter, &next.Jitter}, {"receipt_delay", w.ReceiptDelay, &next.ReceiptDelay},
+		{"late_answer_delay", w.LateAnswerDelay, &next.LateAnswerDelay}} {
 		v, err := time.ParseDuration(d.s)
 		if err != nil {
 			return fmt.Errorf("%w: %s is %s, want a duration such as \"20ms\"", ErrConfig, d.name, strconv.Quote(d.s))

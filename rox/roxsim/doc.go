@@ -59,7 +59,9 @@
 // inject HTTP 500s, latency with jitter, hung requests (held until the
 // client gives up or the simulator closes), authentication failure,
 // per-recipient sending errors with chosen codes, duplicate callbacks,
-// delivery delay and delivery failures, and automatic replies. Every random
+// delivery delay and delivery failures, automatic replies, and late answers
+// (accepted first, answered after a delay: a client timeout that hides an
+// accepted request). Every random
 // choice comes from one source seeded by Config.Seed.
 //
 // # Records and inspection

@@ -117,6 +117,9 @@ type Stats struct {
 	// Injected5xx and Hung count requests hit by those faults.
 	Injected5xx int64 `json:"injected_5xx"`
 	Hung        int64 `json:"hung"`
+	// LateAnswers counts requests accepted and answered after
+	// Faults.LateAnswerDelay.
+	LateAnswers int64 `json:"late_answers"`
 	// Recipients counts recipients of accepted requests; Queued those
 	// answered "0000"; RecipientErrors the refused ones, by code.
 	Recipients      int64              `json:"recipients"`

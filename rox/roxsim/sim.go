@@ -253,7 +253,7 @@ func (s *Sim) handleSend(w http.ResponseWriter, r *http.Request) {
 	f := s.faults.Load()
 
 	// Draw the request's faults.
-	var hang, fail5xx bool
+	var hang, fail5xx, late bool
 	var jitter time.Duration
 	s.rng.mu.Lock()
 	hang = hit(s.rng.r, f.Hang)
@@ -262,6 +262,7 @@ func (s *Sim) handleSend(w http.ResponseWriter, r *http.Request) {
 		if f.Jitter > 0 {
 			jitter = time.Duration(s.rng.r.Int64N(int64(f.Jitter) + 1))
 		}
+		late = !fail5xx && f.LateAnswerDelay > 0 && hit(s.rng.r, f.LateAnswer)
 	}
 	s.rng.mu.Unlock()
 
@@ -360,8 +361,27 @@ func (s *Sim) handleSend(w http.ResponseWriter, r *http.Request) {
 	s.updateRequestLocked(idx, seq, http.StatusOK, rox.CodeOK, "Success")
 	if idx >= 0 && idx < len(s.requests) && s.requests[idx].Seq == seq {
 		s.requests[idx].RequestID = b.requestID
+		if late {
+			s.requests[idx].Fault = "late_answer"
+		}
+	}
+	if late {
+		s.stats.LateAnswers++
 	}
 	s.mu.Unlock()
+	if late {
+		// Accepted (ids drawn, delivery scheduled), answered late: a
+		// client with a shorter timeout never learns the SMSIds.
+		t := time.NewTimer(f.LateAnswerDelay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		case <-s.closing:
+			t.Stop()
+		}
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(out)))
