@@ -31,6 +31,7 @@ const (
 	DefaultMaxAttempts       = 10
 	DefaultAuthPauseInitial  = 10 * time.Second
 	DefaultAuthPauseMax      = 10 * time.Minute
+	DefaultTaskRetention     = time.Hour
 	// TaskType is the asynq task type of one batch.
 	TaskType = "rox:send"
 )
@@ -95,6 +96,9 @@ type Config struct {
 	// ROX rejects the credentials (doubling in between).
 	AuthPauseInitial time.Duration
 	AuthPauseMax     time.Duration
+	// TaskRetention keeps a completed rox:send task (and its result: ROX's
+	// RequestId and counts) visible in the dashboard this long.
+	TaskRetention time.Duration
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -131,6 +135,7 @@ func (c Config) WithDefaults() Config {
 	defInt(&c.MaxAttempts, DefaultMaxAttempts)
 	def(&c.AuthPauseInitial, DefaultAuthPauseInitial)
 	def(&c.AuthPauseMax, DefaultAuthPauseMax)
+	def(&c.TaskRetention, DefaultTaskRetention)
 	return c
 }
 

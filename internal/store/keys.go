@@ -36,6 +36,13 @@ func (k Keys) CallbackSeen(h string) string {
 }
 func (k Keys) AuthPause() string { return k.base + "authpause" }
 
+// Operator keys (internal/store/operator.go).
+func (k Keys) SchedGroup(group string) string { return k.base + "sched:" + group }
+func (k Keys) SchedDirty() string             { return k.base + "sdirty" }
+func (k Keys) SchedTasks() string             { return k.base + "stasks" }
+func (k Keys) ArchivedBatch(id string) string { return k.base + "abatch:" + id }
+func (k Keys) ArchivedBatches() string        { return k.base + "archived" }
+
 // Status of a message. It only moves forward (see Rank).
 type Status string
 
