@@ -34,6 +34,7 @@ const (
 	// DefaultJournalDir is where ROX answers wait while Redis refuses
 	// their record (relative to the working directory).
 	DefaultJournalDir = "./var/journal"
+	DefaultTaskRetention     = time.Hour
 	// TaskType is the asynq task type of one batch.
 	TaskType = "rox:send"
 )
@@ -111,6 +112,9 @@ type Config struct {
 	// reconciling recipient waits for a receipt or reply before it is sent
 	// again (store.DefaultReconcileWindow when 0).
 	ReconcileWindow time.Duration
+	// TaskRetention keeps a completed rox:send task (and its result: ROX's
+	// RequestId and counts) visible in the dashboard this long.
+	TaskRetention time.Duration
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -154,6 +158,7 @@ func (c Config) WithDefaults() Config {
 	if c.Ambiguous == "" {
 		c.Ambiguous = store.AmbiguousReconcile
 	}
+	def(&c.TaskRetention, DefaultTaskRetention)
 	return c
 }
 

@@ -111,7 +111,10 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, ok := asynq.GetMaxRetry(ctx)
 	last := ok && retried >= maxRetry
-	return w.process(ctx, p.Batch, last)
+	res := &attemptResult{Attempt: retried + 1}
+	err := w.process(context.WithValue(ctx, resultKey{}, res), p.Batch, last)
+	w.writeResult(t, res)
+	return err
 }
 
 // process runs one attempt of batch bid. last says this is the final
@@ -139,7 +142,8 @@ func (w *Worker) process(ctx context.Context, bid string, last bool) error {
 	defer cancel()
 	switch claim.State {
 	case store.ClaimGone:
-		return nil
+		// Finished, or archived and now run again by an operator.
+		return w.archivedRun(ctx, bid, last)
 	case store.ClaimLocked:
 		if last {
 			// The run holding the lock owns the batch. Archiving this task
@@ -180,6 +184,7 @@ func (w *Worker) process(ctx context.Context, bid string, last bool) error {
 			return rerr
 		}
 		metrics.MessagesFailed.WithLabelValues(ReasonInvalid).Add(float64(len(out)))
+		w.keepArchived(wctx, bid, claim.Group, out, ReasonInvalid)
 		return fmt.Errorf("worker: batch %s: %w: %w", bid, err, asynq.SkipRetry)
 	}
 
@@ -286,6 +291,7 @@ func (w *Worker) process(ctx context.Context, bid string, last bool) error {
 		log.Error().Err(rerr).Str("request_id", reqID).Msg("record ROX answer")
 		return rerr
 	}
+	noteResult(ctx, reqID, len(claim.Items), rec, resp, serr)
 	metrics.MessagesSubmitted.Add(float64(rec.Submitted))
 	if failed > 0 {
 		metrics.MessagesFailed.WithLabelValues(ReasonPermanent).Add(float64(failed))
@@ -294,6 +300,7 @@ func (w *Worker) process(ctx context.Context, bid string, last bool) error {
 		metrics.MessagesFailed.WithLabelValues(ReasonRetriesExhausted).Add(float64(be.Failed))
 		metrics.MessagesArchived.WithLabelValues(ReasonRetriesExhausted).Add(float64(be.Failed))
 		log.Error().Int("failed", be.Failed).Str("request_id", reqID).Msg("batch out of attempts: remaining recipients marked failed")
+		w.keepArchived(wctx, bid, claim.Group, out, ReasonRetriesExhausted)
 		return fmt.Errorf("%w: %w", be, asynq.SkipRetry)
 	}
 	if rec.Retry > 0 {
@@ -303,6 +310,7 @@ func (w *Worker) process(ctx context.Context, bid string, last bool) error {
 	if serr != nil {
 		// Whole request refused for good: archive it with the reason.
 		metrics.MessagesArchived.WithLabelValues(ReasonPermanent).Add(float64(rec.Failed))
+		w.keepArchived(wctx, bid, claim.Group, out, ReasonPermanent)
 		return fmt.Errorf("worker: batch %s: %w: %w", bid, serr, asynq.SkipRetry)
 	}
 	return nil

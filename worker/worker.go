@@ -28,11 +28,6 @@ type Sender interface {
 
 var _ Sender = (*rox.Client)(nil)
 
-// payload is the body of a rox:send task.
-type payload struct {
-	Batch string `json:"batch"`
-}
-
 // Worker forms batches and sends them to ROX. Create it with New and run it
 // with Run.
 type Worker struct {
@@ -45,6 +40,7 @@ type Worker struct {
 	b        *store.Batches
 
 	client *asynq.Client
+	op     *Operator // while Run runs
 	idPfx  string
 	seq    uint64 // former only
 
@@ -122,6 +118,13 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	w.client = asynq.NewClient(w.asynqOpt)
 	defer w.client.Close()
+	op, err := NewOperator(w.cfg, w.rdb, w.asynqOpt, w.log)
+	if err != nil {
+		return err
+	}
+	defer op.Close()
+	op.enq = w.enqueueBatch
+	w.op = op
 
 	lanes := w.cfg.DequeueLanes
 	per := (w.cfg.SendConcurrency + lanes - 1) / lanes
@@ -137,6 +140,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	mux := asynq.NewServeMux()
 	mux.Handle(TaskType, w)
+	mux.HandleFunc(TaskTypeSchedule, w.processSchedule)
 	for i := 0; i < lanes; i++ {
 		srv := asynq.NewServer(w.asynqOpt, asynq.Config{
 			Concurrency:              per,
@@ -160,7 +164,8 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	var loops sync.WaitGroup
-	loops.Add(3)
+	loops.Add(4)
+	go func() { defer loops.Done(); w.syncLoop(loopCtx) }()
 	go func() { defer loops.Done(); w.formLoop(loopCtx) }()
 	go func() { defer loops.Done(); w.scheduleLoop(loopCtx) }()
 	go func() { defer loops.Done(); w.reapLoop(loopCtx) }()
@@ -219,7 +224,7 @@ func (w *Worker) formLoop(ctx context.Context) {
 				// Enqueue even when ctx ended: the batch exists and must get
 				// its task (the reaper is the fallback).
 				ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-				err := w.enqueue(ectx, f.ID)
+				err := w.enqueue(ectx, w.batchPayload(f.ID, f.Group, f.Size, f.First))
 				cancel()
 				if err != nil {
 					w.log.Warn().Err(err).Str("batch", f.ID).Msg("enqueue batch task; the reaper will retry")
@@ -232,17 +237,31 @@ func (w *Worker) formLoop(ctx context.Context) {
 	}
 }
 
-// enqueue enqueues the task of batch id; a task that already exists (same
-// TaskID) counts as done.
-func (w *Worker) enqueue(ctx context.Context, id string) error {
-	body, _ := json.Marshal(payload{Batch: id})
+// enqueue enqueues the task of batch p.Batch; a task that already exists
+// (same TaskID) counts as done. The batch record then says its task exists
+// (a task missing later was deleted by an operator).
+func (w *Worker) enqueue(ctx context.Context, p payload) error {
+	body, _ := json.Marshal(p)
 	_, err := w.client.EnqueueContext(ctx, asynq.NewTask(TaskType, body),
-		asynq.TaskID(id), asynq.Queue(w.cfg.Queue),
-		asynq.MaxRetry(w.cfg.MaxAttempts-1), asynq.Timeout(w.cfg.TaskTimeout))
+		asynq.TaskID(p.Batch), asynq.Queue(w.cfg.Queue),
+		asynq.MaxRetry(w.cfg.MaxAttempts-1), asynq.Timeout(w.cfg.TaskTimeout),
+		asynq.Retention(w.cfg.TaskRetention))
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("worker: enqueue batch %s: %w", id, err)
+		return fmt.Errorf("worker: enqueue batch %s: %w", p.Batch, err)
 	}
-	return nil
+	return w.b.MarkEnqueued(ctx, p.Batch)
+}
+
+// enqueueBatch enqueues the task of batch id from its record.
+func (w *Worker) enqueueBatch(ctx context.Context, id string) error {
+	bi, err := w.b.Batch(ctx, id)
+	if err != nil {
+		if errors.Is(err, store.ErrNoBatch) {
+			return nil
+		}
+		return err
+	}
+	return w.enqueue(ctx, w.batchPayload(id, bi.Group, len(bi.IDs), bi.IDs[:min(len(bi.IDs), payloadFirstIDs)]))
 }
 
 // scheduleLoop moves due scheduled messages into their ready lists.
@@ -276,6 +295,20 @@ func (w *Worker) scheduleLoop(ctx context.Context) {
 	}
 }
 
+// syncLoop keeps one asynq task per schedule group (Operator.SyncGroups).
+func (w *Worker) syncLoop(ctx context.Context) {
+	t := time.NewTicker(w.cfg.ScheduleInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		w.op.SyncGroups(ctx)
+	}
+}
+
 // reapLoop re-enqueues the task of batches older than ReapAge (a crash
 // between forming and enqueueing leaves a batch without a task). A batch
 // whose task exists (pending, retry, archived) answers TaskID conflict.
@@ -293,16 +326,5 @@ func (w *Worker) reapLoop(ctx context.Context) {
 }
 
 func (w *Worker) reap(ctx context.Context) {
-	ids, err := w.b.Stale(ctx, time.Now().Add(-w.cfg.ReapAge), 1000)
-	if err != nil {
-		if ctx.Err() == nil {
-			w.log.Warn().Err(err).Msg("reap: list stale batches")
-		}
-		return
-	}
-	for _, id := range ids {
-		if err := w.enqueue(ctx, id); err != nil {
-			w.log.Warn().Err(err).Str("batch", id).Msg("reap: re-enqueue")
-		}
-	}
+	w.op.Sweep(ctx, time.Now().Add(-w.cfg.ReapAge))
 }

@@ -53,6 +53,7 @@ local moved = 0
 for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)
   local f = redis.call('HMGET', ARGV[1] .. 'msg:' .. id, 'status', 'group')
+  if f[2] then redis.call('ZREM', ARGV[1] .. 'sched:' .. f[2], id) end
   if f[1] == 'scheduled' and f[2] then
     redis.call('RPUSH', ARGV[1] .. 'ready:' .. f[2], id)
     redis.call('SADD', KEYS[2], f[2])
@@ -118,11 +119,18 @@ for _, g in ipairs(groups) do
     redis.call('HSET', base .. 'batch:' .. bid, 'group', g, 'ids', cjson.encode(ids), 'created', now, 'attempt', 0)
     redis.call('ZADD', KEYS[3], now, bid)
     redis.call('ZADD', KEYS[2], now, bid)
+    local first = {}
+    for i, id in ipairs(ids) do
+      local mk = base .. 'msg:' .. id
+      if redis.call('EXISTS', mk) == 1 then redis.call('HSET', mk, 'batch', bid) end
+      if i <= 5 then first[i] = id end
+    end
     w = w + 1
     len = len - #ids
     out[#out + 1] = bid
     out[#out + 1] = g
     out[#out + 1] = #ids
+    out[#out + 1] = cjson.encode(first)
   end
   if len <= 0 then redis.call('SREM', KEYS[1], g) end
 end
@@ -156,6 +164,8 @@ type Formed struct {
 	ID    string
 	Group string
 	Size  int
+	// First holds the ids of the batch's first (up to 5) messages.
+	First []string
 }
 
 // ErrAuthPaused is returned by Form and Claim while {P}:authpause is set.
@@ -189,15 +199,19 @@ func (b *Batches) Form(ctx context.Context, p FormParams, now time.Time) ([]Form
 			return nil, ErrAuthPaused
 		}
 	}
-	if len(res)%3 != 0 {
+	if len(res)%4 != 0 {
 		return nil, fmt.Errorf("store: form: %w", ErrBatchReply)
 	}
-	out := make([]Formed, 0, len(res)/3)
-	for i := 0; i < len(res); i += 3 {
+	out := make([]Formed, 0, len(res)/4)
+	for i := 0; i < len(res); i += 4 {
 		id, _ := res[i].(string)
 		g, _ := res[i+1].(string)
 		n, _ := res[i+2].(int64)
-		out = append(out, Formed{ID: id, Group: g, Size: int(n)})
+		f := Formed{ID: id, Group: g, Size: int(n)}
+		if s, _ := res[i+3].(string); s != "" && s != "{}" {
+			_ = json.Unmarshal([]byte(s), &f.First)
+		}
+		out = append(out, f)
 	}
 	return out, nil
 }

@@ -126,6 +126,9 @@ type Record struct {
 	SMSID     string
 	RequestID string
 	Attempts  int
+	// Batch is the batch (= asynq task id) that carried the message last
+	// ("" until a batch is formed).
+	Batch string
 	// History holds each status reached and when, oldest first. Read-only:
 	// built from the t_<status> fields.
 	History []Event
@@ -293,6 +296,11 @@ if redis.call('SISMEMBER', KEYS[5], ARGV[8]) == 1 then
 elseif ARGV[3] == 'sched' then
   status, code = 'scheduled', 0
   redis.call('ZADD', KEYS[4], ARGV[6], ARGV[1])
+  -- The group's schedule set and dirty mark: the worker keeps one asynq
+  -- task per schedule group (internal/store/operator.go).
+  local base = string.sub(KEYS[4], 1, #KEYS[4] - 9)
+  redis.call('ZADD', base .. 'sched:' .. ARGV[7], ARGV[6], ARGV[1])
+  redis.call('SADD', base .. 'sdirty', ARGV[7])
 else
   if ARGV[3] == 'lead' then status = 'scheduled' else status = 'queued' end
   code = 0
@@ -467,6 +475,11 @@ func RecordFromHash(id string, m map[string]string) (*Record, error) {
 		Receipt: m[FieldReceipt], Reply: m[FieldReply], Hash: m[FieldHash], Group: m[FieldGroup],
 		Status: Status(m[FieldStatus]), Err: m[FieldErr], SMSID: m[FieldSMSID], RequestID: m[FieldRequestID],
 		OnAmbiguous: m["on_ambiguous"],
+		Batch: m[FieldBatch],
+	}
+	if v, err := strconv.ParseInt(m[FieldManualRetry], 10, 64); err == nil {
+		// An archived task run again: the one step back from failed.
+		r.History = append(r.History, Event{Status: EventManualRetry, At: time.UnixMilli(v).UTC()})
 	}
 	if v := m[FieldSendAt]; v != "" && v != "0" {
 		ms, err := strconv.ParseInt(v, 10, 64)
@@ -515,7 +528,14 @@ local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return {-1, ''} end
 if cur == 'queued' or cur == 'scheduled' then
   redis.call('HSET', KEYS[1], 'status', 'cancelled', 't_cancelled', ARGV[2])
-  redis.call('ZREM', KEYS[2], ARGV[1])
+  if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
+    -- Keep the schedule group's asynq task consistent (its count).
+    local g = redis.call('HGET', KEYS[1], 'group')
+    local base = string.sub(KEYS[2], 1, #KEYS[2] - 9)
+    if g and redis.call('ZREM', base .. 'sched:' .. g, ARGV[1]) == 1 then
+      redis.call('SADD', base .. 'sdirty', g)
+    end
+  end
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
   return {1, 'cancelled'}
 end

@@ -1,0 +1,23 @@
+package metrics
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// OperatorActions counts operator actions on roxd's asynq tasks and queue,
+// by action (run, delete, archive, pause, unpause). An action on a task is
+// counted once, where roxd applies its effect to the task's messages (the
+// dashboard's request, the worker's sweep that notices an asynq CLI action,
+// or the handler running an archived or scheduled task early); pause and
+// unpause are counted when made through the dashboard.
+var OperatorActions = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Namespace: ns, Name: "operator_actions_total", Help: "Operator actions on tasks and queues, by action.",
+}, []string{"action"})
+
+// OperatorActionNames are the label values of OperatorActions.
+var OperatorActionNames = []string{"run", "delete", "archive", "pause", "unpause"}
+
+func init() {
+	Registry.MustRegister(OperatorActions)
+	for _, a := range OperatorActionNames {
+		OperatorActions.WithLabelValues(a)
+	}
+}
