@@ -33,8 +33,8 @@ const (
 	DefaultAuthPauseMax      = 10 * time.Minute
 	// DefaultJournalDir is where ROX answers wait while Redis refuses
 	// their record (relative to the working directory).
-	DefaultJournalDir = "./var/journal"
-	DefaultTaskRetention     = time.Hour
+	DefaultJournalDir    = "./var/journal"
+	DefaultTaskRetention = time.Hour
 	// TaskType is the asynq task type of one batch.
 	TaskType = "rox:send"
 )

@@ -43,6 +43,7 @@ func (k Keys) Flight(digits string) string { return k.base + "flight:" + digits 
 // Evidence holds callbacks with an unknown SMSId for a number in flight:
 // hash event id → JSON.
 func (k Keys) Evidence(digits string) string { return k.base + "ev:" + digits }
+
 // Operator keys (internal/store/operator.go).
 func (k Keys) SchedGroup(group string) string { return k.base + "sched:" + group }
 func (k Keys) SchedDirty() string             { return k.base + "sdirty" }

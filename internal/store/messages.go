@@ -475,7 +475,7 @@ func RecordFromHash(id string, m map[string]string) (*Record, error) {
 		Receipt: m[FieldReceipt], Reply: m[FieldReply], Hash: m[FieldHash], Group: m[FieldGroup],
 		Status: Status(m[FieldStatus]), Err: m[FieldErr], SMSID: m[FieldSMSID], RequestID: m[FieldRequestID],
 		OnAmbiguous: m["on_ambiguous"],
-		Batch: m[FieldBatch],
+		Batch:       m[FieldBatch],
 	}
 	if v, err := strconv.ParseInt(m[FieldManualRetry], 10, 64); err == nil {
 		// An archived task run again: the one step back from failed.
