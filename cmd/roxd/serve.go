@@ -34,6 +34,7 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	logging.Install(log) // go-redis and the log package through zerolog
 	return app.Run(ctx, cfg, log, app.Options{})
 }
 
@@ -57,5 +58,6 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	logging.Install(log)
 	return app.Dev(ctx, os.LookupEnv, log, app.DevOptions{HTTPAddr: *httpAddr, CallbackAddr: *cbAddr, SimAddr: *simAddr, Out: os.Stdout})
 }
