@@ -68,6 +68,7 @@ func waitForRedis(ctx context.Context, conn redisconn.Conn, rdb redis.UniversalC
 	}
 	metrics.RedisUp.Set(0)
 	metrics.RedisUnreachable.Inc()
+	logging.SetDegraded(true)
 	log.Error().Str("redis", conn.String()).Str("error", err.Error()).
 		Msg("redis unreachable at start: retrying with backoff; roxd starts when it answers")
 	start, attempts := time.Now(), 1
@@ -85,13 +86,15 @@ func waitForRedis(ctx context.Context, conn redisconn.Conn, rdb redis.UniversalC
 		switch {
 		case err == nil:
 			metrics.RedisUp.Set(1)
-			logging.ConditionChanged()
-			log.Info().Str("redis", conn.String()).Dur("unreachable_for", time.Since(start)).
+			logging.SetDegraded(false)
+			log.Info().Str("redis", conn.String()).Str("unreachable_for", time.Since(start).Round(time.Millisecond).String()).
 				Int("attempts", attempts).Msg("redis reachable again")
 			return nil
 		case redisconn.IsPermanent(err):
+			logging.SetDegraded(false)
 			return permanentRedisError(conn, err)
 		case ctx.Err() != nil:
+			logging.SetDegraded(false)
 			return ctx.Err()
 		}
 	}
@@ -106,6 +109,11 @@ func waitForRedis(ctx context.Context, conn redisconn.Conn, rdb redis.UniversalC
 func watchRedis(ctx context.Context, conn redisconn.Conn, rdb redis.UniversalClient, log zerolog.Logger) {
 	up, since := true, time.Now()
 	b := redisBackoff()
+	defer func() {
+		if !up {
+			logging.SetDegraded(false)
+		}
+	}()
 	for {
 		wait := redisWatchInterval
 		if !up {
@@ -128,7 +136,7 @@ func watchRedis(ctx context.Context, conn redisconn.Conn, rdb redis.UniversalCli
 			b.Reset()
 			metrics.RedisUp.Set(0)
 			metrics.RedisUnreachable.Inc()
-			logging.ConditionChanged()
+			logging.SetDegraded(true)
 			ev := log.Error().Str("redis", conn.String()).Str("error", err.Error())
 			if redisconn.IsPermanent(err) {
 				ev = ev.Bool("permanent", true)
@@ -137,8 +145,8 @@ func watchRedis(ctx context.Context, conn redisconn.Conn, rdb redis.UniversalCli
 		case err == nil && !up:
 			up = true
 			metrics.RedisUp.Set(1)
-			logging.ConditionChanged()
-			log.Info().Str("redis", conn.String()).Dur("unreachable_for", time.Since(since)).Msg("redis reachable again")
+			logging.SetDegraded(false)
+			log.Info().Str("redis", conn.String()).Str("unreachable_for", time.Since(since).Round(time.Millisecond).String()).Msg("redis reachable again")
 		}
 	}
 }

@@ -139,7 +139,9 @@ func TestStartupRedisUnreachable(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg, zerolog.New(&logs), Options{Ready: func(a Addrs) { ready <- a }}) }()
 
-	testutil.Eventually(t, 20*time.Second, func() bool { return logs.count(t, "redis unreachable at start: retrying with backoff; roxd starts when it answers") == 1 },
+	testutil.Eventually(t, 20*time.Second, func() bool {
+		return logs.count(t, "redis unreachable at start: retrying with backoff; roxd starts when it answers") == 1
+	},
 		"no line says Redis is unreachable:\n%s", logs.b.String())
 	time.Sleep(3 * time.Second) // retries happen meanwhile: they must stay silent
 	all := logs.lines(t)

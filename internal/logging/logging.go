@@ -41,13 +41,13 @@ func New(w io.Writer, level, format string) (zerolog.Logger, error) {
 	default:
 		return zerolog.Nop(), fmt.Errorf("log format %q: want json or console", format)
 	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+	return zerolog.New(w).Level(lvl).Hook(repeatHook{}).With().Timestamp().Logger(), nil
 }
 
 // Default is a JSON info logger on stderr, for code paths that run before
 // configuration is read.
 func Default() zerolog.Logger {
-	return zerolog.New(UniqueKeys(os.Stderr)).With().Timestamp().Logger()
+	return zerolog.New(UniqueKeys(os.Stderr)).Hook(repeatHook{}).With().Timestamp().Logger()
 }
 
 // Sources of the libraries' lines (the "source" key of their lines and the
@@ -96,7 +96,7 @@ func (a asynqLogger) Fatal(args ...any) {
 
 // Install routes the process-wide loggers of the libraries through l:
 // go-redis (redis.SetLogger; its lines are warnings with
-// "source":"go-redis") and the standard library's log package (net/http's
+// "source":"go-redis", dial failures debug) and the standard library's log package (net/http's
 // server errors and the like; warnings with "source":"stdlib"), both
 // through the repeat filter. Call it once the process logger is built;
 // a later call replaces the earlier.
@@ -113,7 +113,13 @@ type redisLogger struct{ l zerolog.Logger }
 
 func (r redisLogger) Printf(_ context.Context, format string, v ...any) {
 	msg := strings.TrimPrefix(fmt.Sprintf(format, v...), "redis: ")
-	lib(r.l, SourceGoRedis, zerolog.WarnLevel, msg)
+	level := zerolog.WarnLevel
+	if strings.Contains(msg, "failed to dial") {
+		// Reachability is roxd's to say, once per change (internal/app's
+		// Redis watcher); the pool's dial failures are detail.
+		level = zerolog.DebugLevel
+	}
+	lib(r.l, SourceGoRedis, level, msg)
 }
 
 // stdWriter receives the standard log package's lines.

@@ -2,10 +2,42 @@ package logging
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/redoxygen/roxd/internal/metrics"
 )
+
+// SourceRoxd labels roxd's own lines in roxd_log_repeats_suppressed_total.
+const SourceRoxd = "roxd"
+
+// degraded is set while a dependency (Redis) is down: then roxd's own
+// warnings and errors go through the repeat filter too, since every loop
+// that touches Redis fails the same way until it is back.
+var degraded atomic.Bool
+
+// SetDegraded marks the start (true) or end (false) of an outage of a
+// dependency, and is a ConditionChanged. While degraded, roxd's own warning
+// and error lines with the same message are logged once per change, like
+// the libraries' lines; the outage itself is logged by the caller.
+func SetDegraded(down bool) {
+	degraded.Store(down)
+	ConditionChanged()
+}
+
+// repeatHook filters roxd's own warnings and errors while degraded.
+type repeatHook struct{}
+
+func (repeatHook) Run(e *zerolog.Event, level zerolog.Level, msg string) {
+	if level < zerolog.WarnLevel || level > zerolog.ErrorLevel || !degraded.Load() {
+		return
+	}
+	if ok, _ := repeats.allow(SourceRoxd, level.String(), msg); !ok {
+		e.Discard()
+	}
+}
 
 // RepeatQuiet is how long a condition must stay silent before its next
 // occurrence is logged again.

@@ -14,7 +14,7 @@ var (
 	})
 	// LogRepeats counts log lines not written because they repeat a
 	// condition already logged (internal/logging), by source (asynq,
-	// go-redis, stdlib).
+	// go-redis, stdlib, and roxd for its own warnings while Redis is down).
 	LogRepeats = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: ns, Name: "log_repeats_suppressed_total", Help: "Log lines not written because they repeat a condition already logged, by source.",
 	}, []string{"source"})
@@ -22,7 +22,7 @@ var (
 
 func init() {
 	Registry.MustRegister(RedisUp, RedisUnreachable, LogRepeats)
-	for _, s := range []string{"asynq", "go-redis", "stdlib"} {
+	for _, s := range []string{"roxd", "asynq", "go-redis", "stdlib"} {
 		LogRepeats.WithLabelValues(s)
 	}
 }
