@@ -20,59 +20,6 @@ import (
 	"github.com/redoxygen/roxd/internal/metrics"
 )
 
-// CheckLine returns an error unless line is exactly one JSON object whose
-// objects (at every depth) have unique keys.
-func checkLine(line []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(line))
-	dec.UseNumber()
-	var walk func() error
-	walk = func() error {
-		t, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		switch t {
-		case json.Delim('{'):
-			seen := map[string]bool{}
-			for dec.More() {
-				k, err := dec.Token()
-				if err != nil {
-					return err
-				}
-				if seen[k.(string)] {
-					return fmt.Errorf("duplicate key %q", k)
-				}
-				seen[k.(string)] = true
-				if err := walk(); err != nil {
-					return err
-				}
-			}
-			_, err = dec.Token()
-			return err
-		case json.Delim('['):
-			for dec.More() {
-				if err := walk(); err != nil {
-					return err
-				}
-			}
-			_, err = dec.Token()
-			return err
-		}
-		return nil
-	}
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return fmt.Errorf("not a JSON object")
-	}
-	dec = json.NewDecoder(bytes.NewReader(line))
-	if err := walk(); err != nil {
-		return err
-	}
-	if rest := bytes.TrimSpace(line[dec.InputOffset():]); len(rest) > 0 {
-		return fmt.Errorf("trailing data %q", rest)
-	}
-	return nil
-}
-
 func lines(t *testing.T, buf *bytes.Buffer) []map[string]any {
 	t.Helper()
 	var out []map[string]any
@@ -80,7 +27,7 @@ func lines(t *testing.T, buf *bytes.Buffer) []map[string]any {
 		if len(l) == 0 {
 			continue
 		}
-		if err := checkLine(l); err != nil {
+		if err := CheckLine(l); err != nil {
 			t.Fatalf("line %q: %v", l, err)
 		}
 		var m map[string]any
@@ -141,7 +88,7 @@ func FuzzUniqueKeys(f *testing.F) {
 		l, _ := New(&buf, "info", FormatJSON)
 		d := l.With().Str(k1, v1).Logger()
 		d.Info().Str(k2, v2).Str(k1, v2).Msg(v1)
-		if err := checkLine(bytes.TrimSpace(buf.Bytes())); err != nil {
+		if err := CheckLine(bytes.TrimSpace(buf.Bytes())); err != nil {
 			t.Fatalf("%q: %v", buf.String(), err)
 		}
 	})
