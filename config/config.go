@@ -51,7 +51,11 @@ const MinTokenLen = 16
 
 // Config is every setting of roxd. The struct tags are the single source of
 // the variable names, defaults and descriptions (see Table); `secret:"true"`
-// marks values that are never printed.
+// marks values that are never printed; `empty:"default"` marks the few
+// variables where a set but empty (or blank) value means unset (elsewhere it
+// is an error when the default is not empty: REDIS_URL="" is a mistake, not
+// a wish for 127.0.0.1); every int, int64 and duration variable has
+// `min:"..."` and `max:"..."`, checked by Validate and shown in the table.
 type Config struct {
 	RedisURL string `env:"REDIS_URL, default=redis://127.0.0.1:6379/0" desc:"Redis to queue in: redis://, rediss:// (TLS), redis-sentinel:// or redis-cluster:// (a password in it is a secret)"`
 
@@ -59,8 +63,8 @@ type Config struct {
 	ROXAccountID string        `env:"ROX_ACCOUNT_ID" desc:"Red Oxygen account id (required for role worker)"`
 	ROXUsername  string        `env:"ROX_USERNAME" desc:"Red Oxygen user (email) (required for role worker)"`
 	ROXPassword  string        `env:"ROX_PASSWORD" secret:"true" desc:"Red Oxygen password (required for role worker; secret)"`
-	ROXProduct   string        `env:"ROX_PRODUCT, default=roxd" desc:"Product name sent to ROX (reporting only)"`
-	ROXTimeout   time.Duration `env:"ROX_TIMEOUT, default=30s" desc:"Timeout of one ROX send request"`
+	ROXProduct   string        `env:"ROX_PRODUCT, default=roxd" empty:"default" desc:"Product name sent to ROX (reporting only)"`
+	ROXTimeout   time.Duration `env:"ROX_TIMEOUT, default=30s" min:"1ms" max:"10m" desc:"Timeout of one ROX send request"`
 
 	Roles         []string `env:"ROXD_ROLES, default=worker,callbacks,api" desc:"Roles this process runs: comma list of worker, callbacks, api"`
 	HTTPAddr      string   `env:"ROXD_HTTP_ADDR, default=127.0.0.1:8080" desc:"Listen address of the API, /metrics and /monitor"`
@@ -70,24 +74,24 @@ type Config struct {
 	CallbackToken string   `env:"ROXD_CALLBACK_TOKEN" secret:"true" desc:"Secret path segment of the callback URLs (required for roles worker and callbacks; >= 16 URL-safe characters)"`
 	DefaultRegion string   `env:"ROXD_DEFAULT_REGION, default=AU" desc:"Region for numbers without a country code (a libphonenumber region such as AU, NZ, GB)"`
 
-	RetryInitial     time.Duration `env:"ROXD_RETRY_INITIAL, default=5s" desc:"First retry delay of a failed batch"`
-	RetryMaxInterval time.Duration `env:"ROXD_RETRY_MAX_INTERVAL, default=10m" desc:"Longest retry delay"`
-	MaxAttempts      int           `env:"ROXD_MAX_ATTEMPTS, default=10" desc:"Attempts per message before it fails"`
+	RetryInitial     time.Duration `env:"ROXD_RETRY_INITIAL, default=5s" min:"1ms" max:"1h" desc:"First retry delay of a failed batch"`
+	RetryMaxInterval time.Duration `env:"ROXD_RETRY_MAX_INTERVAL, default=10m" min:"1ms" max:"24h" desc:"Longest retry delay"`
+	MaxAttempts      int           `env:"ROXD_MAX_ATTEMPTS, default=10" min:"1" max:"100" desc:"Attempts per message before it fails"`
 	PermanentCodes   []rox.Code    `env:"ROXD_PERMANENT_CODES" desc:"Comma list of ROX sending-error codes (2011-2100) never retried"`
 	Ambiguous        string        `env:"ROXD_AMBIGUOUS, default=reconcile" desc:"What happens to a recipient whose ROX outcome is unknown (crash or timeout mid-request): reconcile (wait for its receipt or reply, resend only without one), resend, or fail (failed outcome_unknown, never resent); a message's on_ambiguous overrides it"`
-	ReconcileWindow  time.Duration `env:"ROXD_RECONCILE_WINDOW, default=2m" desc:"How long after its request left a reconciling recipient waits for a receipt or reply before it is sent again"`
+	ReconcileWindow  time.Duration `env:"ROXD_RECONCILE_WINDOW, default=2m" min:"1s" max:"24h" desc:"How long after its request left a reconciling recipient waits for a receipt or reply before it is sent again"`
 
 	KeyPrefix        string        `env:"ROXD_KEY_PREFIX, default=roxd" desc:"Prefix (Redis hash tag) of roxd's keys"`
 	Queue            string        `env:"ROXD_QUEUE, default=roxd" desc:"asynq queue of send tasks"`
-	StatusTTL        time.Duration `env:"ROXD_STATUS_TTL, default=168h" desc:"How long message records and statuses are kept"`
-	ScheduleLead     time.Duration `env:"ROXD_SCHEDULE_LEAD, default=1m" desc:"How long before SendAt a scheduled message is handed to ROX with SendLater"`
-	MaxScheduleAhead time.Duration `env:"ROXD_MAX_SCHEDULE_AHEAD, default=8760h" desc:"Furthest SendAt accepted"`
-	BatchLinger      time.Duration `env:"ROXD_BATCH_LINGER, default=5ms" desc:"How long the former waits to fill a batch"`
-	SendConcurrency  int           `env:"ROXD_SEND_CONCURRENCY, default=16" desc:"Concurrent ROX requests per process"`
-	DequeueLanes     int           `env:"ROXD_DEQUEUE_LANES, default=2" desc:"asynq servers per process"`
-	ShutdownTimeout  time.Duration `env:"ROXD_SHUTDOWN_TIMEOUT, default=25s" desc:"Grace period to drain on shutdown"`
-	CallbackDrain    time.Duration `env:"ROXD_CALLBACK_DRAIN, default=5s" desc:"On shutdown, how long the callback listener keeps answering after the worker stopped (0..60s, below ROXD_SHUTDOWN_TIMEOUT)"`
-	APITimeout       time.Duration `env:"ROXD_API_TIMEOUT, default=5s" desc:"Budget of one API call (1s..60s): past it the call answers 503; POST /v1/messages/batch gets four times it"`
+	StatusTTL        time.Duration `env:"ROXD_STATUS_TTL, default=168h" min:"1s" max:"8784h" desc:"How long message records and statuses are kept"`
+	ScheduleLead     time.Duration `env:"ROXD_SCHEDULE_LEAD, default=1m" min:"0s" max:"24h" desc:"How long before SendAt a scheduled message is handed to ROX with SendLater"`
+	MaxScheduleAhead time.Duration `env:"ROXD_MAX_SCHEDULE_AHEAD, default=8760h" min:"1s" max:"87600h" desc:"Furthest SendAt accepted"`
+	BatchLinger      time.Duration `env:"ROXD_BATCH_LINGER, default=5ms" min:"0s" max:"10s" desc:"How long the former waits to fill a batch"`
+	SendConcurrency  int           `env:"ROXD_SEND_CONCURRENCY, default=16" min:"1" max:"4096" desc:"Concurrent ROX requests per process"`
+	DequeueLanes     int           `env:"ROXD_DEQUEUE_LANES, default=2" min:"1" max:"64" desc:"asynq servers per process"`
+	ShutdownTimeout  time.Duration `env:"ROXD_SHUTDOWN_TIMEOUT, default=25s" min:"1ms" max:"1h" desc:"Grace period to drain on shutdown"`
+	CallbackDrain    time.Duration `env:"ROXD_CALLBACK_DRAIN, default=5s" min:"0s" max:"60s" desc:"On shutdown, how long the callback listener keeps answering after the worker stopped (the whole shutdown stays within ROXD_SHUTDOWN_TIMEOUT, drain included)"`
+	APITimeout       time.Duration `env:"ROXD_API_TIMEOUT, default=5s" min:"1s" max:"60s" desc:"Budget of one API call (1s..60s): past it the call answers 503; POST /v1/messages/batch gets four times it"`
 	AllowVolatile    bool          `env:"ROXD_ALLOW_VOLATILE_REDIS, default=false" desc:"Accept a Redis without persistence (appendonly/save) without the loud warning; roxd dev sets it"`
 
 	Receipt string `env:"ROXD_RECEIPT, default=always" desc:"Default receipts: always, on_error or never"`
@@ -95,13 +99,13 @@ type Config struct {
 
 	ReceiptsStream  string `env:"ROXD_RECEIPTS_STREAM, default=rox:receipts" desc:"Redis stream of receipt events"`
 	RepliesStream   string `env:"ROXD_REPLIES_STREAM, default=rox:replies" desc:"Redis stream of reply events"`
-	StreamMaxLen    int64  `env:"ROXD_STREAM_MAXLEN, default=1000000" desc:"Approximate MAXLEN of each event stream"`
+	StreamMaxLen    int64  `env:"ROXD_STREAM_MAXLEN, default=1000000" min:"1" max:"1000000000" desc:"Approximate MAXLEN of each event stream"`
 	SpoolDir        string `env:"ROXD_SPOOL_DIR, default=./var/spool" desc:"Directory where callbacks are spooled while Redis is down"`
-	CallbackMaxBody int64  `env:"ROXD_CALLBACK_MAX_BODY, default=65536" desc:"Largest callback body accepted, in bytes"`
+	CallbackMaxBody int64  `env:"ROXD_CALLBACK_MAX_BODY, default=65536" min:"1024" max:"16777216" desc:"Largest callback body accepted, in bytes"`
 
 	DashboardReadOnly bool   `env:"ROXD_DASHBOARD_READONLY, default=false" desc:"Serve the /monitor dashboard read-only"`
-	LogLevel          string `env:"LOG_LEVEL, default=info" desc:"debug, info, warn or error"`
-	LogFormat         string `env:"LOG_FORMAT, default=json" desc:"json, or console for people"`
+	LogLevel          string `env:"LOG_LEVEL, default=info" empty:"default" desc:"debug, info, warn or error"`
+	LogFormat         string `env:"LOG_FORMAT, default=json" empty:"default" desc:"json, or console for people"`
 }
 
 // Var describes one environment variable.
@@ -110,6 +114,11 @@ type Var struct {
 	Default     string
 	Description string
 	Secret      bool
+	// EmptyIsUnset: a set but empty or blank value takes the default.
+	// Otherwise such a value is an error if Default is not empty.
+	EmptyIsUnset bool
+	// Min and Max bound a number or duration ("" for other kinds).
+	Min, Max string
 }
 
 // Table lists every variable in declaration order.
@@ -119,10 +128,13 @@ func Table() []Var {
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		vars = append(vars, Var{
-			Name:        envName(f),
-			Default:     envDefault(f),
-			Description: f.Tag.Get("desc"),
-			Secret:      f.Tag.Get("secret") == "true",
+			Name:         envName(f),
+			Default:      envDefault(f),
+			Description:  f.Tag.Get("desc"),
+			Secret:       f.Tag.Get("secret") == "true",
+			EmptyIsUnset: f.Tag.Get("empty") == "default",
+			Min:          f.Tag.Get("min"),
+			Max:          f.Tag.Get("max"),
 		})
 	}
 	return vars
@@ -154,11 +166,24 @@ func varErr(name, format string, args ...any) *Error {
 }
 
 // Load reads every variable through lookup (os.LookupEnv in main, a map in
-// tests) with github.com/sethvargo/go-envconfig. A variable that is unset or
-// set to blanks takes its default. Load only parses; call Validate for the
-// roles the process runs. A parse error is an *Error naming the variable.
+// tests) with github.com/sethvargo/go-envconfig. A variable that is unset
+// takes its default; one set to an empty or blank value takes its default
+// only where the table says so (Var.EmptyIsUnset) or the default is empty,
+// and is an *Error otherwise. Load only parses; call Validate for the roles
+// the process runs. A parse error is an *Error naming the variable.
 func Load(lookup func(string) (string, bool)) (Config, error) {
 	var c Config
+	var blanks []error
+	for _, v := range Table() {
+		if s, ok := lookup(v.Name); ok && strings.TrimSpace(s) == "" {
+			if err := v.checkBlank(); err != nil {
+				blanks = append(blanks, err)
+			}
+		}
+	}
+	if len(blanks) > 0 {
+		return c, errors.Join(blanks...)
+	}
 	l := envconfig.LookuperFunc(func(key string) (string, bool) {
 		v, ok := lookup(key)
 		v = strings.TrimSpace(v)
@@ -191,6 +216,15 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	c.Roles = trimList(c.Roles)
 	c.PermanentCodes = trimList(c.PermanentCodes)
 	return c, nil
+}
+
+// checkBlank is the error of v set to an empty or blank value, or nil when
+// that means unset.
+func (v Var) checkBlank() error {
+	if v.EmptyIsUnset || v.Default == "" {
+		return nil
+	}
+	return varErr(v.Name, "set but empty: unset it for the default %s, or give a value", v.Default)
 }
 
 // trimList trims the items of a comma list and drops empty ones; an empty
@@ -229,6 +263,7 @@ func loadError(err error) error {
 func (c Config) Validate(roles ...string) error {
 	var errs []error
 	bad := func(name, format string, args ...any) { errs = append(errs, varErr(name, format, args...)) }
+	errs = append(errs, c.checkBounds()...)
 
 	if len(roles) == 0 {
 		roles = c.Roles
@@ -266,9 +301,6 @@ func (c Config) Validate(roles ...string) error {
 	if c.ROXProduct == "" {
 		bad("ROX_PRODUCT", "must not be empty")
 	}
-	if c.ROXTimeout <= 0 {
-		bad("ROX_TIMEOUT", "must be > 0")
-	}
 	checkAddr := func(name, addr string) {
 		_, port, err := net.SplitHostPort(addr)
 		if err != nil {
@@ -305,10 +337,7 @@ func (c Config) Validate(roles ...string) error {
 	if !phonenumbers.GetSupportedRegions()[c.DefaultRegion] {
 		bad("ROXD_DEFAULT_REGION", "%q is not a region libphonenumber knows (e.g. AU, NZ, GB, US)", c.DefaultRegion)
 	}
-	if c.RetryInitial <= 0 {
-		bad("ROXD_RETRY_INITIAL", "must be > 0")
-	}
-	if c.RetryMaxInterval < c.RetryInitial {
+	if c.RetryMaxInterval < c.RetryInitial && c.RetryInitial > 0 {
 		bad("ROXD_RETRY_MAX_INTERVAL", "must be >= ROXD_RETRY_INITIAL (%s)", c.RetryInitial)
 	}
 	if c.MaxAttempts < 1 {
@@ -361,8 +390,6 @@ func (c Config) Validate(roles ...string) error {
 	}
 	if c.CallbackDrain < 0 || c.CallbackDrain > MaxCallbackDrain {
 		bad("ROXD_CALLBACK_DRAIN", "must be 0..%s", MaxCallbackDrain)
-	} else if c.ShutdownTimeout > 0 && c.CallbackDrain >= c.ShutdownTimeout {
-		bad("ROXD_CALLBACK_DRAIN", "must be below ROXD_SHUTDOWN_TIMEOUT (%s)", c.ShutdownTimeout)
 	}
 	if c.APITimeout < time.Second || c.APITimeout > MaxAPITimeout {
 		bad("ROXD_API_TIMEOUT", "must be 1s..%s", MaxAPITimeout)
@@ -377,14 +404,8 @@ func (c Config) Validate(roles ...string) error {
 	default:
 		bad("ROXD_REPLY", "%q: want http, email, sms or both", truncate(c.Reply, 32))
 	}
-	if c.StreamMaxLen < 1 {
-		bad("ROXD_STREAM_MAXLEN", "must be >= 1")
-	}
-	if c.SpoolDir == "" {
+	if strings.TrimSpace(c.SpoolDir) == "" {
 		bad("ROXD_SPOOL_DIR", "must not be empty")
-	}
-	if c.CallbackMaxBody < 1024 || c.CallbackMaxBody > 16<<20 {
-		bad("ROXD_CALLBACK_MAX_BODY", "must be 1024..16777216 bytes")
 	}
 	if _, err := logging.New(io.Discard, c.LogLevel, logging.FormatJSON); err != nil {
 		bad("LOG_LEVEL", "%q: want debug, info, warn or error", truncate(c.LogLevel, 32))
@@ -523,16 +544,26 @@ func truncate(s string, n int) string {
 	return s[:n] + "..."
 }
 
-// Markdown renders Table as the Markdown table of docs/CONFIG.md.
+// Markdown renders Table as the Markdown table of docs/CONFIG.md: name,
+// default, what a set but empty value means ("default" or "error"), the
+// range of numbers and durations (min...max), meaning.
 func Markdown() string {
 	var b strings.Builder
-	b.WriteString("| Variable | Default | Meaning |\n| --- | --- | --- |\n")
+	b.WriteString("| Variable | Default | Empty | Range | Meaning |\n| --- | --- | --- | --- | --- |\n")
 	for _, v := range Table() {
 		def := "`" + v.Default + "`"
 		if v.Default == "" {
 			def = "(empty)"
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", v.Name, def, strings.ReplaceAll(v.Description, "|", "\\|"))
+		empty := "default"
+		if v.checkBlank() != nil {
+			empty = "error"
+		}
+		rng := ""
+		if v.Min != "" || v.Max != "" {
+			rng = v.Min + "..." + v.Max
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", v.Name, def, empty, rng, strings.ReplaceAll(v.Description, "|", "\\|"))
 	}
 	return b.String()
 }

@@ -94,7 +94,7 @@ func TestOverrides(t *testing.T) {
 	m["ROXD_MAX_ATTEMPTS"] = "3"
 	m["ROXD_BATCH_LINGER"] = "0s"
 	m["ROXD_PUBLIC_URL"] = "https://sms.example.com/base/"
-	m["ROXD_SPOOL_DIR"] = "" // empty means default
+	m["LOG_LEVEL"] = " " // empty means default here (the table says so)
 	c, err := Load(env(m))
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +105,7 @@ func TestOverrides(t *testing.T) {
 	if !reflect.DeepEqual(c.Roles, []string{"worker", "api"}) || c.HasRole(RoleCallbacks) ||
 		!reflect.DeepEqual(c.PermanentCodes, []rox.Code{"2015", "2099"}) || c.DefaultRegion != "NZ" ||
 		c.ReceiptFlag() != rox.ReceiptOnError || c.ReplyType() != rox.ReplyBoth || !c.DashboardReadOnly ||
-		c.MaxAttempts != 3 || c.BatchLinger != 0 || c.SpoolDir != "./var/spool" {
+		c.MaxAttempts != 3 || c.BatchLinger != 0 || c.LogLevel != "info" {
 		t.Fatalf("overrides: %v", c)
 	}
 	if c.Policy().RetryableCode("2015") || !c.Policy().RetryableCode("2016") {

@@ -62,9 +62,20 @@ func (f *fieldFlag) String() string {
 
 // Set parses s with the same library and rules as Load.
 func (f *fieldFlag) Set(s string) error {
+	env := map[string]string{f.name: strings.TrimSpace(s)}
+	if env[f.name] == "" {
+		for _, v := range Table() {
+			if v.Name == f.name {
+				if err := v.checkBlank(); err != nil {
+					return err
+				}
+			}
+		}
+		delete(env, f.name) // empty means unset: the default
+	}
 	var tmp Config
 	err := envconfig.ProcessWith(context.Background(), &envconfig.Config{Target: &tmp,
-		Lookuper: envconfig.MapLookuper(map[string]string{f.name: strings.TrimSpace(s)})})
+		Lookuper: envconfig.MapLookuper(env)})
 	if err != nil {
 		return loadError(err)
 	}

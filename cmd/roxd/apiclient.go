@@ -144,7 +144,7 @@ func apiPrintJSON(w io.Writer, raw []byte) error {
 func apiParseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := parseFlags(fs, args); err != nil {
 			return nil, err
 		}
 		args = fs.Args()

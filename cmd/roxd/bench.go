@@ -92,7 +92,7 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	fs.DurationVar(&f.simLatency, "sim-latency", 0, "latency the simulator adds to every send answer")
 	fs.BoolVar(&f.verbose, "v", false, "log the worker's warnings")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if f.n < 1 || f.bareN < 1 || f.rate < 1 || f.duration <= 0 || f.producers < 1 || f.chunk < 1 {

@@ -49,8 +49,8 @@ func benchCallbacks(ctx context.Context, args []string) error {
 	maxBatch := fs.Int("max-batch", callbacks.DefaultMaxBatch, "receiver Config.MaxBatch")
 	keep := fs.Bool("keep", false, "keep the keys and streams (default: removed)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured run to this file")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *clients < 1 || *clients > 4096 {
 		return fmt.Errorf("-clients %d: want 1..4096", *clients)

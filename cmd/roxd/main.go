@@ -37,7 +37,16 @@ func main() {
 }
 
 func run(args []string, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 2 && args[0] == "help" {
+		// `roxd help <command>` is `roxd <command> -h`.
+		if _, ok := commands[args[1]]; !ok {
+			fmt.Fprintf(stderr, "roxd: unknown command %q\n\n", args[1])
+			usage(stderr)
+			return 2
+		}
+		args = []string{args[1], "-h"}
+	}
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
 		usage(stderr)
 		if len(args) == 0 {
 			return 2
@@ -53,13 +62,27 @@ func run(args []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := cmd.run(ctx, args[1:]); err != nil {
-		if errors.Is(err, errUsage) || errors.Is(err, flag.ErrHelp) {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // help asked for and printed: not an error
+		}
+		if errors.Is(err, errUsage) {
 			return 2
 		}
 		fmt.Fprintf(stderr, "roxd %s: %v\n", args[0], err)
 		return 1
 	}
 	return 0
+}
+
+// parseFlags parses args with fs. -h, -help and --help give flag.ErrHelp
+// (exit status 0: the usage was asked for and printed); any other flag error
+// is an errUsage (exit status 2).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", errUsage, err)
 }
 
 func usage(w io.Writer) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -28,16 +27,14 @@ func runServe(ctx context.Context, args []string) error {
 		fmt.Fprintln(fs.Output(), "usage: roxd serve [flags]\n\nEvery setting is an environment variable (README.md); a flag overrides it:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	log, err := cfg.Logger(os.Stderr)
 	if err != nil {
 		return err
 	}
+	logging.Install(log) // go-redis and the log package through zerolog
 	return app.Run(ctx, cfg, log, app.Options{})
 }
 
@@ -46,8 +43,8 @@ func runDev(ctx context.Context, args []string) error {
 	httpAddr := fs.String("http-addr", app.DevHTTPAddr, "API, /metrics and /monitor (ROXD_HTTP_ADDR wins when set)")
 	cbAddr := fs.String("callback-addr", app.DevCallbackAddr, "callback receiver (ROXD_CALLBACK_ADDR wins when set)")
 	simAddr := fs.String("sim-addr", app.DevSimAddr, "embedded ROX simulator")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	level, _ := os.LookupEnv("LOG_LEVEL")
 	if level == "" {
@@ -61,5 +58,6 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	logging.Install(log)
 	return app.Dev(ctx, os.LookupEnv, log, app.DevOptions{HTTPAddr: *httpAddr, CallbackAddr: *cbAddr, SimAddr: *simAddr, Out: os.Stdout})
 }

@@ -55,7 +55,7 @@ func runSim(ctx context.Context, args []string) error {
 	fs.StringVar((*string)(&f.DeliveryFailureCode), "delivery-failure-code", string(roxsim.DefaultDeliveryFailureCode), "Result of a failed delivery receipt")
 	fs.Float64Var(&f.AutoReplyRate, "auto-reply-rate", 0, "rate of delivered messages (ReplyType H) that get an automatic reply")
 	fs.StringVar(&f.AutoReplyText, "auto-reply-text", roxsim.DefaultAutoReplyText, "text of automatic replies")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

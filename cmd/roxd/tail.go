@@ -53,8 +53,8 @@ func tail(ctx context.Context, args []string, out, errOut io.Writer) error {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		kind, args = args[0], args[1:]
 	}
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if kind == "" && fs.NArg() > 0 {
 		kind = fs.Arg(0)

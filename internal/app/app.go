@@ -55,6 +55,15 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	}
 	rdb := conn.Client()
 	defer rdb.Close()
+	if err := startupChecks(ctx, cfg, conn, rdb, log); err != nil {
+		if isCanceled(err) && ctx.Err() != nil {
+			return nil // stopped while waiting for Redis
+		}
+		return err
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go watchRedis(watchCtx, conn, rdb, log.With().Str("component", "redis").Logger())
 	storeCfg := store.Config{Prefix: cfg.KeyPrefix, StatusTTL: cfg.StatusTTL, ScheduleLead: cfg.ScheduleLead}
 
 	var workerUp atomic.Bool

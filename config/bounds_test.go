@@ -1,0 +1,203 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// setVar returns complete() with name set to value.
+func setVar(name, value string) map[string]string {
+	m := complete()
+	m[name] = value
+	return m
+}
+
+// wantVarErr fails unless err is an *Error naming name.
+func wantVarErr(t *testing.T, err error, name string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("%s: accepted", name)
+	}
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Var != name || !strings.HasPrefix(err.Error(), name+": ") {
+		t.Fatalf("error %q does not name %s first", err, name)
+	}
+}
+
+// TestEmptyMeansUnsetOnlyWhereSaid: for every variable, a value that is
+// empty or blanks is the default only where the table says "default"; where
+// the variable has a non-empty default and the table says "error", Load
+// fails naming the variable; the same holds for the flag.
+func TestEmptyMeansUnsetOnlyWhereSaid(t *testing.T) {
+	doc := Markdown()
+	for _, v := range Table() {
+		for _, blank := range []string{"", "  ", "\t"} {
+			t.Run(v.Name+"="+strconv.Quote(blank), func(t *testing.T) {
+				c, err := Load(env(setVar(v.Name, blank)))
+				switch {
+				case v.Default == "":
+					if err != nil {
+						t.Fatalf("variable without default: %v", err)
+					}
+				case v.EmptyIsUnset:
+					if err != nil {
+						t.Fatalf("empty should mean unset: %v", err)
+					}
+					want, _ := Load(env(complete()))
+					if !reflect.DeepEqual(c, want) {
+						t.Fatalf("empty did not give the default:\n%v\n%v", c, want)
+					}
+				default:
+					wantVarErr(t, err, v.Name)
+					if !strings.Contains(err.Error(), "unset") {
+						t.Fatalf("error %q does not say to unset it", err)
+					}
+				}
+				if v.Secret {
+					return
+				}
+				// The flag follows the same rule.
+				c, _ = Load(env(complete()))
+				fs := flag.NewFlagSet("x", flag.ContinueOnError)
+				fs.SetOutput(io.Discard)
+				c.RegisterFlags(fs)
+				ferr := fs.Parse([]string{"-" + FlagName(v.Name) + "=" + blank})
+				if v.Default != "" && !v.EmptyIsUnset {
+					if ferr == nil || !strings.Contains(ferr.Error(), v.Name) {
+						t.Fatalf("flag -%s=%q: %v", FlagName(v.Name), blank, ferr)
+					}
+				} else if ferr != nil {
+					t.Fatalf("flag -%s=%q: %v", FlagName(v.Name), blank, ferr)
+				}
+			})
+		}
+		// The generated table says which.
+		row := ""
+		for _, line := range strings.Split(doc, "\n") {
+			if strings.HasPrefix(line, "| `"+v.Name+"` |") {
+				row = line
+			}
+		}
+		want := "| error |"
+		if v.EmptyIsUnset || v.Default == "" {
+			want = "| default |"
+		}
+		if !strings.Contains(row, want) {
+			t.Errorf("table row of %s lacks %q: %s", v.Name, want, row)
+		}
+	}
+	// The examples of the issue.
+	_, err := Load(env(setVar("REDIS_URL", "")))
+	wantVarErr(t, err, "REDIS_URL")
+}
+
+// TestEveryBoundHasAMaximum: every numeric or duration variable has a
+// documented minimum and maximum; the bounds themselves validate, one step
+// beyond each fails naming the variable, and the table shows the range.
+func TestEveryBoundHasAMaximum(t *testing.T) {
+	doc := Markdown()
+	ty := reflect.TypeOf(Config{})
+	n := 0
+	for i := 0; i < ty.NumField(); i++ {
+		f := ty.Field(i)
+		if f.Type.Kind() != reflect.Int && f.Type.Kind() != reflect.Int64 {
+			continue
+		}
+		n++
+		name := envName(f)
+		lo, hi := f.Tag.Get("min"), f.Tag.Get("max")
+		if lo == "" || hi == "" {
+			t.Errorf("%s has no min/max tag", name)
+			continue
+		}
+		step := func(s string, d int64) string {
+			if f.Type == reflect.TypeOf(time.Duration(0)) {
+				v, err := time.ParseDuration(s)
+				if err != nil {
+					t.Fatalf("%s: bound %q: %v", name, s, err)
+				}
+				return time.Duration(int64(v) + d*int64(time.Millisecond)).String()
+			}
+			v, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				t.Fatalf("%s: bound %q: %v", name, s, err)
+			}
+			return strconv.FormatInt(v+d, 10)
+		}
+		for _, ok := range []string{lo, hi} {
+			m := setVar(name, ok)
+			if name == "ROXD_RETRY_MAX_INTERVAL" {
+				m["ROXD_RETRY_INITIAL"] = "1ms"
+			}
+			if name == "ROXD_RETRY_INITIAL" {
+				m["ROXD_RETRY_MAX_INTERVAL"] = step(hi, 0)
+			}
+			c, err := Load(env(m))
+			if err == nil {
+				err = c.Validate()
+			}
+			if err != nil {
+				t.Errorf("%s=%s (a bound) refused: %v", name, ok, err)
+			}
+		}
+		for _, bad := range []string{step(lo, -1), step(hi, 1)} {
+			c, err := Load(env(setVar(name, bad)))
+			if err == nil {
+				err = c.Validate()
+			}
+			wantVarErr(t, err, name)
+		}
+		if !strings.Contains(doc, "| `"+name+"` |") || !strings.Contains(doc, lo+"..."+hi) {
+			t.Errorf("table does not show %s's range %s...%s", name, lo, hi)
+		}
+	}
+	if n < 12 {
+		t.Fatalf("only %d numeric variables found", n)
+	}
+	// The examples of the issue.
+	for name, v := range map[string]string{"ROXD_SEND_CONCURRENCY": "1000000", "ROXD_DEQUEUE_LANES": "100000"} {
+		c, err := Load(env(setVar(name, v)))
+		if err == nil {
+			err = c.Validate()
+		}
+		wantVarErr(t, err, name)
+		if !strings.Contains(err.Error(), "maximum") {
+			t.Errorf("%s=%s: %v does not give the maximum", name, v, err)
+		}
+	}
+}
+
+// TestCheckDirs: an unusable ROXD_SPOOL_DIR fails naming the variable; a
+// usable one (created when missing) passes and is left empty.
+func TestCheckDirs(t *testing.T) {
+	tmp := t.TempDir()
+	file := filepath.Join(tmp, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{file, filepath.Join(file, "sub"), "/proc/roxd-spool", "/dev/null"} {
+		c, _ := Load(env(setVar("ROXD_SPOOL_DIR", dir)))
+		wantVarErr(t, c.CheckDirs(), "ROXD_SPOOL_DIR")
+		// Without role callbacks the spool is not used.
+		c.Roles = []string{RoleAPI}
+		if err := c.CheckDirs(); err != nil {
+			t.Fatalf("role api checks the spool: %v", err)
+		}
+	}
+	good := filepath.Join(tmp, "a", "spool")
+	c, _ := Load(env(setVar("ROXD_SPOOL_DIR", good)))
+	if err := c.CheckDirs(); err != nil {
+		t.Fatal(err)
+	}
+	if ents, err := os.ReadDir(good); err != nil || len(ents) != 0 {
+		t.Fatalf("spool after the check: %v %v", ents, err)
+	}
+}
