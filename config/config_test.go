@@ -50,7 +50,7 @@ func TestDefaults(t *testing.T) {
 		StatusTTL: 168 * time.Hour, ScheduleLead: time.Minute, MaxScheduleAhead: 8760 * time.Hour,
 		BatchLinger: 5 * time.Millisecond, SendConcurrency: 16, DequeueLanes: 2, ShutdownTimeout: 25 * time.Second,
 		Receipt: "always", Reply: "http", ReceiptsStream: "rox:receipts", RepliesStream: "rox:replies",
-		StreamMaxLen: 1000000, SpoolDir: "./var/spool", CallbackMaxBody: 65536, LogLevel: "info", LogFormat: "json",
+		StreamMaxLen: 1000000, SpoolDir: "./var/spool", JournalDir: "./var/journal", CallbackMaxBody: 65536, LogLevel: "info", LogFormat: "json",
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults:\n got %v\nwant %v", c, want)

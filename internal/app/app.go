@@ -17,6 +17,7 @@ import (
 	"github.com/redoxygen/roxd/callbacks"
 	"github.com/redoxygen/roxd/config"
 	"github.com/redoxygen/roxd/internal/dashboard"
+	"github.com/redoxygen/roxd/internal/journal"
 	"github.com/redoxygen/roxd/internal/metrics"
 	"github.com/redoxygen/roxd/internal/redisconn"
 	"github.com/redoxygen/roxd/internal/store"
@@ -145,8 +146,11 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 			ShutdownTimeout: cfg.ShutdownTimeout, RetryInitial: cfg.RetryInitial,
 			RetryMaxInterval: cfg.RetryMaxInterval, MaxAttempts: cfg.MaxAttempts,
 			PermanentCodes: cfg.PermanentCodes, ReceiptCallbackURL: receiptURL, ReplyCallbackURL: replyURL,
-			AccountID: cfg.ROXAccountID,
+			AccountID: cfg.ROXAccountID, JournalDir: cfg.JournalDir,
 		}, rdb, conn.Asynq(), sender, log.With().Str("component", "worker").Logger())
+		if errors.Is(err, journal.ErrInUse) {
+			return fmt.Errorf("ROXD_JOURNAL_DIR: %w (give each worker process its own directory)", err)
+		}
 		if err != nil {
 			return fmt.Errorf("worker: %w", err)
 		}
