@@ -263,3 +263,60 @@ func TestSharedJournalDirRefused(t *testing.T) {
 	}
 	_ = w3.Close()
 }
+
+// TestLockKeptWhileHeldUnderOOM: while Redis refuses the record for memory,
+// the applier keeps the batch lock alive (PEXPIRE allocates nothing and is
+// not refused under OOM) well past its TTL, so no other host can claim the
+// batch; once Redis takes the record, the lock is released.
+func TestLockKeptWhileHeldUnderOOM(t *testing.T) {
+	b, admin := setupPrivate(t, roxsim.Faults{}, func(c *Config) { c.TaskTimeout = time.Second })
+	w := b.newWorker()
+	ids := b.enqueue(1, "keep", nil)
+	formed, err := w.b.Form(b.ctx, store.FormParams{MaxBatch: 500, MaxWaiting: 10, MaxForm: 4, IDPrefix: testutil.Name("kp") + "-"}, time.Now().Add(time.Second))
+	if err != nil || len(formed) != 1 {
+		t.Fatalf("form %v %v", formed, err)
+	}
+	bid := formed[0].ID
+	if c, err := w.b.Claim(b.ctx, bid, "tok", time.Second, time.Now()); err != nil || c.State != store.ClaimOK {
+		t.Fatalf("claim %+v %v", c, err)
+	}
+	if err := admin.ConfigSet(b.ctx, "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	defer admin.ConfigSet(context.Background(), "maxmemory", "0")
+	je, err := w.jr.Append(journal.Entry{Batch: bid, Token: "tok", RequestID: "r1", At: time.Now(),
+		Outcomes: []journal.Outcome{{ID: ids[0], Kind: "s", Value: "sms-keep-1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &held{e: je, durable: true, since: time.Now(), applied: make(chan struct{})}
+	w.ans.add(h)
+	ctx, cancel := context.WithCancel(b.ctx)
+	loopDone := make(chan struct{})
+	go func() { defer close(loopDone); w.applyLoop(ctx) }()
+	defer func() { cancel(); <-loopDone }()
+
+	lock := b.st.Keys().Lock(bid)
+	stays(t, 3*time.Second, func() bool { return admin.Get(b.ctx, lock).Val() == "tok" },
+		"the batch lock (TTL 1 s) expired while its answer was held under OOM")
+	if st := admin.HGet(b.ctx, b.st.Keys().Msg(ids[0]), "status").Val(); st == "submitted" {
+		t.Fatal("recorded under OOM: the fault did not bite")
+	}
+	if err := admin.ConfigSet(b.ctx, "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-h.applied:
+	case <-time.After(15 * time.Second):
+		t.Fatal("not applied after Redis took writes again")
+	}
+	if got := admin.HGet(b.ctx, b.st.Keys().Msg(ids[0]), "sms_id").Val(); got != "sms-keep-1" {
+		t.Fatalf("sms_id %q after apply", got)
+	}
+	if admin.Exists(b.ctx, lock).Val() != 0 {
+		t.Fatal("lock still held after the apply")
+	}
+	if w.jr.Len() != 0 || w.ans.len() != 0 {
+		t.Fatalf("journal %d, held %d after apply; want 0, 0", w.jr.Len(), w.ans.len())
+	}
+}
