@@ -4,16 +4,21 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
 	"github.com/redoxygen/roxd/internal/journal"
 	"github.com/redoxygen/roxd/internal/store"
 	"github.com/redoxygen/roxd/internal/testutil"
+	"github.com/redoxygen/roxd/producer"
+	"github.com/redoxygen/roxd/producer/httpapi"
 	"github.com/redoxygen/roxd/rox"
 	"github.com/redoxygen/roxd/rox/roxsim"
 )
@@ -62,7 +67,8 @@ func stays(t *testing.T, d time.Duration, cond func() bool, format string, args 
 }
 
 // refusalTest is issue 8 fault 2: a ROX stand-in that accepts and answers
-// after 3 s; Redis refuses writes (refuse) from before the answer until
+// after 3 s; POST /v1/messages {"to":"+61400000081",...,"receipt":"never"};
+// Redis refuses writes (refuse) from before the answer until
 // ~2 s after it, then takes them again (restore). Exactly one SMS must be
 // accepted for the number, and the message ends `submitted` with that
 // SMSId, never sent again (on the code before the journal it was sent again
@@ -71,11 +77,36 @@ func refusalTest(t *testing.T, name string, refuse, restore func(ctx context.Con
 	const to = "+61400000081"
 	b, admin := setupPrivate(t, roxsim.Faults{Latency: 3 * time.Second},
 		func(c *Config) { c.TaskTimeout = 8 * time.Second })
-	ids := b.enqueue(1, name, func(i int, r *store.Record) {
-		r.To, r.Text, r.Receipt = to, name+" window", "never"
-	})
-	id := ids[0]
-	b.start()
+	// The issue's reproduction, through the HTTP API.
+	prod, err := producer.New(b.rdb, producer.Config{Store: b.cfg.Store}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const token = "api-token-0123456789"
+	api, err := httpapi.New(prod, httpapi.Config{Token: token}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiSrv := httptest.NewServer(api)
+	defer apiSrv.Close()
+	req, _ := http.NewRequest(http.MethodPost, apiSrv.URL+"/v1/messages",
+		strings.NewReader(`{"to":"`+to+`","text":"`+name+` window","receipt":"never"}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accepted struct {
+		ID string `json:"id"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&accepted)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusAccepted || accepted.ID == "" {
+		t.Fatalf("POST /v1/messages: %d %+v %v", resp.StatusCode, accepted, err)
+	}
+	id := accepted.ID
+	w, _ := b.start()
 	// The request is at ROX (answer due in 3 s): Redis starts refusing.
 	testutil.Eventually(t, 20*time.Second, func() bool { return b.sim.Stats().Requests >= 1 }, "request reached the simulator")
 	if err := refuse(b.ctx, admin); err != nil {
@@ -115,6 +146,9 @@ func refusalTest(t *testing.T, name string, refuse, restore func(ctx context.Con
 		"%s accepted %d times (%v), want exactly 1", to, len(b.acceptedTo(to)), b.acceptedTo(to))
 	if st := admin.HGet(b.ctx, b.st.Keys().Msg(id), "status").Val(); st != "submitted" {
 		t.Fatalf("status %q at the end, want submitted", st)
+	}
+	if w.ans.len() != 0 || w.jr.Len() != 0 {
+		t.Fatalf("held %d, journal %d at the end; want 0, 0", w.ans.len(), w.jr.Len())
 	}
 }
 
