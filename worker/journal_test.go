@@ -74,9 +74,15 @@ func stays(t *testing.T, d time.Duration, cond func() bool, format string, args 
 // SMSId, never sent again (on the code before the journal it was sent again
 // once the batch lock expired).
 func refusalTest(t *testing.T, name string, refuse, restore func(ctx context.Context, admin *redis.Client) error) {
+	refusalTestFor(t, name, 3*time.Second, 8*time.Second, 2*time.Second, refuse, restore)
+}
+
+// refusalTestFor is refusalTest with ROX's latency, the task timeout and
+// how long Redis keeps refusing after ROX answered.
+func refusalTestFor(t *testing.T, name string, latency, taskTimeout, hold time.Duration, refuse, restore func(ctx context.Context, admin *redis.Client) error) {
 	const to = "+61400000081"
-	b, admin := setupPrivate(t, roxsim.Faults{Latency: 3 * time.Second},
-		func(c *Config) { c.TaskTimeout = 8 * time.Second })
+	b, admin := setupPrivate(t, roxsim.Faults{Latency: latency},
+		func(c *Config) { c.TaskTimeout = taskTimeout })
 	// The reproduction, through the HTTP API.
 	prod, err := producer.New(b.rdb, producer.Config{Store: b.cfg.Store}, zerolog.Nop())
 	if err != nil {
@@ -122,7 +128,7 @@ func refusalTest(t *testing.T, name string, refuse, restore func(ctx context.Con
 	first := b.acceptedTo(to)[0]
 	// Hold the refusal past the answer: the record fails and its retries
 	// too (the 4 s window).
-	time.Sleep(2 * time.Second)
+	time.Sleep(hold)
 	if st := admin.HGet(b.ctx, b.st.Keys().Msg(id), "status").Val(); st == "submitted" {
 		t.Fatalf("message submitted while Redis refused writes: the fault did not bite")
 	}
@@ -140,9 +146,9 @@ func refusalTest(t *testing.T, name string, refuse, restore func(ctx context.Con
 	if got := admin.Get(b.ctx, b.st.Keys().SMS(first)).Val(); got != id {
 		t.Fatalf("SMSId map %s -> %q, want %s", first, got, id)
 	}
-	// Long enough for the old path to resend: batch lock (TaskTimeout 8 s)
-	// expired, task retried, 3 s of ROX latency.
-	stays(t, 14*time.Second, func() bool { return len(b.acceptedTo(to)) == 1 },
+	// Long enough for the old path to resend: batch lock (TaskTimeout)
+	// expired, task retried, ROX's latency.
+	stays(t, taskTimeout+latency+3*time.Second, func() bool { return len(b.acceptedTo(to)) == 1 },
 		"%s accepted %d times (%v), want exactly 1", to, len(b.acceptedTo(to)), b.acceptedTo(to))
 	if st := admin.HGet(b.ctx, b.st.Keys().Msg(id), "status").Val(); st != "submitted" {
 		t.Fatalf("status %q at the end, want submitted", st)
@@ -160,6 +166,19 @@ func TestRedisOOMAfterROXAcceptedSendsOnce(t *testing.T) {
 
 func TestRedisReadonlyAfterROXAcceptedSendsOnce(t *testing.T) {
 	refusalTest(t, "readonly",
+		func(ctx context.Context, a *redis.Client) error {
+			return a.Do(ctx, "REPLICAOF", "127.0.0.1", "1").Err()
+		},
+		func(ctx context.Context, a *redis.Client) error { return a.Do(ctx, "REPLICAOF", "NO", "ONE").Err() })
+}
+
+// TestLongReadonlyOutlivesTaskTimeout: Redis stays READONLY for twice the
+// task timeout after ROX answered. The handler gives up waiting before its
+// deadline (errJournalled, not a failure), the batch lock expires, asynq
+// retries the task once Redis is back; the retry finds the answer held or
+// applied and sends nothing.
+func TestLongReadonlyOutlivesTaskTimeout(t *testing.T) {
+	refusalTestFor(t, "longro", time.Second, 4*time.Second, 8*time.Second,
 		func(ctx context.Context, a *redis.Client) error {
 			return a.Do(ctx, "REPLICAOF", "127.0.0.1", "1").Err()
 		},
