@@ -101,6 +101,7 @@ type Config struct {
 	RepliesStream   string `env:"ROXD_REPLIES_STREAM, default=rox:replies" desc:"Redis stream of reply events"`
 	StreamMaxLen    int64  `env:"ROXD_STREAM_MAXLEN, default=1000000" min:"1" max:"1000000000" desc:"Approximate MAXLEN of each event stream"`
 	SpoolDir        string `env:"ROXD_SPOOL_DIR, default=./var/spool" desc:"Directory where callbacks are spooled while Redis is down"`
+	JournalDir      string `env:"ROXD_JOURNAL_DIR, default=./var/journal" desc:"Directory where the worker keeps ROX answers Redis refused to record, until Redis takes them (one worker process per directory)"`
 	CallbackMaxBody int64  `env:"ROXD_CALLBACK_MAX_BODY, default=65536" min:"1024" max:"16777216" desc:"Largest callback body accepted, in bytes"`
 
 	DashboardReadOnly bool   `env:"ROXD_DASHBOARD_READONLY, default=false" desc:"Serve the /monitor dashboard read-only"`
@@ -406,6 +407,9 @@ func (c Config) Validate(roles ...string) error {
 	}
 	if strings.TrimSpace(c.SpoolDir) == "" {
 		bad("ROXD_SPOOL_DIR", "must not be empty")
+	}
+	if strings.TrimSpace(c.JournalDir) == "" {
+		bad("ROXD_JOURNAL_DIR", "must not be empty")
 	}
 	if _, err := logging.New(io.Discard, c.LogLevel, logging.FormatJSON); err != nil {
 		bad("LOG_LEVEL", "%q: want debug, info, warn or error", truncate(c.LogLevel, 32))

@@ -51,7 +51,7 @@ func TestDefaults(t *testing.T) {
 		BatchLinger: 5 * time.Millisecond, SendConcurrency: 16, DequeueLanes: 2, ShutdownTimeout: 25 * time.Second,
 		CallbackDrain: 5 * time.Second, APITimeout: 5 * time.Second,
 		Receipt: "always", Reply: "http", ReceiptsStream: "rox:receipts", RepliesStream: "rox:replies",
-		StreamMaxLen: 1000000, SpoolDir: "./var/spool", CallbackMaxBody: 65536, LogLevel: "info", LogFormat: "json",
+		StreamMaxLen: 1000000, SpoolDir: "./var/spool", JournalDir: "./var/journal", CallbackMaxBody: 65536, LogLevel: "info", LogFormat: "json",
 		Ambiguous: "reconcile", ReconcileWindow: 2 * time.Minute,
 	}
 	if !reflect.DeepEqual(c, want) {

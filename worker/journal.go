@@ -208,12 +208,14 @@ func (w *Worker) waitHeld(ctx context.Context, h *held) bool {
 }
 
 // applyLoop applies held answers until ctx ends: at once when one is added,
-// then with exponential backoff (applyInitial doubling to applyMax, jittered)
-// while any is left.
+// then with exponential backoff (applyInitial doubling to applyMax or a
+// quarter of TaskTimeout, jittered) while any is left.
 func (w *Worker) applyLoop(ctx context.Context) {
+	// Attempts (and so lock renewals) come at least four times per lock TTL.
+	ceil := min(applyMax, w.cfg.TaskTimeout/4)
 	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = applyInitial
-	bo.MaxInterval = applyMax
+	bo.InitialInterval = min(applyInitial, ceil)
+	bo.MaxInterval = ceil
 	bo.MaxElapsedTime = 0
 	bo.Multiplier = 2
 	bo.RandomizationFactor = 0.2

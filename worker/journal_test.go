@@ -4,16 +4,21 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
 	"github.com/redoxygen/roxd/internal/journal"
 	"github.com/redoxygen/roxd/internal/store"
 	"github.com/redoxygen/roxd/internal/testutil"
+	"github.com/redoxygen/roxd/producer"
+	"github.com/redoxygen/roxd/producer/httpapi"
 	"github.com/redoxygen/roxd/rox"
 	"github.com/redoxygen/roxd/rox/roxsim"
 )
@@ -62,20 +67,52 @@ func stays(t *testing.T, d time.Duration, cond func() bool, format string, args 
 }
 
 // refusalTest is issue 8 fault 2: a ROX stand-in that accepts and answers
-// after 3 s; Redis refuses writes (refuse) from before the answer until
+// after 3 s; POST /v1/messages {"to":"+61400000081",...,"receipt":"never"};
+// Redis refuses writes (refuse) from before the answer until
 // ~2 s after it, then takes them again (restore). Exactly one SMS must be
 // accepted for the number, and the message ends `submitted` with that
 // SMSId, never sent again (on the code before the journal it was sent again
 // once the batch lock expired).
 func refusalTest(t *testing.T, name string, refuse, restore func(ctx context.Context, admin *redis.Client) error) {
+	refusalTestFor(t, name, 3*time.Second, 8*time.Second, 2*time.Second, refuse, restore)
+}
+
+// refusalTestFor is refusalTest with ROX's latency, the task timeout and
+// how long Redis keeps refusing after ROX answered.
+func refusalTestFor(t *testing.T, name string, latency, taskTimeout, hold time.Duration, refuse, restore func(ctx context.Context, admin *redis.Client) error) {
 	const to = "+61400000081"
-	b, admin := setupPrivate(t, roxsim.Faults{Latency: 3 * time.Second},
-		func(c *Config) { c.TaskTimeout = 8 * time.Second })
-	ids := b.enqueue(1, name, func(i int, r *store.Record) {
-		r.To, r.Text, r.Receipt = to, name+" window", "never"
-	})
-	id := ids[0]
-	b.start()
+	b, admin := setupPrivate(t, roxsim.Faults{Latency: latency},
+		func(c *Config) { c.TaskTimeout = taskTimeout })
+	// The issue's reproduction, through the HTTP API.
+	prod, err := producer.New(b.rdb, producer.Config{Store: b.cfg.Store}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const token = "api-token-0123456789"
+	api, err := httpapi.New(prod, httpapi.Config{Token: token}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiSrv := httptest.NewServer(api)
+	defer apiSrv.Close()
+	req, _ := http.NewRequest(http.MethodPost, apiSrv.URL+"/v1/messages",
+		strings.NewReader(`{"to":"`+to+`","text":"`+name+` window","receipt":"never"}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accepted struct {
+		ID string `json:"id"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&accepted)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusAccepted || accepted.ID == "" {
+		t.Fatalf("POST /v1/messages: %d %+v %v", resp.StatusCode, accepted, err)
+	}
+	id := accepted.ID
+	w, _ := b.start()
 	// The request is at ROX (answer due in 3 s): Redis starts refusing.
 	testutil.Eventually(t, 20*time.Second, func() bool { return b.sim.Stats().Requests >= 1 }, "request reached the simulator")
 	if err := refuse(b.ctx, admin); err != nil {
@@ -91,7 +128,7 @@ func refusalTest(t *testing.T, name string, refuse, restore func(ctx context.Con
 	first := b.acceptedTo(to)[0]
 	// Hold the refusal past the answer: the record fails and its retries
 	// too (the issue's 4 s window).
-	time.Sleep(2 * time.Second)
+	time.Sleep(hold)
 	if st := admin.HGet(b.ctx, b.st.Keys().Msg(id), "status").Val(); st == "submitted" {
 		t.Fatalf("message submitted while Redis refused writes: the fault did not bite")
 	}
@@ -109,12 +146,15 @@ func refusalTest(t *testing.T, name string, refuse, restore func(ctx context.Con
 	if got := admin.Get(b.ctx, b.st.Keys().SMS(first)).Val(); got != id {
 		t.Fatalf("SMSId map %s -> %q, want %s", first, got, id)
 	}
-	// Long enough for the old path to resend: batch lock (TaskTimeout 8 s)
-	// expired, task retried, 3 s of ROX latency.
-	stays(t, 14*time.Second, func() bool { return len(b.acceptedTo(to)) == 1 },
+	// Long enough for the old path to resend: batch lock (TaskTimeout)
+	// expired, task retried, ROX's latency.
+	stays(t, taskTimeout+latency+3*time.Second, func() bool { return len(b.acceptedTo(to)) == 1 },
 		"%s accepted %d times (%v), want exactly 1", to, len(b.acceptedTo(to)), b.acceptedTo(to))
 	if st := admin.HGet(b.ctx, b.st.Keys().Msg(id), "status").Val(); st != "submitted" {
 		t.Fatalf("status %q at the end, want submitted", st)
+	}
+	if w.ans.len() != 0 || w.jr.Len() != 0 {
+		t.Fatalf("held %d, journal %d at the end; want 0, 0", w.ans.len(), w.jr.Len())
 	}
 }
 
@@ -126,6 +166,19 @@ func TestRedisOOMAfterROXAcceptedSendsOnce(t *testing.T) {
 
 func TestRedisReadonlyAfterROXAcceptedSendsOnce(t *testing.T) {
 	refusalTest(t, "readonly",
+		func(ctx context.Context, a *redis.Client) error {
+			return a.Do(ctx, "REPLICAOF", "127.0.0.1", "1").Err()
+		},
+		func(ctx context.Context, a *redis.Client) error { return a.Do(ctx, "REPLICAOF", "NO", "ONE").Err() })
+}
+
+// TestLongReadonlyOutlivesTaskTimeout: Redis stays READONLY for twice the
+// task timeout after ROX answered. The handler gives up waiting before its
+// deadline (errJournalled, not a failure), the batch lock expires, asynq
+// retries the task once Redis is back; the retry finds the answer held or
+// applied and sends nothing.
+func TestLongReadonlyOutlivesTaskTimeout(t *testing.T) {
+	refusalTestFor(t, "longro", time.Second, 4*time.Second, 8*time.Second,
 		func(ctx context.Context, a *redis.Client) error {
 			return a.Do(ctx, "REPLICAOF", "127.0.0.1", "1").Err()
 		},
@@ -262,4 +315,61 @@ func TestSharedJournalDirRefused(t *testing.T) {
 		t.Fatalf("after the first closed: %v", err)
 	}
 	_ = w3.Close()
+}
+
+// TestLockKeptWhileHeldUnderOOM: while Redis refuses the record for memory,
+// the applier keeps the batch lock alive (PEXPIRE allocates nothing and is
+// not refused under OOM) well past its TTL, so no other host can claim the
+// batch; once Redis takes the record, the lock is released.
+func TestLockKeptWhileHeldUnderOOM(t *testing.T) {
+	b, admin := setupPrivate(t, roxsim.Faults{}, func(c *Config) { c.TaskTimeout = time.Second })
+	w := b.newWorker()
+	ids := b.enqueue(1, "keep", nil)
+	formed, err := w.b.Form(b.ctx, store.FormParams{MaxBatch: 500, MaxWaiting: 10, MaxForm: 4, IDPrefix: testutil.Name("kp") + "-"}, time.Now().Add(time.Second))
+	if err != nil || len(formed) != 1 {
+		t.Fatalf("form %v %v", formed, err)
+	}
+	bid := formed[0].ID
+	if c, err := w.b.Claim(b.ctx, bid, "tok", time.Second, time.Now()); err != nil || c.State != store.ClaimOK {
+		t.Fatalf("claim %+v %v", c, err)
+	}
+	if err := admin.ConfigSet(b.ctx, "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	defer admin.ConfigSet(context.Background(), "maxmemory", "0")
+	je, err := w.jr.Append(journal.Entry{Batch: bid, Token: "tok", RequestID: "r1", At: time.Now(),
+		Outcomes: []journal.Outcome{{ID: ids[0], Kind: "s", Value: "sms-keep-1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &held{e: je, durable: true, since: time.Now(), applied: make(chan struct{})}
+	w.ans.add(h)
+	ctx, cancel := context.WithCancel(b.ctx)
+	loopDone := make(chan struct{})
+	go func() { defer close(loopDone); w.applyLoop(ctx) }()
+	defer func() { cancel(); <-loopDone }()
+
+	lock := b.st.Keys().Lock(bid)
+	stays(t, 3*time.Second, func() bool { return admin.Get(b.ctx, lock).Val() == "tok" },
+		"the batch lock (TTL 1 s) expired while its answer was held under OOM")
+	if st := admin.HGet(b.ctx, b.st.Keys().Msg(ids[0]), "status").Val(); st == "submitted" {
+		t.Fatal("recorded under OOM: the fault did not bite")
+	}
+	if err := admin.ConfigSet(b.ctx, "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-h.applied:
+	case <-time.After(15 * time.Second):
+		t.Fatal("not applied after Redis took writes again")
+	}
+	if got := admin.HGet(b.ctx, b.st.Keys().Msg(ids[0]), "sms_id").Val(); got != "sms-keep-1" {
+		t.Fatalf("sms_id %q after apply", got)
+	}
+	if admin.Exists(b.ctx, lock).Val() != 0 {
+		t.Fatal("lock still held after the apply")
+	}
+	if w.jr.Len() != 0 || w.ans.len() != 0 {
+		t.Fatalf("journal %d, held %d after apply; want 0, 0", w.jr.Len(), w.ans.len())
+	}
 }

@@ -95,8 +95,11 @@ func New(cfg Config, rdb redis.UniversalClient, asynqOpt asynq.RedisConnOpt, sen
 // Config returns the worker's configuration, defaults filled in.
 func (w *Worker) Config() Config { return w.cfg }
 
-// Run starts the asynq servers, the scheduler, the former and the reaper,
-// and blocks until ctx ends. Then it stops the former and the scheduler
+// Run first applies the ROX answers an earlier process left in the journal
+// (those Redis still refuses stay held: their batches are not claimed until
+// the applier gets them in), then starts the journal applier, the asynq
+// servers, the scheduler, the former and the reaper, and blocks until ctx
+// ends. Then it stops the former and the scheduler
 // first, shuts the asynq servers down (unfinished tasks go back to pending
 // after ShutdownTimeout), waits for handler runs and returns nil. Nothing is
 // lost: messages are in records, ready lists and batches.

@@ -381,6 +381,11 @@ func (b *benchRun) startEnv(ctx context.Context, startWorker bool) (*env, error)
 }
 
 func (b *benchRun) startWorker(ctx context.Context, e *env) error {
+	// A journal directory per worker (one process may run several here).
+	jdir, err := os.MkdirTemp("", "roxd-bench-journal-")
+	if err != nil {
+		return err
+	}
 	w, err := worker.New(worker.Config{
 		Store:              store.Config{Prefix: b.prefix},
 		Queue:              b.queue,
@@ -391,8 +396,10 @@ func (b *benchRun) startWorker(ctx context.Context, e *env) error {
 		ReceiptCallbackURL: "http://127.0.0.1:9/bench/receipt",
 		ReplyCallbackURL:   "http://127.0.0.1:9/bench/reply",
 		AccountID:          roxsim.DefaultAccountID,
+		JournalDir:         jdir,
 	}, b.rdb, b.aopt, e.sender, b.log)
 	if err != nil {
+		os.RemoveAll(jdir)
 		return err
 	}
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -402,6 +409,7 @@ func (b *benchRun) startWorker(ctx context.Context, e *env) error {
 	e.stop = func() {
 		cancel()
 		<-done
+		os.RemoveAll(jdir)
 		prev()
 	}
 	return nil

@@ -53,7 +53,7 @@ func TestServeSIGTERMUnderLoad(t *testing.T) {
 		"ROX_PASSWORD="+roxsim.DefaultPassword, "ROXD_ROLES=worker",
 		"ROXD_CALLBACK_TOKEN=callback-token-0123456789", "ROXD_HTTP_ADDR=127.0.0.1:0",
 		"ROXD_KEY_PREFIX="+prefix, "ROXD_QUEUE="+queue, "ROXD_SHUTDOWN_TIMEOUT=10s",
-		"ROXD_SEND_CONCURRENCY=4", "ROXD_SPOOL_DIR="+t.TempDir(), "LOG_LEVEL=warn")
+		"ROXD_SEND_CONCURRENCY=4", "ROXD_SPOOL_DIR="+t.TempDir(), "ROXD_JOURNAL_DIR="+t.TempDir(), "LOG_LEVEL=warn")
 
 	prod, err := producer.New(rdb, producer.Config{Store: store.Config{Prefix: prefix}}, zerolog.Nop())
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/redoxygen/roxd/callbacks"
 	"github.com/redoxygen/roxd/config"
 	"github.com/redoxygen/roxd/internal/dashboard"
+	"github.com/redoxygen/roxd/internal/journal"
 	"github.com/redoxygen/roxd/internal/metrics"
 	"github.com/redoxygen/roxd/internal/redisconn"
 	"github.com/redoxygen/roxd/internal/store"
@@ -154,7 +155,11 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 			RetryMaxInterval: cfg.RetryMaxInterval, MaxAttempts: cfg.MaxAttempts,
 			PermanentCodes: cfg.PermanentCodes, ReceiptCallbackURL: receiptURL, ReplyCallbackURL: replyURL,
 			AccountID: cfg.ROXAccountID, Ambiguous: cfg.Ambiguous, ReconcileWindow: cfg.ReconcileWindow,
+			JournalDir: cfg.JournalDir,
 		}, rdb, conn.Asynq(), sender, log.With().Str("component", "worker").Logger())
+		if errors.Is(err, journal.ErrInUse) {
+			return fmt.Errorf("ROXD_JOURNAL_DIR: %w (give each worker process its own directory)", err)
+		}
 		if err != nil {
 			return fmt.Errorf("worker: %w", err)
 		}

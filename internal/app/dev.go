@@ -125,6 +125,19 @@ func Dev(ctx context.Context, lookup func(string) (string, bool), log zerolog.Lo
 	if !set("ROXD_SPOOL_DIR") {
 		cfg.SpoolDir = filepath.Join(os.TempDir(), "roxd-dev-spool")
 	}
+	if !set("ROXD_JOURNAL_DIR") {
+		// With the embedded Redis nothing outlives the run: a journal of
+		// its own (two `roxd dev` never share one), removed at exit.
+		cfg.JournalDir = filepath.Join(os.TempDir(), "roxd-dev-journal")
+		if info.EmbeddedRedis {
+			d, err := os.MkdirTemp("", "roxd-dev-journal-")
+			if err != nil {
+				return fmt.Errorf("journal dir: %w", err)
+			}
+			defer os.RemoveAll(d)
+			cfg.JournalDir = d
+		}
+	}
 	if !set("ROXD_HTTP_ADDR") {
 		cfg.HTTPAddr = opts.HTTPAddr
 	}
