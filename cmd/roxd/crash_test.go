@@ -172,4 +172,18 @@ func TestWorkerKilledMidRequestSendsNothingTwice(t *testing.T) {
 	if st := sim.Stats(); st.ForwardedToEmail != 0 {
 		t.Errorf("%d callbacks forwarded to email", st.ForwardedToEmail)
 	}
+	// Every receipt reached the stream once, with its message id, also
+	// those that waited (deferred) for the dead run's recipients.
+	stream := prefix + ":receipts"
+	testutil.Eventually(t, 120*time.Second, func() bool { return rdb.XLen(context.Background(), stream).Val() >= n },
+		"%d receipt entries for %d messages", rdb.XLen(context.Background(), stream).Val(), n)
+	perMsg := map[string]int{}
+	for _, e := range rdb.XRange(context.Background(), stream, "-", "+").Val() {
+		perMsg[fmt.Sprint(e.Values["message_id"])]++
+	}
+	for _, id := range ids {
+		if perMsg[id] != 1 {
+			t.Fatalf("%s has %d receipt entries, want 1 (uncorrelated: %d)", id, perMsg[id], perMsg[""])
+		}
+	}
 }
