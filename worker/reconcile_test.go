@@ -194,9 +194,9 @@ func TestCrashAfterAcceptReconcilesFromReceipts(t *testing.T) {
 // run put the recipients in `reconciling`; each is matched as it arrives,
 // the window's re-check finds nothing left to send.
 func TestCrashReceiptsDuringWindow(t *testing.T) {
-	b := setup(t, roxsim.Faults{ReceiptDelay: 2500 * time.Millisecond}, withReceiver(t, func(c *Config) {
+	b := setup(t, roxsim.Faults{ReceiptDelay: 5 * time.Second}, withReceiver(t, func(c *Config) {
 		c.TaskTimeout = 500 * time.Millisecond
-		c.ReconcileWindow = 6 * time.Second
+		c.ReconcileWindow = 10 * time.Second
 	}))
 	ds := &dyingSender{real: b.client}
 	w, err := New(b.cfg, b.rdb, b.aopt, ds, testLogger(t))
@@ -212,8 +212,8 @@ func TestCrashReceiptsDuringWindow(t *testing.T) {
 	if !errors.As(err, &rw) || rw.Waiting != 25 {
 		t.Fatalf("redelivered run returned %v, want a reconcileWait for 25", err)
 	}
-	if d := w.retryDelay(3, err, nil); d < 2*time.Second || d > 6*time.Second {
-		t.Fatalf("retry delay %s, want the rest of the 6s window", d)
+	if d := w.retryDelay(3, err, nil); d < 3*time.Second || d > 10*time.Second {
+		t.Fatalf("retry delay %s, want the rest of the 10s window", d)
 	}
 	if isFailure(err) {
 		t.Fatal("a reconcile wait counts as a failure")
@@ -239,7 +239,7 @@ func TestCrashReceiptsDuringWindow(t *testing.T) {
 func TestCrashPolicies(t *testing.T) {
 	b := setup(t, roxsim.Faults{ReceiptDelay: time.Hour}, withReceiver(t, func(c *Config) {
 		c.TaskTimeout = 400 * time.Millisecond
-		c.ReconcileWindow = 1500 * time.Millisecond
+		c.ReconcileWindow = 4 * time.Second
 	}))
 	ds := &dyingSender{real: b.client}
 	w, err := New(b.cfg, b.rdb, b.aopt, ds, testLogger(t))
@@ -274,7 +274,7 @@ func TestCrashPolicies(t *testing.T) {
 	if err := w.process(b.ctx, bid, false); err != nil {
 		t.Fatalf("re-check after the window: %v", err)
 	}
-	if took := time.Since(start); took < 1400*time.Millisecond {
+	if took := time.Since(start); took < 3900*time.Millisecond {
 		t.Fatalf("resent after %s, before the window closed", took)
 	}
 	acc := b.accepted()
@@ -383,7 +383,7 @@ func TestTimeoutAmbiguity(t *testing.T) {
 func TestSameNumberInTwoBatches(t *testing.T) {
 	b := setup(t, roxsim.Faults{ReceiptDelay: 100 * time.Millisecond}, withReceiver(t, func(c *Config) {
 		c.TaskTimeout = 400 * time.Millisecond
-		c.ReconcileWindow = 3 * time.Second
+		c.ReconcileWindow = 8 * time.Second
 	}))
 	ds := &dyingSender{real: b.client}
 	w, err := New(b.cfg, b.rdb, b.aopt, ds, testLogger(t))
