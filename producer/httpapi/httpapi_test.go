@@ -236,6 +236,8 @@ func TestBadInputQueuesNothing(t *testing.T) {
 		{"send_at ahead", map[string]any{"to": "0412345678", "text": "x", "send_at": ahead}, 400, "send_at"},
 		{"receipt", `{"to":"0412345678","text":"x","receipt":"maybe"}`, 400, "receipt"},
 		{"reply", `{"to":"0412345678","text":"x","reply":"fax"}`, 400, "reply"},
+		{"on_ambiguous", `{"to":"0412345678","text":"x","on_ambiguous":"maybe"}`, 400, "on_ambiguous"},
+		{"on_ambiguous not a string", `{"to":"0412345678","text":"x","on_ambiguous":true}`, 400, "on_ambiguous"},
 		{"metadata keys", map[string]any{"to": "0412345678", "text": "x", "metadata": bigMeta}, 400, "metadata"},
 		{"metadata bytes", map[string]any{"to": "0412345678", "text": "x", "metadata": map[string]string{"a": strings.Repeat("v", 3000)}}, 400, "metadata"},
 		{"metadata not strings", `{"to":"0412345678","text":"x","metadata":{"a":1}}`, 400, "metadata"},
@@ -612,5 +614,24 @@ func TestOpenAPI(t *testing.T) {
 		t.Errorf("the check above cannot tell: an unknown route answered %d", res.code)
 	} else if _, f := res.errField(); f != "" {
 		t.Errorf("an unknown route's 404 names field %q", f)
+	}
+}
+
+// on_ambiguous is stored with the message and shown by GET.
+func TestOnAmbiguous(t *testing.T) {
+	b := setup(t)
+	if r := b.do(t, "POST", "/v1/messages", map[string]any{"id": "otp-1", "to": "0412345678", "text": "code 1234", "on_ambiguous": "fail"}); r.code != 202 {
+		t.Fatal(r.raw)
+	}
+	if v := b.rdb.HGet(b.ctx, b.p.Store().Keys().Msg("otp-1"), "on_ambiguous").Val(); v != "fail" {
+		t.Fatalf("stored on_ambiguous %q, want fail", v)
+	}
+	r := b.do(t, "GET", "/v1/messages/otp-1", nil)
+	if r.code != 200 || r.body["on_ambiguous"] != "fail" {
+		t.Fatalf("GET: %d %s", r.code, r.raw)
+	}
+	// The same id with another policy is other content: a conflict.
+	if r := b.do(t, "POST", "/v1/messages", map[string]any{"id": "otp-1", "to": "0412345678", "text": "code 1234", "on_ambiguous": "resend"}); r.code != 409 {
+		t.Fatalf("replay with another on_ambiguous: %d %s, want 409", r.code, r.raw)
 	}
 }

@@ -1,0 +1,101 @@
+package store
+
+import (
+	"testing"
+	"time"
+)
+
+func TestFlightNumber(t *testing.T) {
+	for in, want := range map[string]string{
+		"+61407555001": "61407555001", "61407555001": "61407555001", "0061 407 555 001": "61407555001",
+		"+61 (407) 555-001": "61407555001", "": "",
+	} {
+		if got := FlightNumber(in); got != want {
+			t.Errorf("FlightNumber(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// The claim stamps recipients in flight (field and per-number index); the
+// record script clears both whatever the outcome, so nothing is left
+// behind by requests that were answered.
+func TestFlightStampedAndCleared(t *testing.T) {
+	bb := setupBatch(t)
+	ids := bb.add(t, 3, "fl", nil)
+	f := bb.form(t, FormParams{MaxBatch: 10, MaxWaiting: 1}, time.Now().Add(time.Second))
+	now := time.Now()
+	c, err := bb.b.Claim(bb.ctx, f[0].ID, "tok", time.Minute, now)
+	if err != nil || len(c.Items) != 3 || c.Reconcile != (ReconcileCounts{}) {
+		t.Fatalf("claim %+v %v", c, err)
+	}
+	for _, it := range c.Items {
+		if got := bb.rdb.HGet(bb.ctx, bb.s.keys.Msg(it.ID), "flight").Val(); got == "" {
+			t.Fatalf("%s: no flight stamp", it.ID)
+		}
+		fk := bb.s.keys.Flight(FlightNumber(it.To))
+		if got := bb.rdb.HGet(bb.ctx, fk, it.ID).Val(); got == "" {
+			t.Fatalf("%s: not in %s", it.ID, fk)
+		}
+		if ttl := bb.rdb.PTTL(bb.ctx, fk).Val(); ttl <= time.Minute {
+			t.Fatalf("%s TTL %s, want > lock TTL", fk, ttl)
+		}
+	}
+	out := []SendOutcome{
+		{ID: ids[0], Kind: OutcomeSubmitted, Value: "s0"},
+		{ID: ids[1], Kind: OutcomeFailed, Value: "rox_permanent: 2015"},
+		{ID: ids[2], Kind: OutcomeRetry, Value: "2020"},
+	}
+	if _, err := bb.b.Record(bb.ctx, f[0].ID, "tok", "r1", out, now); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if bb.rdb.HExists(bb.ctx, bb.s.keys.Msg(id), "flight").Val() {
+			t.Fatalf("%s: flight left after the record", id)
+		}
+	}
+	if keys := bb.rdb.Keys(bb.ctx, bb.s.keys.Base()+"flight:*").Val(); len(keys) != 0 {
+		t.Fatalf("in-flight index left: %v", keys)
+	}
+	// The retried one is claimed as an ordinary message: its outcome was
+	// an answer, not unknown.
+	c, err = bb.b.Claim(bb.ctx, f[0].ID, "tok2", time.Minute, now)
+	if err != nil || len(c.Items) != 1 || c.Reconcile != (ReconcileCounts{}) {
+		t.Fatalf("retry claim %+v %v", c, err)
+	}
+}
+
+// A claim that finds recipients still in flight from a run that never
+// recorded an answer puts them in reconciling (window counted from the
+// first request) and sends nothing; cancel answers 409; an auth requeue
+// keeps them reconciling; after the window they are sent again.
+func TestClaimOfUnansweredRequestReconciles(t *testing.T) {
+	bb := setupBatch(t)
+	ids := bb.add(t, 2, "un", nil)
+	f := bb.form(t, FormParams{MaxBatch: 10, MaxWaiting: 1}, time.Now().Add(time.Second))
+	b := bb.b.WithReconcile(ReconcileParams{Window: time.Minute, MaxAttempts: 5})
+	left := time.Now()
+	if c, err := b.Claim(bb.ctx, f[0].ID, "dead", 50*time.Millisecond, left); err != nil || len(c.Items) != 2 {
+		t.Fatalf("claim %+v %v", c, err)
+	}
+	// The run dies; its lock expires.
+	bb.rdb.Del(bb.ctx, bb.s.keys.Lock(f[0].ID))
+	c, err := b.Claim(bb.ctx, f[0].ID, "next", time.Minute, left.Add(10*time.Second))
+	if err != nil || len(c.Items) != 0 || c.Reconcile.Entered != 2 || c.Reconcile.Waiting != 2 ||
+		c.Reconcile.Until.UnixMilli() != left.Add(time.Minute).UnixMilli() {
+		t.Fatalf("claim after the crash %+v %v, want 2 waiting until %s", c, err, left.Add(time.Minute))
+	}
+	if st, err := bb.s.Cancel(bb.ctx, ids[0]); err == nil || st != StatusReconciling {
+		t.Fatalf("cancel of a reconciling message: %s %v, want an error", st, err)
+	}
+	if bi, err := bb.b.Batch(bb.ctx, f[0].ID); err != nil || len(bi.IDs) != 2 {
+		t.Fatalf("batch %+v %v, want both kept", bi, err)
+	}
+	bb.rdb.Del(bb.ctx, bb.s.keys.Lock(f[0].ID))
+	c, err = b.Claim(bb.ctx, f[0].ID, "later", time.Minute, left.Add(61*time.Second))
+	if err != nil || len(c.Items) != 2 || c.Reconcile.Resent != 2 || c.Reconcile.Entered != 0 {
+		t.Fatalf("claim after the window %+v %v, want both resent", c, err)
+	}
+	if st := bb.rdb.HGet(bb.ctx, bb.s.keys.Msg(ids[0]), "status").Val(); st != "sending" {
+		t.Fatalf("status %s, want sending", st)
+	}
+}
