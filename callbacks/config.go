@@ -17,9 +17,13 @@ const (
 	DefaultMaxBody = 64 << 10
 	// DefaultDedupTTL is how long a callback's event id is remembered.
 	DefaultDedupTTL = 7 * 24 * time.Hour
-	// DefaultStoreTimeout bounds how long a callback waits for Redis before
-	// it is spooled instead.
-	DefaultStoreTimeout = 500 * time.Millisecond
+	// DefaultStoreTimeout bounds how long a callback waits for a Redis that
+	// does not answer before it is spooled instead. It is long so that a
+	// slow (busy, CPU-starved) Redis slows the answer rather than diverting
+	// it, and below ROX's callback timeout (the simulator's is 5s) so that
+	// the answer still reaches ROX. Connection-class errors spool at once
+	// (spooldecision.go).
+	DefaultStoreTimeout = 3 * time.Second
 	// DefaultPipelines is the number of concurrent pipelined round trips.
 	DefaultPipelines = 4
 	// DefaultMaxBatch is the most callbacks one pipelined round trip carries.
@@ -71,7 +75,9 @@ type Config struct {
 	SpoolDir string
 	// DedupTTL is how long event ids are remembered.
 	DedupTTL time.Duration
-	// StoreTimeout bounds the wait for Redis before a callback is spooled.
+	// StoreTimeout bounds the wait for a Redis that does not answer before
+	// a callback is spooled (DefaultStoreTimeout); errors that mean Redis
+	// is unreachable spool at once.
 	StoreTimeout time.Duration
 	// Pipelines is the number of pipelined round trips in flight at once;
 	// MaxBatch the most callbacks in one.

@@ -67,7 +67,9 @@
 // We chose a local spool over answering non-2xx: ROX forwards a failed
 // callback to email, where it is lost to every downstream system. When the
 // script fails (connection refused or reset, timeout after
-// Config.StoreTimeout, LOADING, READONLY, OOM, ...), the callback is
+// Config.StoreTimeout (3s: a slow Redis slows the answer, it does not
+// divert it), LOADING, READONLY, OOM, ...; spooldecision.go lists them and
+// roxd_callbacks_spooled_total{reason} counts them), the callback is
 // appended as one JSON line to a file in Config.SpoolDir and fsynced before
 // "0000" goes back. Concurrent callbacks share one fsync (group commit).
 // While the spool holds anything, new callbacks go to it as well, behind the

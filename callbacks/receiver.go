@@ -41,6 +41,9 @@ var ErrRunning = errors.New("callbacks: receiver already running")
 
 var errStopped = errors.New("callbacks: receiver stopped")
 
+// errNoAnswer: Redis did not answer within Config.StoreTimeout.
+var errNoAnswer = errors.New("callbacks: store: no answer")
+
 // Receiver is the HTTP endpoint ROX posts receipts and replies to. Its
 // Handler serves /rox/{token}/receipt and /rox/{token}/reply; Run drives the
 // Redis batchers and the spool replayer.
@@ -261,7 +264,9 @@ func (r *Receiver) decode(kind string, body []byte, now time.Time) (*event, stri
 }
 
 // store writes ev to Redis or, failing that, to the spool, and returns the
-// outcome. It returns an error only when ev is stored nowhere.
+// outcome. It returns an error only when ev is stored nowhere. Which
+// failures divert a callback to the spool, and why, is spoolReason's
+// (spooldecision.go); a slow Redis only slows the answer.
 func (r *Receiver) store(ev *event) (string, error) {
 	if r.spool != nil {
 		wrote, err := r.spool.append([]*event{ev}, false)
@@ -269,6 +274,7 @@ func (r *Receiver) store(ev *event) (string, error) {
 			return "", err
 		}
 		if wrote {
+			metrics.CallbacksSpooled.WithLabelValues(SpoolBacklog).Inc()
 			return OutcomeSpooled, nil
 		}
 	}
@@ -281,12 +287,12 @@ func (r *Receiver) store(ev *event) (string, error) {
 		select {
 		case res = <-j.done:
 		case <-timer.C:
-			res.err = fmt.Errorf("callbacks: store: no answer from redis in %s", r.cfg.StoreTimeout)
+			res.err = fmt.Errorf("%w from redis in %s", errNoAnswer, r.cfg.StoreTimeout)
 		case <-r.stopped:
 			res.err = errStopped
 		}
 	case <-timer.C:
-		res.err = fmt.Errorf("callbacks: store: batcher busy for %s", r.cfg.StoreTimeout)
+		res.err = fmt.Errorf("%w: batcher busy for %s", errNoAnswer, r.cfg.StoreTimeout)
 	case <-r.stopped:
 		res.err = errStopped
 	}
@@ -303,11 +309,23 @@ func (r *Receiver) store(ev *event) (string, error) {
 	if r.spool == nil {
 		return "", res.err
 	}
+	reason := spoolReason(res.err)
+	if reason == SpoolRefused {
+		// Replaying cannot cure it: keep it for the operator, loudly.
+		if err := r.spool.reject(ev, res.err); err != nil {
+			return "", fmt.Errorf("%w (and rejected.log: %w)", res.err, err)
+		}
+		metrics.CallbacksSpooled.WithLabelValues(reason).Inc()
+		r.log.Error().Err(res.err).Str("event_id", ev.EventID).Str("kind", ev.Kind).
+			Msg("redis refused a callback; kept in the spool's rejected.log")
+		return OutcomeSpooled, nil
+	}
 	if _, err := r.spool.append([]*event{ev}, true); err != nil {
 		return "", fmt.Errorf("%w (and spool: %w)", res.err, err)
 	}
+	metrics.CallbacksSpooled.WithLabelValues(reason).Inc()
 	if r.spooling.CompareAndSwap(false, true) {
-		r.log.Warn().Err(res.err).Msg("redis unavailable: spooling callbacks to disk")
+		r.log.Warn().Err(res.err).Str("reason", reason).Msg("redis unavailable: spooling callbacks to disk")
 	}
 	return OutcomeSpooled, nil
 }

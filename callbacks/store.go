@@ -184,8 +184,9 @@ func (s *storer) loop(ctx context.Context) {
 			evs = append(evs, j.ev)
 		}
 		// The round trip outlives Run's ctx so that a batch in flight at
-		// shutdown completes; it is bounded by a timeout instead.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 4*s.cfg.StoreTimeout)
+		// shutdown completes; it is bounded by the store budget instead
+		// (the callers wait as long, then spool).
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.StoreTimeout)
 		res := s.exec(rctx, evs)
 		cancel()
 		for i, j := range batch {

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -42,6 +43,9 @@ type Options struct {
 	Ready func(Addrs)
 	// Sender replaces the ROX client (tests).
 	Sender worker.Sender
+	// RedisCheckInterval is how often Redis's persistence, eviction
+	// policy and roxd's marker key are checked (DefaultRedisCheckInterval).
+	RedisCheckInterval time.Duration
 }
 
 // Run runs the roles of cfg until ctx is cancelled, then shuts down in order
@@ -72,18 +76,31 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	internalMux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, `{"status":"ok"}`)
 	})
+	health := newRedisHealth(rdb, cfg.KeyPrefix, cfg.AllowVolatile, log)
+	if err := health.check(ctx); errors.Is(err, ErrEvictingRedis) {
+		return err
+	} else if err != nil {
+		log.Warn().Err(err).Msg("cannot check Redis persistence and eviction at start; will check again")
+	}
+	healthCtx, stopHealth := context.WithCancel(context.Background())
+	defer stopHealth()
+	interval := opts.RedisCheckInterval
+	if interval <= 0 {
+		interval = DefaultRedisCheckInterval
+	}
+	go health.run(healthCtx, interval)
+
 	internalMux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), ReadyzBudget)
 		defer cancel()
-		if err := rdb.Ping(ctx).Err(); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, `{"status":"unavailable","reason":"redis unreachable"}`)
-			return
+		ok, reason, warnings := health.readiness()
+		switch {
+		case rdb.Ping(ctx).Err() != nil:
+			ok, reason = false, "redis unreachable"
+		case ok && cfg.HasRole(config.RoleWorker) && !workerUp.Load():
+			ok, reason = false, "worker not running"
 		}
-		if cfg.HasRole(config.RoleWorker) && !workerUp.Load() {
-			writeJSON(w, http.StatusServiceUnavailable, `{"status":"unavailable","reason":"worker not running"}`)
-			return
-		}
-		writeJSON(w, http.StatusOK, `{"status":"ready"}`)
+		writeReadyz(w, ok, reason, warnings)
 	})
 
 	// Metrics: the shared registry; queue sizes are refreshed per scrape.
@@ -231,6 +248,22 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 func newServer(h http.Handler) *http.Server {
 	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute}
+}
+
+// writeReadyz answers /readyz: {"status":"ready"|"unavailable",
+// "reason":..., "warnings":[...]}, 200 or 503.
+func writeReadyz(w http.ResponseWriter, ok bool, reason string, warnings []string) {
+	body := struct {
+		Status   string   `json:"status"`
+		Reason   string   `json:"reason,omitempty"`
+		Warnings []string `json:"warnings,omitempty"`
+	}{Status: "ready", Reason: reason, Warnings: warnings}
+	code := http.StatusOK
+	if !ok {
+		body.Status, code = "unavailable", http.StatusServiceUnavailable
+	}
+	b, _ := json.Marshal(body)
+	writeJSON(w, code, string(b))
 }
 
 func writeJSON(w http.ResponseWriter, code int, body string) {

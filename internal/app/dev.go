@@ -150,6 +150,9 @@ func Dev(ctx context.Context, lookup func(string) (string, bool), log zerolog.Lo
 		cfg.PublicURL = "http://" + cfg.CallbackAddr
 	}
 	cfg.Roles = []string{config.RoleWorker, config.RoleCallbacks, config.RoleAPI}
+	if !set("ROXD_ALLOW_VOLATILE_REDIS") {
+		cfg.AllowVolatile = true // the embedded Redis keeps nothing by design
+	}
 
 	ready := func(a Addrs) {
 		base := "http://" + a.HTTP
