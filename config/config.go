@@ -105,6 +105,8 @@ type Config struct {
 	CallbackMaxBody int64  `env:"ROXD_CALLBACK_MAX_BODY, default=65536" min:"1024" max:"16777216" desc:"Largest callback body accepted, in bytes"`
 
 	DashboardReadOnly bool   `env:"ROXD_DASHBOARD_READONLY, default=false" desc:"Serve the /monitor dashboard read-only"`
+	DashboardUsers    string `env:"ROXD_DASHBOARD_USERS" secret:"true" desc:"Dashboard operators allowed to act (run, delete, archive, pause): comma list of user:bcrypt-hash (htpasswd -nbB); without them or ROXD_DASHBOARD_PASSWORD the dashboard is read-only"`
+	DashboardPassword string `env:"ROXD_DASHBOARD_PASSWORD" secret:"true" desc:"One dashboard operator password (any user name; >= 16 characters; secret), when ROXD_DASHBOARD_USERS is not used"`
 	LogLevel          string `env:"LOG_LEVEL, default=info" empty:"default" desc:"debug, info, warn or error"`
 	LogFormat         string `env:"LOG_FORMAT, default=json" empty:"default" desc:"json, or console for people"`
 }
@@ -404,6 +406,15 @@ func (c Config) Validate(roles ...string) error {
 	case ReplyHTTP, ReplyEmail, ReplySMS, ReplyBoth:
 	default:
 		bad("ROXD_REPLY", "%q: want http, email, sms or both", truncate(c.Reply, 32))
+	}
+	if _, err := c.DashboardOperators(); err != nil {
+		bad("ROXD_DASHBOARD_USERS", "%s", err.Error())
+	}
+	if c.DashboardPassword != "" && len(c.DashboardPassword) < MinTokenLen {
+		bad("ROXD_DASHBOARD_PASSWORD", "must be at least %d characters", MinTokenLen)
+	}
+	if c.DashboardPassword != "" && c.DashboardPassword == c.APIToken {
+		bad("ROXD_DASHBOARD_PASSWORD", "must differ from ROXD_API_TOKEN (the API token never grants a dashboard action)")
 	}
 	if strings.TrimSpace(c.SpoolDir) == "" {
 		bad("ROXD_SPOOL_DIR", "must not be empty")

@@ -180,6 +180,10 @@ func TestBadValues(t *testing.T) {
 		{"ROXD_CALLBACK_MAX_BODY", "64KiB", nil},
 		{"ROXD_CALLBACK_MAX_BODY", "100", nil},
 		{"ROXD_DASHBOARD_READONLY", "maybe", nil},
+		{"ROXD_DASHBOARD_USERS", "alice", nil},
+		{"ROXD_DASHBOARD_USERS", "alice:secret", nil},
+		{"ROXD_DASHBOARD_USERS", ":$2a$04$abcdefghijklmnopqrstuu5nT1uVnfYg8y1kY2tP3o2B6vQ0x8fK.", nil},
+		{"ROXD_DASHBOARD_PASSWORD", "short", nil},
 		{"LOG_LEVEL", "verbose", nil},
 		{"LOG_FORMAT", "text", nil},
 	}

@@ -263,6 +263,9 @@ func (o *Operator) Sweep(ctx context.Context, olderThan time.Time) SweepResult {
 		return res
 	}
 	for _, id := range ids {
+		if ctx.Err() != nil {
+			return res
+		}
 		st, err := o.b.State(ctx, id)
 		if err != nil || !st.Exists || st.Locked {
 			continue
@@ -322,6 +325,9 @@ func (o *Operator) Sweep(ctx context.Context, olderThan time.Time) SweepResult {
 	arch, err := o.b.Archived(ctx, 1000)
 	if err == nil {
 		for _, id := range arch {
+			if ctx.Err() != nil {
+				return res
+			}
 			_, err := o.insp.GetTaskInfo(q, id)
 			if !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
 				continue
@@ -339,6 +345,9 @@ func (o *Operator) Sweep(ctx context.Context, olderThan time.Time) SweepResult {
 	groups, err := o.b.GroupTasks(ctx)
 	if err == nil {
 		for g, tid := range groups {
+			if ctx.Err() != nil {
+				return res
+			}
 			info, err := o.insp.GetTaskInfo(q, tid)
 			var to store.Status
 			var reason, action string

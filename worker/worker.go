@@ -223,16 +223,24 @@ func (w *Worker) formLoop(ctx context.Context) {
 			if p.MaxForm == 1 && len(formed) > 0 {
 				probeAt = time.Now()
 			}
+			enqueued := make([]string, 0, len(formed))
 			for _, f := range formed {
 				// Enqueue even when ctx ended: the batch exists and must get
 				// its task (the reaper is the fallback).
 				ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-				err := w.enqueue(ectx, w.batchPayload(f.ID, f.Group, f.Size, f.First))
+				err := w.enqueueTask(ectx, w.batchPayload(f.ID, f.Group, f.Size, f.First))
 				cancel()
 				if err != nil {
 					w.log.Warn().Err(err).Str("batch", f.ID).Msg("enqueue batch task; the reaper will retry")
+					continue
 				}
+				enqueued = append(enqueued, f.ID)
 			}
+			ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			if err := w.b.MarkEnqueued(ectx, enqueued...); err != nil {
+				w.log.Warn().Err(err).Msg("mark batches enqueued; the sweep will take their tasks as never enqueued")
+			}
+			cancel()
 			if len(formed) < p.MaxForm || p.MaxForm == 1 {
 				break
 			}
@@ -244,6 +252,13 @@ func (w *Worker) formLoop(ctx context.Context) {
 // (same TaskID) counts as done. The batch record then says its task exists
 // (a task missing later was deleted by an operator).
 func (w *Worker) enqueue(ctx context.Context, p payload) error {
+	if err := w.enqueueTask(ctx, p); err != nil {
+		return err
+	}
+	return w.b.MarkEnqueued(ctx, p.Batch)
+}
+
+func (w *Worker) enqueueTask(ctx context.Context, p payload) error {
 	body, _ := json.Marshal(p)
 	_, err := w.client.EnqueueContext(ctx, asynq.NewTask(TaskType, body),
 		asynq.TaskID(p.Batch), asynq.Queue(w.cfg.Queue),
@@ -252,7 +267,7 @@ func (w *Worker) enqueue(ctx context.Context, p payload) error {
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return fmt.Errorf("worker: enqueue batch %s: %w", p.Batch, err)
 	}
-	return w.b.MarkEnqueued(ctx, p.Batch)
+	return nil
 }
 
 // enqueueBatch enqueues the task of batch id from its record.

@@ -116,8 +116,26 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	internalMux.Handle("GET /metrics", qc.Handler(promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{})))
 
 	if cfg.APIToken != "" {
+		operators, err := cfg.DashboardOperators()
+		if err != nil {
+			return fmt.Errorf("ROXD_DASHBOARD_USERS: %w", err)
+		}
+		// The dashboard applies operator actions to messages at once; the
+		// worker's sweep catches those made with the asynq CLI.
+		op, err := worker.NewOperator(worker.Config{Store: storeCfg, Queue: cfg.Queue, MaxAttempts: cfg.MaxAttempts,
+			AccountID: cfg.ROXAccountID}, rdb, conn.Asynq(), log)
+		if err != nil {
+			return fmt.Errorf("dashboard operator: %w", err)
+		}
+		defer op.Close()
 		dash, err := dashboard.New(dashboard.Config{RootPath: DashboardPath, RedisConnOpt: conn.Asynq(),
 			Token: cfg.APIToken, ReadOnly: cfg.DashboardReadOnly,
+			Operators: operators, OperatorPassword: cfg.DashboardPassword,
+			AfterAction: func(ctx context.Context, a dashboard.Action) {
+				if a.Name == "delete" || a.Name == "archive" {
+					op.Sweep(ctx, time.Now())
+				}
+			},
 			Logger: log.With().Str("component", "dashboard").Logger()})
 		if err != nil {
 			return fmt.Errorf("dashboard: %w", err)

@@ -116,6 +116,9 @@ func Dev(ctx context.Context, lookup func(string) (string, bool), log zerolog.Lo
 	if !set("ROXD_API_TOKEN") {
 		cfg.APIToken = randomToken()
 	}
+	if !set("ROXD_DASHBOARD_USERS") && !set("ROXD_DASHBOARD_PASSWORD") {
+		cfg.DashboardPassword = randomToken()
+	}
 	if !set("ROXD_CALLBACK_TOKEN") {
 		cfg.CallbackToken = randomToken()
 	}
@@ -184,7 +187,7 @@ func printBanner(w io.Writer, in DevInfo, cfg config.Config) {
 roxd dev is running.
 
   API          %s
-  dashboard    %s   (any user name, password = the API token)
+  dashboard    %s   (any user name; password %s acts, the API token only looks)
   metrics      %s
   simulator    %s/sim/recipients   (what "ROX" received)
   callbacks    %s
@@ -199,7 +202,14 @@ Then watch its receipt arrive:
 
   REDIS_URL=%s go run ./cmd/roxd tail receipts --from 0
 
-`, in.APIURL, in.DashboardURL, in.MetricsURL, in.SimURL, in.CallbackBase, redis, in.Token, in.Curl, in.RedisURL)
+`, in.APIURL, in.DashboardURL, dashPassword(cfg), in.MetricsURL, in.SimURL, in.CallbackBase, redis, in.Token, in.Curl, in.RedisURL)
+}
+
+func dashPassword(cfg config.Config) string {
+	if cfg.DashboardPassword == "" {
+		return "(ROXD_DASHBOARD_USERS)"
+	}
+	return cfg.DashboardPassword
 }
 
 func randomToken() string {

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/hibiken/asynqmon"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Defaults.
@@ -41,10 +44,21 @@ type Config struct {
 	// Token is the password every request must present (ROXD_API_TOKEN).
 	Token string
 	// ReadOnly refuses every request that is not a GET (asynqmon answers
-	// 405) and tells the UI to hide its buttons.
+	// 405) and tells the UI to hide its buttons, for everyone.
 	ReadOnly bool
-	// Logger receives one debug line per refused request (never the
-	// credentials presented).
+	// Operators are the users allowed to act (run, delete, archive, pause):
+	// user name -> bcrypt hash (ROXD_DASHBOARD_USERS).
+	Operators map[string][]byte
+	// OperatorPassword, when set, lets any user name act with it
+	// (ROXD_DASHBOARD_PASSWORD).
+	OperatorPassword string
+	// AfterAction, when set, is called after each action that asynqmon
+	// carried out (status < 400), before the answer is written, so that
+	// roxd applies it to the messages at once (the worker's sweep would
+	// otherwise notice it within a reap interval).
+	AfterAction func(ctx context.Context, a Action)
+	// Logger receives one debug line per refused request and one line per
+	// action (never the credentials presented).
 	Logger zerolog.Logger
 }
 
@@ -68,18 +82,28 @@ func (c Config) Validate() error {
 	if c.Token == "" {
 		return fmt.Errorf("%w: Token is empty (set ROXD_API_TOKEN)", ErrConfig)
 	}
+	if c.OperatorPassword != "" && c.OperatorPassword == c.Token {
+		return fmt.Errorf("%w: OperatorPassword must differ from Token (the API token never grants an action)", ErrConfig)
+	}
 	return nil
 }
 
 // Handler is the authenticated dashboard. Close releases its Redis
 // connections.
 type Handler struct {
-	mon  *asynqmon.HTTPHandler
-	next http.Handler
+	view, act *asynqmon.HTTPHandler
+	next      http.Handler
 }
 
 // New builds the dashboard handler. Mount it for both RootPath and
 // RootPath+"/" on the internal listener.
+//
+// Who may do what: HTTP Basic credentials whose password is the API token
+// (any user name) see the dashboard read-only (asynqmon's ReadOnly: the UI
+// hides its buttons, the API answers 405 to anything but GET). An operator
+// (a user of Operators with its password, or any user name with
+// OperatorPassword) may act. Without operators configured, or with
+// ReadOnly, nobody may act. Anything else is 401.
 func New(cfg Config) (*Handler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -93,40 +117,123 @@ func New(cfg Config) (*Handler, error) {
 	}
 	_ = rc.Close()
 
-	mon := asynqmon.New(asynqmon.Options{
-		RootPath:         cfg.RootPath,
-		RedisConnOpt:     cfg.RedisConnOpt,
-		ReadOnly:         cfg.ReadOnly,
-		PayloadFormatter: PayloadFormatter,
-		ResultFormatter:  asynqmon.ResultFormatterFunc(format),
-	})
+	opts := func(ro bool) asynqmon.Options {
+		return asynqmon.Options{
+			RootPath:         cfg.RootPath,
+			RedisConnOpt:     cfg.RedisConnOpt,
+			ReadOnly:         ro,
+			PayloadFormatter: PayloadFormatter,
+			ResultFormatter:  asynqmon.ResultFormatterFunc(format),
+		}
+	}
+	log := cfg.Logger.With().Str("component", "dashboard").Logger()
+	h := &Handler{view: asynqmon.New(opts(true))}
+	a := &auth{token: sha256.Sum256([]byte(cfg.Token)), users: cfg.Operators, log: log, ok: map[[32]byte]bool{}}
+	if cfg.OperatorPassword != "" {
+		a.password = sha256.Sum256([]byte(cfg.OperatorPassword))
+		a.hasPassword = true
+	}
+	var act http.Handler
+	if !cfg.ReadOnly && (len(cfg.Operators) > 0 || cfg.OperatorPassword != "") {
+		h.act = asynqmon.New(opts(false))
+		act = actions(cfg.RootPath, h.act, cfg.AfterAction, log)
+	}
 	// Basic credentials ride along on cross-site requests too: refuse
 	// cross-origin browser requests that would change something.
-	var next http.Handler = http.NewCrossOriginProtection().Handler(mon)
-	next = basicAuth(cfg.Token, cfg.Logger.With().Str("component", "dashboard").Logger(), next)
-	return &Handler{mon: mon, next: next}, nil
+	cop := http.NewCrossOriginProtection()
+	h.next = a.handler(cop.Handler(h.view), nilIfNil(act, cop))
+	return h, nil
+}
+
+func nilIfNil(h http.Handler, cop *http.CrossOriginProtection) http.Handler {
+	if h == nil {
+		return nil
+	}
+	return cop.Handler(h)
 }
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.next.ServeHTTP(w, r) }
 
 // Close closes the dashboard's Redis connections.
-func (h *Handler) Close() error { return h.mon.Close() }
+func (h *Handler) Close() error {
+	err := h.view.Close()
+	if h.act != nil {
+		err = errors.Join(err, h.act.Close())
+	}
+	return err
+}
 
-// basicAuth requires HTTP Basic credentials whose password is token; the
-// user name is ignored. The comparison takes the same time whatever the
-// input (both sides are hashed first, so not even the length leaks).
-func basicAuth(token string, log zerolog.Logger, next http.Handler) http.Handler {
-	want := sha256.Sum256([]byte(token))
+type role int
+
+const (
+	roleNone role = iota
+	roleViewer
+	roleOperator
+)
+
+type userKey struct{}
+
+// auth checks HTTP Basic credentials. Comparisons with the token and the
+// operator password take the same time whatever the input (both sides are
+// hashed first). bcrypt checks are slow by design: a successful one is
+// remembered (by the SHA-256 of user and password) so that the UI's many
+// API calls do not each pay for it.
+type auth struct {
+	token       [32]byte
+	password    [32]byte
+	hasPassword bool
+	users       map[string][]byte
+	log         zerolog.Logger
+
+	mu sync.Mutex
+	ok map[[32]byte]bool
+}
+
+func (a *auth) role(user, pass string) role {
+	got := sha256.Sum256([]byte(pass))
+	if hash, ok := a.users[user]; ok {
+		key := sha256.Sum256([]byte(user + "\x00" + pass))
+		a.mu.Lock()
+		hit := a.ok[key]
+		a.mu.Unlock()
+		if hit {
+			return roleOperator
+		}
+		if bcrypt.CompareHashAndPassword(hash, []byte(pass)) == nil {
+			a.mu.Lock()
+			if len(a.ok) > 1000 {
+				clear(a.ok)
+			}
+			a.ok[key] = true
+			a.mu.Unlock()
+			return roleOperator
+		}
+	}
+	if a.hasPassword && subtle.ConstantTimeCompare(got[:], a.password[:]) == 1 {
+		return roleOperator
+	}
+	if subtle.ConstantTimeCompare(got[:], a.token[:]) == 1 {
+		return roleViewer
+	}
+	return roleNone
+}
+
+// handler routes viewers to view and operators to act (view when act is
+// nil: no operator may act).
+func (a *auth) handler(view, act http.Handler) http.Handler {
 	challenge := fmt.Sprintf("Basic realm=%q, charset=\"UTF-8\"", Realm)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, pass, ok := r.BasicAuth()
-		got := sha256.Sum256([]byte(pass))
-		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-			log.Debug().Str("remote", r.RemoteAddr).Str("path", r.URL.Path).Bool("credentials", ok).
+		user, pass, ok := r.BasicAuth()
+		rl := roleNone
+		if ok {
+			rl = a.role(user, pass)
+		}
+		if rl == roleNone {
+			a.log.Debug().Str("remote", r.RemoteAddr).Str("path", r.URL.Path).Bool("credentials", ok).
 				Msg("dashboard: authentication refused")
 			w.Header().Set("WWW-Authenticate", challenge)
-			http.Error(w, "authentication required: any user name, the API token as password", http.StatusUnauthorized)
+			http.Error(w, "authentication required: an operator's user name and password, or any user name and the API token (read-only)", http.StatusUnauthorized)
 			return
 		}
 		h := w.Header()
@@ -134,7 +241,11 @@ func basicAuth(token string, log zerolog.Logger, next http.Handler) http.Handler
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Cache-Control", "no-store")
-		next.ServeHTTP(w, r)
+		if rl == roleOperator && act != nil {
+			act.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, user)))
+			return
+		}
+		view.ServeHTTP(w, r)
 	})
 }
 

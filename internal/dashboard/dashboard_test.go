@@ -1,6 +1,7 @@
 package dashboard_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -12,12 +13,30 @@ import (
 	"unicode/utf8"
 
 	"github.com/hibiken/asynq"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/redoxygen/roxd/internal/dashboard"
+	"github.com/redoxygen/roxd/internal/metrics"
 	"github.com/redoxygen/roxd/internal/testutil"
 )
 
-const token = "dash-test-token-0123456789"
+const (
+	token       = "dash-test-token-0123456789"
+	opUser      = "alice"
+	opPassword  = "alice-operator-pw-42"
+	opShared    = "shared-operator-password-77"
+	wrongPasswd = "alice-operator-pw-43"
+)
+
+// opHash is alice's bcrypt hash (cost 4 keeps the tests quick).
+var opHash = func() []byte {
+	h, err := bcrypt.GenerateFromPassword([]byte(opPassword), 4)
+	if err != nil {
+		panic(err)
+	}
+	return h
+}()
 
 type bundle struct {
 	srv   *httptest.Server
@@ -28,6 +47,11 @@ type bundle struct {
 // setup serves the dashboard against the test Redis, with one pending task
 // in a queue of the test's own.
 func setup(t *testing.T, readOnly bool) bundle {
+	t.Helper()
+	return setupWith(t, dashboard.Config{ReadOnly: readOnly, Operators: map[string][]byte{opUser: opHash}})
+}
+
+func setupWith(t *testing.T, cfg dashboard.Config) bundle {
 	t.Helper()
 	opt := testutil.AsynqOpt(t)
 	queue := testutil.Name("dash")
@@ -41,7 +65,8 @@ func setup(t *testing.T, readOnly bool) bundle {
 		t.Fatalf("enqueue: %v", err)
 	}
 
-	h, err := dashboard.New(dashboard.Config{RedisConnOpt: opt, Token: token, ReadOnly: readOnly})
+	cfg.RedisConnOpt, cfg.Token = opt, token
+	h, err := dashboard.New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -61,7 +86,11 @@ func (b bundle) do(t *testing.T, method, path, pass string, hdr map[string]strin
 		t.Fatal(err)
 	}
 	if pass != "" {
-		req.SetBasicAuth("anyone", pass)
+		user := "anyone"
+		if u, p, ok := strings.Cut(pass, "\x00"); ok {
+			user, pass = u, p
+		}
+		req.SetBasicAuth(user, pass)
 	}
 	for k, v := range hdr {
 		req.Header.Set(k, v)
@@ -162,9 +191,9 @@ func TestAPIListsQueue(t *testing.T) {
 }
 
 func TestMutatingCalls(t *testing.T) {
-	t.Run("read-write pauses", func(t *testing.T) {
+	t.Run("operator pauses", func(t *testing.T) {
 		b := setup(t, false)
-		resp, body := b.do(t, http.MethodPost, "/monitor/api/queues/"+b.queue+":pause", token, nil)
+		resp, body := b.do(t, http.MethodPost, "/monitor/api/queues/"+b.queue+":pause", opUser+"\x00"+opPassword, nil)
 		if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNoContent {
 			t.Fatalf("pause: %d %s", resp.StatusCode, body)
 		}
@@ -194,7 +223,7 @@ func TestMutatingCalls(t *testing.T) {
 	})
 	t.Run("cross-site refused", func(t *testing.T) {
 		b := setup(t, false)
-		resp, body := b.do(t, http.MethodPost, "/monitor/api/queues/"+b.queue+":pause", token,
+		resp, body := b.do(t, http.MethodPost, "/monitor/api/queues/"+b.queue+":pause", opUser+"\x00"+opPassword,
 			map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"})
 		if resp.StatusCode != http.StatusForbidden {
 			t.Fatalf("cross-site pause: %d %s", resp.StatusCode, body)
@@ -261,5 +290,102 @@ func TestPayloadFormatter(t *testing.T) {
 	}
 	if head := strings.SplitN(got, "\n", 2)[0]; !utf8.ValidString(head) || len(head) != dashboard.MaxPayloadShown {
 		t.Fatalf("cut inside a rune or at the wrong place: %d bytes", len(head))
+	}
+}
+
+// TestCredentialsMatrix: the API token only looks; an operator acts; a
+// wrong password is 401; without operators nobody acts.
+func TestCredentialsMatrix(t *testing.T) {
+	pause := func(b bundle, cred string) int {
+		resp, _ := b.do(t, http.MethodPost, "/monitor/api/queues/"+b.queue+":pause", cred, nil)
+		return resp.StatusCode
+	}
+	del := func(b bundle, cred string) int {
+		resp, _ := b.do(t, http.MethodDelete, "/monitor/api/queues/"+b.queue+"/pending_tasks:delete_all", cred, nil)
+		return resp.StatusCode
+	}
+	list := func(b bundle, cred string) int {
+		resp, _ := b.do(t, http.MethodGet, "/monitor/api/queues", cred, nil)
+		return resp.StatusCode
+	}
+	page := func(b bundle, cred string) string {
+		_, body := b.do(t, http.MethodGet, "/monitor/", cred, nil)
+		return body
+	}
+	for _, tc := range []struct {
+		name       string
+		cfg        dashboard.Config
+		cred       string
+		list, act  int
+		readOnlyUI bool
+	}{
+		{"token, with operators", dashboard.Config{Operators: map[string][]byte{opUser: opHash}}, token, 200, 405, true},
+		{"token as alice's password", dashboard.Config{Operators: map[string][]byte{opUser: opHash}}, opUser + "\x00" + token, 200, 405, true},
+		{"operator user", dashboard.Config{Operators: map[string][]byte{opUser: opHash}}, opUser + "\x00" + opPassword, 200, 200, false},
+		{"operator, wrong password", dashboard.Config{Operators: map[string][]byte{opUser: opHash}}, opUser + "\x00" + wrongPasswd, 401, 401, false},
+		{"alice's password, other user", dashboard.Config{Operators: map[string][]byte{opUser: opHash}}, "bob\x00" + opPassword, 401, 401, false},
+		{"shared operator password", dashboard.Config{OperatorPassword: opShared}, "anyone\x00" + opShared, 200, 200, false},
+		{"token, shared password set", dashboard.Config{OperatorPassword: opShared}, token, 200, 405, true},
+		{"token, no operators", dashboard.Config{}, token, 200, 405, true},
+		{"operator but ROXD_DASHBOARD_READONLY", dashboard.Config{ReadOnly: true, Operators: map[string][]byte{opUser: opHash}}, opUser + "\x00" + opPassword, 200, 405, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := setupWith(t, tc.cfg)
+			if got := list(b, tc.cred); got != tc.list {
+				t.Fatalf("list: %d, want %d", got, tc.list)
+			}
+			if got := pause(b, tc.cred); got != tc.act && !(tc.act == 200 && got == 204) {
+				t.Fatalf("pause: %d, want %d", got, tc.act)
+			}
+			if got := del(b, tc.cred); got != tc.act && !(tc.act == 200 && got == 204) {
+				t.Fatalf("delete: %d, want %d", got, tc.act)
+			}
+			info, err := b.insp.GetQueueInfo(b.queue)
+			acted := err == nil && info.Paused && info.Pending == 0
+			if acted != (tc.act == 200) {
+				t.Fatalf("queue after the calls: %+v %v (acted %v, want %v)", info, err, acted, tc.act == 200)
+			}
+			if tc.list == 200 {
+				if ro := strings.Contains(page(b, tc.cred), `window.FLAG_READ_ONLY="true"`); ro != tc.readOnlyUI {
+					t.Fatalf("UI read-only %v, want %v", ro, tc.readOnlyUI)
+				}
+			}
+		})
+	}
+}
+
+func TestActionsAreAppliedAndCounted(t *testing.T) {
+	var got []dashboard.Action
+	b := setupWith(t, dashboard.Config{Operators: map[string][]byte{opUser: opHash},
+		AfterAction: func(_ context.Context, a dashboard.Action) { got = append(got, a) }})
+	cred := opUser + "\x00" + opPassword
+	before := promtest.ToFloat64(metrics.OperatorActions.WithLabelValues("pause"))
+	b.do(t, http.MethodPost, "/monitor/api/queues/"+b.queue+":pause", cred, nil)
+	b.do(t, http.MethodPost, "/monitor/api/queues/"+b.queue+":resume", cred, nil)
+	tasks, _ := b.insp.ListPendingTasks(b.queue)
+	b.do(t, http.MethodPost, "/monitor/api/queues/"+b.queue+"/pending_tasks/"+tasks[0].ID+":archive", cred, nil)
+	b.do(t, http.MethodDelete, "/monitor/api/queues/"+b.queue+"/archived_tasks/"+tasks[0].ID, cred, nil)
+	b.do(t, http.MethodPost, "/monitor/api/queues/"+b.queue+"/retry_tasks:archive_all", cred, nil)
+	want := []string{"pause", "unpause", "archive archived " + tasks[0].ID, "delete archived " + tasks[0].ID, "archive retry "}
+	if len(got) != len(want) {
+		t.Fatalf("actions %+v", got)
+	}
+	for i, a := range got {
+		s := a.Name
+		if a.State != "" {
+			s += " " + a.State + " " + a.TaskID
+		}
+		if i == 2 {
+			s = a.Name + " archived " + a.TaskID // archived from pending
+			if a.State != "pending" {
+				t.Fatalf("state %q", a.State)
+			}
+		}
+		if s != want[i] || a.User != opUser || a.Queue != b.queue || a.Status >= 400 {
+			t.Fatalf("action %d: %+v, want %q", i, a, want[i])
+		}
+	}
+	if d := promtest.ToFloat64(metrics.OperatorActions.WithLabelValues("pause")) - before; d != 1 {
+		t.Fatalf("pause counted %v times", d)
 	}
 }
