@@ -303,10 +303,11 @@ func (m *messageIn) message() (producer.Message, *apiError) {
 	out := producer.Message{ID: m.ID, To: m.To, Text: m.Text, Name: m.Name, Email: m.Email,
 		Receipt: producer.ReceiptMode(m.Receipt), Reply: producer.ReplyMode(m.Reply), Metadata: m.Metadata}
 	if m.SendAt != "" {
-		t, err := time.Parse(time.RFC3339, m.SendAt)
+		t, err := producer.ParseTime(m.SendAt)
 		if err != nil {
 			return out, &apiError{Code: producer.CodeInvalid, Field: "send_at",
-				Message: "not an RFC 3339 time such as 2030-01-02T15:04:05Z"}
+				Message: "not an RFC 3339 date-time such as 2030-01-02T15:04:05Z or 2030-01-02t15:04:05.5+10:00: " +
+					strings.TrimPrefix(err.Error(), producer.ErrBadTime.Error()+": ")}
 		}
 		out.SendAt = t
 	}
