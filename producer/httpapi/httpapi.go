@@ -316,13 +316,16 @@ func (m *messageIn) message() (producer.Message, *apiError) {
 
 // resultOut is the answer for one message.
 type resultOut struct {
-	ID       string    `json:"id,omitempty"`
-	Status   string    `json:"status,omitempty"`
-	To       string    `json:"to,omitempty"`
-	Encoding string    `json:"encoding,omitempty"`
-	Segments int       `json:"segments,omitempty"`
-	Replayed bool      `json:"replayed,omitempty"`
-	Error    *apiError `json:"error,omitempty"`
+	ID       string `json:"id,omitempty"`
+	Status   string `json:"status,omitempty"`
+	To       string `json:"to,omitempty"`
+	Encoding string `json:"encoding,omitempty"`
+	Segments int    `json:"segments,omitempty"`
+	Replayed bool   `json:"replayed,omitempty"`
+	// CancellableUntil: a DELETE before this time is sure to succeed
+	// (scheduled messages only).
+	CancellableUntil *time.Time `json:"cancellable_until,omitempty"`
+	Error            *apiError  `json:"error,omitempty"`
 }
 
 // resultError maps a per-message error to its answer; ok is false for an
@@ -341,7 +344,16 @@ func resultError(err error) (status int, e apiError, ok bool) {
 
 func toOut(r producer.Result) resultOut {
 	return resultOut{ID: r.ID, Status: string(r.Status.Public()), To: r.To, Encoding: r.Encoding,
-		Segments: r.Segments, Replayed: r.Replayed}
+		Segments: r.Segments, Replayed: r.Replayed, CancellableUntil: timeOrNil(r.CancellableUntil)}
+}
+
+// timeOrNil is t in UTC, or nil when t is zero (the field is left out).
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
 }
 
 func (a *api) postMessage(w http.ResponseWriter, r *http.Request) {
@@ -453,6 +465,8 @@ type messageOut struct {
 	Attempts  int               `json:"attempts"`
 	Metadata  map[string]string `json:"metadata"`
 	History   []eventOut        `json:"history"`
+	// CancellableUntil: see resultOut.
+	CancellableUntil *time.Time `json:"cancellable_until,omitempty"`
 }
 
 func (a *api) getMessage(w http.ResponseWriter, r *http.Request) {
@@ -468,7 +482,8 @@ func (a *api) getMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	out := messageOut{ID: rec.ID, Status: string(rec.Status.Public()), To: rec.To, SMSID: rec.SMSID,
 		RequestID: rec.RequestID, Error: rec.Err, Receipt: rec.Receipt, Reply: rec.Reply,
-		Attempts: rec.Attempts, Metadata: rec.Metadata, History: publicHistory(rec.History)}
+		Attempts: rec.Attempts, Metadata: rec.Metadata, History: publicHistory(rec.History),
+		CancellableUntil: timeOrNil(a.p.CancellableUntil(rec.Status, rec.SendAt))}
 	if !rec.SendAt.IsZero() {
 		t := rec.SendAt.UTC()
 		out.SendAt = &t
