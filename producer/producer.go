@@ -52,15 +52,18 @@ type Message struct {
 	// ID is the caller's idempotency key, 1..128 of [A-Za-z0-9._:-]; a UUID
 	// is generated when empty.
 	ID string
-	// To is the recipient, in any format libphonenumber reads in the default
-	// region; it is normalised to E.164.
+	// To is the recipient: a bare phone number (ASCII digits, one leading
+	// "+", spaces, "-", "." and balanced parentheses; no letters, extensions
+	// or other text; at most MaxNumberBytes), read by libphonenumber in the
+	// default region and normalised to E.164.
 	To string
-	// Text of the SMS, 1..4000 characters.
+	// Text of the SMS, 1..4000 characters of valid UTF-8 with at least one
+	// visible character.
 	Text string
 	// Name and Email of the recipient (ROX DestName, DestEmail), optional.
 	Name, Email string
 	// SendAt schedules the message; zero (or a time up to MaxSchedulePast
-	// ago) means now.
+	// ago) means now. ParseTime reads it from RFC 3339 text.
 	SendAt time.Time
 	// Receipt and Reply modes; empty means the configured default.
 	Receipt ReceiptMode
