@@ -126,7 +126,12 @@ func pack(text string, size func(rune) int, multi int) int {
 	state := -1
 	for text != "" {
 		var cluster string
-		cluster, text, _, state = uniseg.StepString(text, state)
+		if asciiBoundary(text) {
+			// Fast path, same result: a one-byte cluster.
+			cluster, text, state = text[:1], text[1:], -1
+		} else {
+			cluster, text, _, state = uniseg.StepString(text, state)
+		}
 		n := 0
 		for _, r := range cluster {
 			n += size(r)
@@ -140,4 +145,24 @@ func pack(text string, size func(rune) int, multi int) int {
 		}
 	}
 	return segs
+}
+
+// asciiBoundary reports whether text (non-empty, starting at a cluster
+// boundary) starts with a one-byte grapheme cluster that can be told
+// without uniseg: a control other than CR (UAX #29 GB4: always a break
+// after it), a CR not followed by LF (GB3, GB4), or a printable ASCII
+// character followed by ASCII or nothing (GB999: no ASCII character is
+// Extend, ZWJ or SpacingMark, so GB9-GB9c cannot join it). FuzzEncoding
+// checks the whole count against uniseg's cluster iterator.
+func asciiBoundary(text string) bool {
+	c := text[0]
+	switch {
+	case c >= utf8.RuneSelf:
+		return false
+	case c == '\r':
+		return len(text) == 1 || text[1] != '\n'
+	case c < 0x20 || c == 0x7f:
+		return true
+	}
+	return len(text) == 1 || text[1] < utf8.RuneSelf
 }

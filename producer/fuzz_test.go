@@ -19,6 +19,8 @@ func FuzzPrepare(f *testing.F) {
 	f.Add("+44 7911 123456", "€^{}", "id-1", "Ann", "ann@example.com", int64(3600))
 	f.Add("+1 650 253 0000", "😀 привет", "a:b.c_d-e", "", "x <y@z.w>", int64(-30))
 	f.Add("tel:+61-412-345-678;ext=1", strings.Repeat("a", 161), "", "", "", int64(-3600))
+	f.Add("+6140000000O1", "   ", "", "", "", int64(0))
+	f.Add("+1 650 253 0000 x 7", "\u200b", "", "", "", int64(20))
 	p := &Producer{cfg: Config{}.WithDefaults()}
 	fields := map[string]bool{"id": true, "to": true, "text": true, "name": true, "email": true,
 		"send_at": true, "receipt": true, "reply": true, "metadata": true}
@@ -35,6 +37,9 @@ func FuzzPrepare(f *testing.F) {
 				t.Fatalf("refusal %v is not a FieldError naming a known field", res.Err)
 			}
 			return
+		}
+		if numberSyntax(strings.TrimSpace(to)) != "" || !visible(text) {
+			t.Fatalf("accepted to %q, text %q", to, text)
 		}
 		if !rox.IsE164(res.To) || rec.To != res.To {
 			t.Fatalf("accepted %q as %q, not E.164", to, res.To)

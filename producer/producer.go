@@ -52,15 +52,18 @@ type Message struct {
 	// ID is the caller's idempotency key, 1..128 of [A-Za-z0-9._:-]; a UUID
 	// is generated when empty.
 	ID string
-	// To is the recipient, in any format libphonenumber reads in the default
-	// region; it is normalised to E.164.
+	// To is the recipient: a bare phone number (ASCII digits, one leading
+	// "+", spaces, "-", "." and balanced parentheses; no letters, extensions
+	// or other text; at most MaxNumberBytes), read by libphonenumber in the
+	// default region and normalised to E.164.
 	To string
-	// Text of the SMS, 1..4000 characters.
+	// Text of the SMS, 1..4000 characters of valid UTF-8 with at least one
+	// visible character.
 	Text string
 	// Name and Email of the recipient (ROX DestName, DestEmail), optional.
 	Name, Email string
 	// SendAt schedules the message; zero (or a time up to MaxSchedulePast
-	// ago) means now.
+	// ago) means now. ParseTime reads it from RFC 3339 text.
 	SendAt time.Time
 	// Receipt and Reply modes; empty means the configured default.
 	Receipt ReceiptMode
@@ -85,6 +88,11 @@ type Result struct {
 	// Encoding is EncodingGSM7 or EncodingUCS2; Segments the SMS parts.
 	Encoding string
 	Segments int
+	// CancellableUntil is the time until which Cancel is sure to succeed
+	// (SendAt minus the schedule lead) for a scheduled message; zero for
+	// any other status (a queued message may be taken by the worker at any
+	// moment: Cancel may still win, but nothing is promised).
+	CancellableUntil time.Time
 	// Err is this message's problem in SendMany: a *FieldError or
 	// ErrConflict. Nil when accepted or replayed.
 	Err error
@@ -251,6 +259,7 @@ func (p *Producer) SendMany(ctx context.Context, msgs []Message) ([]Result, erro
 	for j, i := range idx {
 		r := &results[i]
 		r.Status = statuses[j]
+		r.CancellableUntil = p.CancellableUntil(r.Status, recs[j].SendAt)
 		switch outcomes[j] {
 		case store.Created, store.Suppressed:
 			created++
@@ -306,12 +315,28 @@ func (p *Producer) Get(ctx context.Context, id string) (*store.Record, error) {
 	return p.store.Get(ctx, id)
 }
 
+// CancellableUntil returns until when a message of status st and SendAt
+// sendAt is sure to be cancellable: SendAt minus the schedule lead for a
+// scheduled message (the scheduler moves it to a ready list, status
+// queued, no earlier), zero for any other status. It assumes the clocks of
+// roxd's hosts agree (as SendLater does).
+func (p *Producer) CancellableUntil(st store.Status, sendAt time.Time) time.Time {
+	if st != store.StatusScheduled || sendAt.IsZero() {
+		return time.Time{}
+	}
+	return sendAt.Truncate(time.Millisecond).Add(-p.cfg.Store.ScheduleLead).UTC()
+}
+
 // Cancel cancels id while it is queued or scheduled and returns
-// StatusCancelled. Once handed to ROX (or finished) it returns the current
-// status and an error wrapping ErrNotCancellable; an unknown id gives
-// ErrNotFound.
+// StatusCancelled; cancelling a message already cancelled does the same
+// (idempotent: nothing changes, nothing is counted twice). Once handed to
+// ROX (or finished otherwise) it returns the current status and an error
+// wrapping ErrNotCancellable; an unknown id gives ErrNotFound.
 func (p *Producer) Cancel(ctx context.Context, id string) (store.Status, error) {
 	st, err := p.store.Cancel(ctx, id)
+	if errors.Is(err, ErrNotCancellable) && st == store.StatusCancelled {
+		return st, nil
+	}
 	if err == nil {
 		metrics.MessagesCancelled.Inc()
 		p.log.Info().Str("id", id).Msg("message cancelled")

@@ -234,8 +234,13 @@ func TestSendStatuses(t *testing.T) {
 	// Scheduled.
 	res, err = b.p.Send(b.ctx, Message{ID: "s1", To: "+61412345678", Text: "later", SendAt: b.now.Add(time.Hour),
 		Receipt: ReceiptNever, Reply: ReplySMS})
-	if err != nil || res.Status != store.StatusScheduled {
+	if err != nil || res.Status != store.StatusScheduled || !res.CancellableUntil.Equal(b.now.Add(time.Hour-time.Minute).Truncate(time.Millisecond)) {
 		t.Errorf("scheduled: %+v %v", res, err)
+	}
+	// Within the lead (1m): queued in its SendLater group, no promise.
+	res, err = b.p.Send(b.ctx, Message{ID: "s2", To: "+61412345678", Text: "soon", SendAt: b.now.Add(20 * time.Second)})
+	if err != nil || res.Status != store.StatusQueued || !res.CancellableUntil.IsZero() {
+		t.Errorf("within the lead: %+v %v", res, err)
 	}
 	// Suppressed.
 	if _, err := b.p.Suppress(b.ctx, "0400 000 001"); err != nil {
@@ -362,8 +367,12 @@ func TestGetCancel(t *testing.T) {
 	if got := testutil.ToFloat64(metrics.MessagesCancelled); got != before+1 {
 		t.Errorf("messages_cancelled_total %v, want %v", got, before+1)
 	}
-	if st, err := b.p.Cancel(b.ctx, "c1"); !errors.Is(err, ErrNotCancellable) || st != store.StatusCancelled {
+	// Idempotent: cancelled again, counted once.
+	if st, err := b.p.Cancel(b.ctx, "c1"); err != nil || st != store.StatusCancelled {
 		t.Errorf("cancel twice: %s %v", st, err)
+	}
+	if got := testutil.ToFloat64(metrics.MessagesCancelled); got != before+1 {
+		t.Errorf("messages_cancelled_total %v after a repeat, want %v", got, before+1)
 	}
 	if _, err := b.p.Cancel(b.ctx, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("cancel unknown: %v", err)

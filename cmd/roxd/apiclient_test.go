@@ -92,11 +92,37 @@ func TestCLISendStatusCancel(t *testing.T) {
 	if err != nil || out["status"] != "cancelled" {
 		t.Errorf("cancel: %v %v", out, err)
 	}
-	// Cancel again: the API's 409 becomes the error.
-	_, err = b.run(t, runCancel, "c1")
+	if _, has := out["cancellable_until"]; has {
+		t.Errorf("cancelled message still promises a cancel: %v", out)
+	}
+	// Cancel again: idempotent, cancelled again.
+	out, err = b.run(t, runCancel, "c1")
+	if err != nil || out["status"] != "cancelled" {
+		t.Errorf("second cancel: %v %v", out, err)
+	}
+	// Cancel after hand-over: the API's 409 becomes the error.
+	if _, err := b.run(t, runSend, "--to", "0412345678", "--text", "x", "--id", "c2"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, err := b.p.Store().Transition(b.ctx, "c2", store.StatusSending, nil); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	_, err = b.run(t, runCancel, "c2")
 	var ae *apiCallError
 	if !errors.As(err, &ae) || ae.Status != 409 || !strings.Contains(err.Error(), "can no longer be cancelled") {
-		t.Errorf("second cancel: %v", err)
+		t.Errorf("cancel after hand-over: %v", err)
+	}
+	// Numbers are bare, in send and in suppress: letters and extensions are
+	// the API's 400 on the field.
+	for _, to := range []string{"+6140000000O1", "0412 345 678 ext. 5", "0412345678;ext=5"} {
+		_, err = b.run(t, runSend, "--to", to, "--text", "x")
+		if !errors.As(err, &ae) || ae.Status != 400 || ae.Field != "to" {
+			t.Errorf("send --to %q: %v", to, err)
+		}
+		_, err = b.run(t, runSuppress, "add", to)
+		if !errors.As(err, &ae) || ae.Status != 400 || ae.Field != "number" {
+			t.Errorf("suppress add %q: %v", to, err)
+		}
 	}
 	// A bad number: the API's message, naming the field.
 	_, err = b.run(t, runSend, "--to", "nope", "--text", "x")

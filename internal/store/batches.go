@@ -55,6 +55,7 @@ for _, id in ipairs(ids) do
   local f = redis.call('HMGET', ARGV[1] .. 'msg:' .. id, 'status', 'group')
   if f[2] then redis.call('ZREM', ARGV[1] .. 'sched:' .. f[2], id) end
   if f[1] == 'scheduled' and f[2] then
+    redis.call('HSET', ARGV[1] .. 'msg:' .. id, 'status', 'queued', 't_queued', ARGV[4])
     redis.call('RPUSH', ARGV[1] .. 'ready:' .. f[2], id)
     redis.call('SADD', KEYS[2], f[2])
     moved = moved + 1
@@ -64,7 +65,9 @@ return {#ids, moved}
 `)
 
 // MoveDue moves up to limit scheduled messages whose score is <= until
-// (SendAt - lead has passed) into the ready list of their group. Entries
+// (SendAt - lead has passed) into the ready list of their group, status
+// queued (t_queued now): from there the worker may take them at any moment,
+// so they are no longer promised to be cancellable. Entries
 // no longer scheduled (cancelled, expired) are dropped from the zset and not
 // moved. It returns how many entries were looked at and how many moved; a
 // caller sweeps again while seen == limit.
@@ -73,7 +76,7 @@ func (b *Batches) MoveDue(ctx context.Context, until time.Time, limit int) (seen
 		limit = 1000
 	}
 	res, err := scheduleScript.Run(ctx, b.rdb, []string{b.k.Scheduled(), b.k.Groups()},
-		b.k.Base(), until.UnixMilli(), limit).Int64Slice()
+		b.k.Base(), until.UnixMilli(), limit, time.Now().UnixMilli()).Int64Slice()
 	if err != nil {
 		return 0, 0, fmt.Errorf("store: move due: %w", err)
 	}

@@ -283,4 +283,9 @@ func TestMoveDue(t *testing.T) {
 	if n := bb.rdb.ZCard(bb.ctx, bb.s.keys.Scheduled()).Val(); n != 0 {
 		t.Fatalf("scheduled zset has %d", n)
 	}
+	// Moved means queued: the worker may take it now.
+	if r, err := bb.s.Get(bb.ctx, "s-0"); err != nil || r.Status != StatusQueued || len(r.History) != 2 ||
+		r.History[1].Status != StatusQueued {
+		t.Errorf("moved record: %+v %v", r, err)
+	}
 }

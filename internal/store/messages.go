@@ -302,8 +302,7 @@ elseif ARGV[3] == 'sched' then
   redis.call('ZADD', base .. 'sched:' .. ARGV[7], ARGV[6], ARGV[1])
   redis.call('SADD', base .. 'sdirty', ARGV[7])
 else
-  if ARGV[3] == 'lead' then status = 'scheduled' else status = 'queued' end
-  code = 0
+  status, code = 'queued', 0
   redis.call('RPUSH', KEYS[2], ARGV[1])
   redis.call('SADD', KEYS[3], ARGV[7])
 end
@@ -321,9 +320,11 @@ return {code, status}
 // round trip). For each record it returns the outcome and the status (the
 // new one, or the existing one for Existing and Conflict). A record whose
 // SendAt minus the lead is after now waits in the scheduled zset (status
-// scheduled); one whose SendAt is in the future but within the lead goes
-// straight to the ready list of its SendLater group (status scheduled); any
-// other goes to the ready list of its "now" group (status queued). A number
+// scheduled: cancellable for sure until SendAt minus the lead); one whose
+// SendAt is in the future but within the lead goes straight to the ready
+// list of its SendLater group (status queued: the worker may take it at
+// any moment); any other goes to the ready list of its "now" group (status
+// queued). A number
 // on the suppression list gives status suppressed and is not queued.
 //
 // recs must have an ID and a Hash (ContentHash when empty). The error is

@@ -306,10 +306,11 @@ func (m *messageIn) message() (producer.Message, *apiError) {
 		Receipt: producer.ReceiptMode(m.Receipt), Reply: producer.ReplyMode(m.Reply), Metadata: m.Metadata,
 		OnAmbiguous: producer.AmbiguousMode(m.OnAmbiguous)}
 	if m.SendAt != "" {
-		t, err := time.Parse(time.RFC3339, m.SendAt)
+		t, err := producer.ParseTime(m.SendAt)
 		if err != nil {
 			return out, &apiError{Code: producer.CodeInvalid, Field: "send_at",
-				Message: "not an RFC 3339 time such as 2030-01-02T15:04:05Z"}
+				Message: "not an RFC 3339 date-time such as 2030-01-02T15:04:05Z or 2030-01-02t15:04:05.5+10:00: " +
+					strings.TrimPrefix(err.Error(), producer.ErrBadTime.Error()+": ")}
 		}
 		out.SendAt = t
 	}
@@ -318,13 +319,16 @@ func (m *messageIn) message() (producer.Message, *apiError) {
 
 // resultOut is the answer for one message.
 type resultOut struct {
-	ID       string    `json:"id,omitempty"`
-	Status   string    `json:"status,omitempty"`
-	To       string    `json:"to,omitempty"`
-	Encoding string    `json:"encoding,omitempty"`
-	Segments int       `json:"segments,omitempty"`
-	Replayed bool      `json:"replayed,omitempty"`
-	Error    *apiError `json:"error,omitempty"`
+	ID       string `json:"id,omitempty"`
+	Status   string `json:"status,omitempty"`
+	To       string `json:"to,omitempty"`
+	Encoding string `json:"encoding,omitempty"`
+	Segments int    `json:"segments,omitempty"`
+	Replayed bool   `json:"replayed,omitempty"`
+	// CancellableUntil: a DELETE before this time is sure to succeed
+	// (scheduled messages only).
+	CancellableUntil *time.Time `json:"cancellable_until,omitempty"`
+	Error            *apiError  `json:"error,omitempty"`
 }
 
 // resultError maps a per-message error to its answer; ok is false for an
@@ -343,7 +347,16 @@ func resultError(err error) (status int, e apiError, ok bool) {
 
 func toOut(r producer.Result) resultOut {
 	return resultOut{ID: r.ID, Status: string(r.Status.Public()), To: r.To, Encoding: r.Encoding,
-		Segments: r.Segments, Replayed: r.Replayed}
+		Segments: r.Segments, Replayed: r.Replayed, CancellableUntil: timeOrNil(r.CancellableUntil)}
+}
+
+// timeOrNil is t in UTC, or nil when t is zero (the field is left out).
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
 }
 
 func (a *api) postMessage(w http.ResponseWriter, r *http.Request) {
@@ -457,6 +470,8 @@ type messageOut struct {
 	History   []eventOut        `json:"history"`
 	// OnAmbiguous is the message's own policy, absent when it has none.
 	OnAmbiguous string `json:"on_ambiguous,omitempty"`
+	// CancellableUntil: see resultOut.
+	CancellableUntil *time.Time `json:"cancellable_until,omitempty"`
 }
 
 func (a *api) getMessage(w http.ResponseWriter, r *http.Request) {
@@ -472,7 +487,9 @@ func (a *api) getMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	out := messageOut{ID: rec.ID, Status: string(rec.Status.Public()), To: rec.To, SMSID: rec.SMSID,
 		RequestID: rec.RequestID, Error: rec.Err, Receipt: rec.Receipt, Reply: rec.Reply,
-		Attempts: rec.Attempts, Metadata: rec.Metadata, History: publicHistory(rec.History), OnAmbiguous: rec.OnAmbiguous}
+		Attempts: rec.Attempts, Metadata: rec.Metadata, History: publicHistory(rec.History),
+		CancellableUntil: timeOrNil(a.p.CancellableUntil(rec.Status, rec.SendAt)),
+		OnAmbiguous:      rec.OnAmbiguous}
 	if !rec.SendAt.IsZero() {
 		t := rec.SendAt.UTC()
 		out.SendAt = &t

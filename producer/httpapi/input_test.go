@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -120,4 +122,38 @@ func loneSurrogate(s string) bool {
 		}
 	}
 	return false
+}
+
+// TestSendAtRFC3339Forms: the lower-case example and other RFC
+// 3339 forms are accepted and stored at the right instant; non-RFC forms
+// are a 400 on send_at.
+func TestSendAtRFC3339Forms(t *testing.T) {
+	b := setup(t)
+	at := time.Now().Add(48 * time.Hour).UTC().Truncate(time.Second)
+	ist := time.FixedZone("", 5*3600+1800)
+	for i, in := range []string{
+		strings.ToLower(at.Format("2006-01-02T15:04:05Z")),
+		at.Format("2006-01-02t15:04:05.000Z"),
+		at.Format("2006-01-02 15:04:05z"),
+		at.In(ist).Format("2006-01-02T15:04:05.000000Z07:00"),
+		at.Format("2006-01-02T15:04:05-00:00"),
+	} {
+		id := fmt.Sprintf("rfc%d", i)
+		r := b.do(t, "POST", "/v1/messages", map[string]any{"id": id, "to": "0412345678", "text": "x", "send_at": in})
+		if r.code != http.StatusAccepted {
+			t.Errorf("send_at %q: %d %s", in, r.code, r.raw)
+			continue
+		}
+		rec, err := b.p.Get(b.ctx, id)
+		if err != nil || !rec.SendAt.Equal(at) {
+			t.Errorf("send_at %q stored as %v (%v), want %v", in, rec.SendAt, err, at)
+		}
+	}
+	plain := at.Format("2006-01-02T15:04:05")
+	for _, in := range []string{plain + "+24:00", plain + ",5Z", plain + "+01:60", plain, plain + "+0100", plain[:16] + "Z"} {
+		r := b.do(t, "POST", "/v1/messages", map[string]any{"to": "0412345678", "text": "x", "send_at": in})
+		if c, f := r.errField(); r.code != 400 || f != "send_at" || c != "invalid" {
+			t.Errorf("send_at %q: %d %s, want 400 invalid on send_at", in, r.code, r.raw)
+		}
+	}
 }
