@@ -53,7 +53,7 @@ func checkEvent(t *testing.T, r *Receiver, kind string, body []byte, ev *event) 
 			t.Fatalf("status %q for result %q", ev.Status, ev.Result)
 		}
 	case KindReply:
-		if ev.OptOut != "" && ev.OptOut != optOutStop && ev.OptOut != optOutStart {
+		if ev.OptOut != "" && ev.OptOut != KeywordStop && ev.OptOut != KeywordStart {
 			t.Fatalf("opt-out %q", ev.OptOut)
 		}
 	}
@@ -113,8 +113,11 @@ func FuzzReplyDecode(f *testing.F) {
 			return
 		}
 		checkEvent(t, r, KindReply, body, ev)
-		if ev.OptOut != "" && suppressionNumber(ev.ReplyFrom) == "" && strings.TrimSpace(ev.ReplyFrom) != "" {
-			t.Fatalf("opt-out from %q gives no number", ev.ReplyFrom)
+		if ev.OptOut != "" && ev.OptOut != ev.Keyword {
+			t.Fatalf("opt-out %q for keyword %q", ev.OptOut, ev.Keyword)
+		}
+		if n := ev.OptOutNumber; n != "" && (ev.OptOut == "" || n[0] != '+' || strings.Trim(n[1:], "0123456789") != "") {
+			t.Fatalf("opt-out number %q (action %q) is not E.164", n, ev.OptOut)
 		}
 	})
 }
