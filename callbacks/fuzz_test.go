@@ -14,6 +14,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+
+	"github.com/redoxygen/roxd/rox"
 )
 
 // fuzzReceiver is a Receiver for the decode path only: no Redis is used.
@@ -181,6 +183,12 @@ func fuzzHandler(f *testing.F, kind string) {
 		case http.StatusBadRequest, http.StatusForbidden, http.StatusRequestEntityTooLarge:
 			if after != before {
 				t.Fatalf("answered %d but stored %d entries", rec.Code, after-before)
+			}
+			// Every refusal is a JSON ROX_API_*_Response, Result not 0000.
+			r, err := rox.DecodeCallbackResponse(rec.Body.Bytes())
+			if err != nil || r.Name != answerName(kind) || r.Result == rox.CodeOK || r.Result == "" || r.ResultText == "" ||
+				!strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {
+				t.Fatalf("refusal %d %q (%s): %+v %v", rec.Code, rec.Body.String(), rec.Header().Get("Content-Type"), r, err)
 			}
 		default:
 			t.Fatalf("answered %d: %s", rec.Code, rec.Body.String())

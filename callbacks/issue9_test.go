@@ -489,3 +489,55 @@ func checkErrorAnswer(t *testing.T, resp *http.Response, out []byte, code int, n
 		t.Errorf("answer %+v; want Name %s Version %v Result %s and ResultText naming %q", r, name, rox.Version, result, text)
 	}
 }
+
+// A STOP opts the number out whatever else in the callback is odd: the
+// callback is still refused (ROX forwards it by e-mail), but the number is
+// on the list. Nothing else is salvaged, and nothing without the token.
+func TestStopInRefusedCallbackStillOptsOut(t *testing.T) {
+	b := setup(t, nil, nil)
+	b.record(t, "m-sv", "sms-sv", "delivered", nil) // to +61407555001
+	ctx := context.Background()
+	rp, rt := b.url(KindReply), b.url(KindReceipt)
+	cases := []struct {
+		name, url, body string
+		code            int
+		number          string // suppressed afterwards; "" none
+	}{
+		{"wrong name", rp, replyBody("ROX_API_Request", testAccount, "sms-sv", "0400000301", "STOP", ts1), 400, "+61400000301"},
+		{"no SMSId", rp, replyBody("ROX_API_Reply", testAccount, "", "0400 000 302", "Stop.", ts1), 400, "+61400000302"},
+		{"ReplyFrom a number", rp, strings.Replace(replyBody("ROX_API_Reply", testAccount, "sms-sv", "X", "ＳＴＯＰ", ts1),
+			`"ReplyFrom": "X"`, `"ReplyFrom": 61400000303`, 1), 400, "+61400000303"},
+		{"Version a string", rp, strings.Replace(replyBody("ROX_API_Reply", testAccount, "sms-sv", "+61400000304", "stop", ts1),
+			`"Version": 1.1`, `"Version": "1.1"`, 1), 400, "+61400000304"},
+		{"reply on the receipt URL", rt, replyBody("ROX_API_Reply", testAccount, "sms-sv", "+61400000305", "STOP", ts1), 400, "+61400000305"},
+		{"wrong account", rp, replyBody("ROX_API_Reply", "CI99999999", "sms-sv", "+61400000306", "unsubscribe", ts1), 403, "+61400000306"},
+		{"unreadable ReplyFrom, known SMSId", rp, replyBody("ROX_API_Request", testAccount, "SMS-SV", "private", "STOP", ts1), 400, "+61407555001"},
+		{"wrong token", b.srv.URL + "/rox/nope/reply", replyBody("ROX_API_Reply", testAccount, "sms-sv", "+61400000308", "STOP", ts1), 404, ""},
+		{"not a keyword", rp, replyBody("ROX_API_Request", testAccount, "sms-sv", "+61400000309", "stop it", ts1), 400, ""},
+	}
+	for _, c := range cases {
+		code, out := b.post(t, c.url, c.body)
+		if code != c.code {
+			t.Errorf("%s: status %d, want %d (%s)", c.name, code, c.code, out)
+		}
+		if c.number != "" && !b.suppressed(t, c.number) {
+			t.Errorf("%s: %s not opted out", c.name, c.number)
+		}
+		if c.number != "" && !strings.Contains(out, "STOP was applied") {
+			t.Errorf("%s: answer %s does not say the STOP was applied", c.name, out)
+		}
+	}
+	if n := b.rdb.SCard(ctx, b.keys.Suppressed()).Val(); n != 7 {
+		t.Errorf("%d numbers suppressed, want 7: %v", n, b.rdb.SMembers(ctx, b.keys.Suppressed()).Val())
+	}
+	// A refused START lifts nothing.
+	b.post(t, rp, replyBody("ROX_API_Request", testAccount, "sms-sv", "0400000301", "START", ts1))
+	if !b.suppressed(t, "+61400000301") {
+		t.Error("a refused START lifted an opt-out")
+	}
+	for _, s := range []string{b.cfg.ReceiptsStream, b.cfg.RepliesStream} {
+		if n := b.rdb.XLen(ctx, s).Val(); n != 0 {
+			t.Errorf("stream %s has %d entries from refused callbacks", s, n)
+		}
+	}
+}

@@ -234,11 +234,13 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	ev, account, err := r.decode(kind, buf.Bytes(), start)
 	if err != nil {
-		r.fail(w, kind, OutcomeBadRequest, http.StatusBadRequest, ResultBadRequest, "bad request: "+err.Error())
+		r.fail(w, kind, OutcomeBadRequest, http.StatusBadRequest, ResultBadRequest,
+			"bad request: "+err.Error()+r.salvage(req.Context(), kind, buf.Bytes()))
 		return
 	}
 	if r.cfg.AccountID != "" && !strings.EqualFold(strings.TrimSpace(account), r.cfg.AccountID) {
-		r.fail(w, kind, OutcomeWrongAccount, http.StatusForbidden, ResultWrongAccount, "wrong account: Sender.AccountId is not this receiver's ROX account")
+		r.fail(w, kind, OutcomeWrongAccount, http.StatusForbidden, ResultWrongAccount,
+			"wrong account: Sender.AccountId is not this receiver's ROX account"+r.salvage(req.Context(), kind, buf.Bytes()))
 		return
 	}
 	outcome, err := r.store(ev)
@@ -256,6 +258,23 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		_, _ = w.Write(r.replyResp)
 		r.durReply.Observe(time.Since(start).Seconds())
 	}
+}
+
+// salvage applies the STOP of a refused callback (salvage.go) and returns
+// what to add to the refusal's ResultText.
+func (r *Receiver) salvage(ctx context.Context, kind string, body []byte) string {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.StoreTimeout)
+	defer cancel()
+	num, err := r.salvageStop(ctx, body)
+	switch {
+	case err != nil:
+		r.log.Error().Err(err).Str("kind", kind).Msg("refused callback carries a STOP that could not be applied")
+		return "; its STOP could not be applied"
+	case num != "":
+		r.log.Warn().Str("kind", kind).Msg("refused callback carries a STOP: number opted out")
+		return "; its STOP was applied (number opted out)"
+	}
+	return ""
 }
 
 func (r *Receiver) tooLarge() string {

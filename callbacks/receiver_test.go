@@ -126,7 +126,7 @@ func TestBadRequestsStoreNothing(t *testing.T) {
 		{"receipt body on reply url", "POST", "/rox/" + testToken + "/reply", good, 400},
 		{"no SMSId", "POST", "/rox/" + testToken + "/receipt", receiptBody(testAccount, "", "0000", ts1), 400},
 		{"wrong account", "POST", "/rox/" + testToken + "/receipt", receiptBody("CI99999999", "sms-4", "0000", ts1), 403},
-		{"wrong account reply", "POST", "/rox/" + testToken + "/reply", replyBody("ROX_API_Reply", "CI99999999", "sms-4", "+61407555001", "STOP", ts1), 403},
+		{"wrong account reply", "POST", "/rox/" + testToken + "/reply", replyBody("ROX_API_Reply", "CI99999999", "sms-4", "+61407555001", "hello", ts1), 403},
 		{"GET", "GET", "/rox/" + testToken + "/receipt", "", 405},
 	}
 	for _, c := range cases {
