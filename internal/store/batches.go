@@ -359,8 +359,13 @@ for i = 7, #ARGV, 4 do
   local id, o, v, c = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local k = base .. 'msg:' .. id
   if o == 's' then
-    -- ROX accepted it: record it whatever happened meanwhile.
-    redis.call('HSET', k, 'status', 'submitted', 'sms_id', v, 'request_id', reqid, 't_submitted', now, 'err', '')
+    -- ROX accepted it: record it whatever happened meanwhile, except that
+    -- a message already known delivered stays delivered (never backwards).
+    if redis.call('HGET', k, 'status') == 'delivered' then
+      redis.call('HSET', k, 'sms_id', v, 'request_id', reqid, 't_submitted', now)
+    else
+      redis.call('HSET', k, 'status', 'submitted', 'sms_id', v, 'request_id', reqid, 't_submitted', now, 'err', '')
+    end
     redis.call('PEXPIRE', k, ttl)
     redis.call('SET', base .. 'sms:' .. c, id, 'PX', ttl)
     sub = sub + 1

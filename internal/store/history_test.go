@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -104,4 +105,44 @@ func isASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// The record script writes the send's answer without moving a delivered
+// message back to submitted (a delivery known before the answer was
+// recorded); the history reads queued, submitted, delivered and the SMSId
+// map is keyed by the canonical SMSId.
+func TestRecordKeepsDeliveredAndCanonicalKey(t *testing.T) {
+	bb := setupBatch(t)
+	ids := bb.add(t, 2, "r", nil)
+	for _, id := range ids {
+		bb.rdb.HSet(bb.ctx, bb.s.keys.Msg(id), "status", "sending")
+	}
+	bb.rdb.HSet(bb.ctx, bb.s.keys.Msg(ids[0]), "status", "delivered", "t_delivered", time.Now().Add(-time.Second).UnixMilli())
+	out := []SendOutcome{{ID: ids[0], Kind: OutcomeSubmitted, Value: "ABCDEF01-E89B-12D3-A456-426614174002"},
+		{ID: ids[1], Kind: OutcomeSubmitted, Value: "Opaque-ID"}}
+	if _, err := bb.b.Record(bb.ctx, "bid", "tok", "req", out, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	r0, err := bb.s.Get(bb.ctx, ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h []Status
+	for _, e := range r0.History {
+		h = append(h, e.Status)
+	}
+	if r0.Status != StatusDelivered || r0.SMSID != out[0].Value || !slices.Equal(h, []Status{StatusQueued, StatusSubmitted, StatusDelivered}) {
+		t.Errorf("record %+v history %v; want delivered, raw sms_id, queued submitted delivered", r0, h)
+	}
+	for i, o := range out {
+		if got := bb.rdb.Get(bb.ctx, bb.s.keys.Base()+"sms:"+CanonicalSMSID(o.Value)).Val(); got != ids[i] {
+			t.Errorf("sms key of %q -> %q, want %s", o.Value, got, ids[i])
+		}
+		if got := bb.rdb.Get(bb.ctx, bb.s.keys.SMS(strings.ToUpper(o.Value))).Val(); got != ids[i] {
+			t.Errorf("lookup in upper case of %q -> %q", o.Value, got)
+		}
+	}
+	if st := bb.rdb.HGet(bb.ctx, bb.s.keys.Msg(ids[1]), "status").Val(); st != "submitted" {
+		t.Errorf("status %s, want submitted", st)
+	}
 }
