@@ -214,7 +214,9 @@ func TestTwoReceiversResolveEachOnce(t *testing.T) {
 	rdb := testutil.Redis(t)
 	cfg := Config{Prefix: testutil.Name("cb"), Token: testToken, AccountID: testAccount,
 		ReceiptsStream: testutil.Name("receipts"), RepliesStream: testutil.Name("replies"),
-		DeferDelays: []time.Duration{400 * time.Millisecond, 400 * time.Millisecond}}
+		// Long enough for the records below to land before the last attempt
+		// on a loaded machine (400 ms each failed under load on main too).
+		DeferDelays: []time.Duration{2 * time.Second, 2 * time.Second}}
 	t.Cleanup(func() { cleanupKeys(rdb, cfg.WithDefaults()) })
 	cfg.SpoolDir = t.TempDir()
 	a := startReceiver(t, rdb, cfg)
