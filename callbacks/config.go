@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/nyaruka/phonenumbers"
+
+	"github.com/redoxygen/roxd/producer"
 )
 
 // Defaults of Config.
@@ -33,11 +37,18 @@ const (
 	DefaultReplayInterval = 2 * time.Second
 )
 
-// DefaultStopWords and DefaultStartWords are the opt-out and opt-in words
-// (compared to the trimmed reply text, any case).
+// DefaultStopWords, DefaultStartWords and DefaultHelpWords are the reply
+// keywords: the CTIA Messaging Principles and Best Practices' opt-out words
+// (STOP, QUIT, END, REVOKE, OPT OUT, CANCEL, UNSUBSCRIBE) plus STOPALL, as
+// US carriers and Twilio honour it; the opt-in words START, UNSTOP, YES
+// (Twilio's) and SUBSCRIBE; and HELP, INFO. A reply matches when its whole
+// text is the word once normalised (see keywordForm: NFKC, case folded,
+// invisible characters and surrounding punctuation gone, inner spaces and
+// hyphens ignored).
 var (
-	DefaultStopWords  = []string{"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"}
-	DefaultStartWords = []string{"START", "UNSTOP"}
+	DefaultStopWords  = []string{"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"}
+	DefaultStartWords = []string{"START", "UNSTOP", "YES", "SUBSCRIBE"}
+	DefaultHelpWords  = []string{"HELP", "INFO"}
 	// DefaultDeferDelays are the waits before each attempt to correlate a
 	// callback whose SMSId is not recorded yet (about 45 s in all).
 	DefaultDeferDelays = []time.Duration{250 * time.Millisecond, time.Second, 3 * time.Second, 10 * time.Second, 30 * time.Second}
@@ -85,9 +96,16 @@ type Config struct {
 	MaxBatch  int
 	// ReplayInterval is the longest pause between replay attempts.
 	ReplayInterval time.Duration
-	// StopWords and StartWords opt a number out of and back into sending.
+	// StopWords and StartWords opt a number out of and back into sending;
+	// HelpWords only mark the reply (keyword "help"). Nil means the
+	// defaults.
 	StopWords  []string
 	StartWords []string
+	HelpWords  []string
+	// DefaultRegion is the libphonenumber region in which a reply's
+	// ReplyFrom without a country code is read, as the producer reads `to`
+	// (producer.DefaultRegion when empty).
+	DefaultRegion string
 	// DeferDelays are the waits before each attempt to correlate a
 	// callback whose SMSId is not recorded yet (ROX may call back before
 	// the worker has written {P}:sms:<smsid>). Such a callback is stored
@@ -133,6 +151,12 @@ func (c Config) WithDefaults() Config {
 	if c.StartWords == nil {
 		c.StartWords = DefaultStartWords
 	}
+	if c.HelpWords == nil {
+		c.HelpWords = DefaultHelpWords
+	}
+	if c.DefaultRegion == "" {
+		c.DefaultRegion = producer.DefaultRegion
+	}
 	if c.DeferDelays == nil {
 		c.DeferDelays = DefaultDeferDelays
 	}
@@ -177,17 +201,24 @@ func (c Config) Validate() error {
 			return cfgErr("DeferDelays", "%s is outside 1ms..%s", d, maxDeferDelay)
 		}
 	}
-	for _, w := range append(append([]string(nil), c.StopWords...), c.StartWords...) {
-		if strings.TrimSpace(w) == "" {
-			return cfgErr("StopWords/StartWords", "empty word")
+	seen := map[string]string{}
+	for _, l := range []struct {
+		field string
+		words []string
+	}{{"StopWords", c.StopWords}, {"StartWords", c.StartWords}, {"HelpWords", c.HelpWords}} {
+		for _, w := range l.words {
+			m := keywordForm(w)
+			if m == "" {
+				return cfgErr(l.field, "%q has no letters once normalised", w)
+			}
+			if other, ok := seen[m]; ok && other != l.field {
+				return cfgErr(l.field, "%q is also in %s", w, other)
+			}
+			seen[m] = l.field
 		}
 	}
-	for _, s := range c.StopWords {
-		for _, t := range c.StartWords {
-			if strings.EqualFold(strings.TrimSpace(s), strings.TrimSpace(t)) {
-				return cfgErr("StartWords", "%q is also a stop word", t)
-			}
-		}
+	if phonenumbers.GetCountryCodeForRegion(c.DefaultRegion) == 0 {
+		return cfgErr("DefaultRegion", "%q is not a region libphonenumber knows (e.g. AU)", c.DefaultRegion)
 	}
 	return nil
 }

@@ -9,7 +9,10 @@
 // token is compared in constant time (on SHA-256 digests, so its length does
 // not leak either); a wrong or missing token is 404 and nothing is stored.
 // A body over Config.MaxBody is 413, malformed JSON or a wrong Name is 400,
-// an AccountId other than Config.AccountID is 403. A valid callback is
+// an AccountId other than Config.AccountID is 403; every refusal is a JSON
+// ROX_API_*_Response with a non-zero Result (answer.go) and a ResultText
+// naming the problem, and a refused reply whose text is a stop keyword
+// still opts its number out (salvage.go). A valid callback is
 // answered ROX_API_Receipt_Response / ROX_API_Reply_Response with Result
 // "0000" only after it is durably stored: in Redis, or in the fsynced spool.
 //
@@ -19,10 +22,13 @@
 // was seen ({P}:cb:seen:<event_id>, TTL Config.DedupTTL); map its SMSId to
 // the producer's message id ({P}:sms:<smsid>) and read the record's
 // metadata; for a receipt move the record's status forward to delivered or
-// failed (from queued, scheduled, sending or submitted only; never
-// backwards, never out of cancelled or suppressed) and stamp t_<status>;
-// for a reply whose trimmed text is a stop word add the number to
-// {P}:suppressed, or remove it for a start word; XADD the entry with
+// failed (from queued, scheduled, sending or submitted, and failed to
+// delivered; never backwards, never out of cancelled or suppressed), stamp
+// t_<status> and write status_after into the entry; for a reply whose text
+// is a stop keyword (optout.go: NFKC, case folded, invisible characters and
+// surrounding punctuation ignored) add the number (ReplyFrom normalised as
+// `to` is, else the record's `to`) to {P}:suppressed, or remove it for a
+// start keyword unless an operator suppressed it; XADD the entry with
 // MAXLEN ~; set the dedup marker last, so a script that fails half-way
 // leaves no marker behind.
 //
@@ -34,7 +40,8 @@
 // stores the event durably in the zset {P}:cb:deferred (member: the
 // spool's JSON of the event plus an attempt counter; score: when it is
 // due) instead of pushing it, sets no dedup marker, applies a stop or start
-// word at once, and the callback is answered "0000" (outcome "deferred").
+// keyword at once (or, when ReplyFrom is no number, once the SMSId is
+// known), and the callback is answered "0000" (outcome "deferred").
 // A resolver goroutine in Run takes due members every 100 ms and runs the
 // script again on each: the script claims the member (several receivers
 // may share Redis: each member is stored once) and stores it correlated if
@@ -51,10 +58,11 @@
 // than refused (a cosmetic field never costs a callback). The AccountId is
 // compared ignoring case and surrounding spaces.
 //
-// The event id is a hash of kind, SMSId, result and ROX's timestamp for a
-// receipt, and of kind, SMSId, number, text and timestamp for a reply: ROX
-// calling twice yields one entry, and the second call is answered "0000"
-// too.
+// The event id is a hash of kind, canonical SMSId (store.CanonicalSMSID)
+// and result for a receipt (one event per SMSId and result, whatever its
+// Timestamp), and of kind, canonical SMSId, number, text and timestamp for
+// a reply: ROX calling twice yields one entry, and the second call is
+// answered "0000" too.
 //
 // Concurrent callbacks are coalesced: Config.Pipelines batchers each take
 // whatever callbacks are waiting (up to Config.MaxBatch) and run their

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redoxygen/roxd/internal/store"
 	"github.com/redoxygen/roxd/rox"
 )
 
@@ -19,12 +20,6 @@ const (
 const (
 	StatusDelivered = "delivered"
 	StatusFailed    = "failed"
-)
-
-// Opt-out actions of a reply.
-const (
-	optOutStop  = "stop"
-	optOutStart = "start"
 )
 
 // event is one callback, flattened: what goes to the stream and, while Redis
@@ -44,7 +39,18 @@ type event struct {
 	ReplyFrom  string `json:"reply_from,omitempty"`
 	ReplyText  string `json:"reply_text,omitempty"`
 	SMSText    string `json:"sms_text,omitempty"`
-	OptOut     string `json:"optout,omitempty"` // stop | start | ""
+	// Keyword is the reply's keyword (KeywordStop, KeywordStart,
+	// KeywordHelp) or "".
+	Keyword string `json:"keyword,omitempty"`
+	// OptOut is the action on the suppression list (stop | start | "");
+	// OptOutNumber the E.164 number it applies to ("" when ReplyFrom is no
+	// phone number: the record's `to` is used once the SMSId is known).
+	// OptOutDone is set in a deferred member whose action was applied when
+	// it was deferred (never applied twice); OptOut and OptOutNumber then
+	// say what was done.
+	OptOut       string `json:"optout,omitempty"`
+	OptOutNumber string `json:"optout_number,omitempty"`
+	OptOutDone   bool   `json:"optout_done,omitempty"`
 	// Attempt counts the deferrals so far of a callback whose SMSId was not
 	// recorded yet (0 for a new callback: the spool never writes it).
 	Attempt int `json:"attempt,omitempty"`
@@ -83,8 +89,10 @@ func receiptEvent(r *rox.Receipt, now time.Time) *event {
 		status = StatusDelivered
 	}
 	return &event{
-		Kind:       KindReceipt,
-		EventID:    eventID(KindReceipt, d.SMSID, string(d.Result), d.Timestamp),
+		Kind: KindReceipt,
+		// One event per SMSId and result: ROX re-posting a receipt with a
+		// new Timestamp (or ResultText) is the same receipt.
+		EventID:    eventID(KindReceipt, store.CanonicalSMSID(d.SMSID), strings.TrimSpace(string(d.Result))),
 		SMSID:      d.SMSID,
 		RequestID:  r.Messages.RequestID,
 		AccountID:  r.Sender.AccountID,
@@ -97,11 +105,11 @@ func receiptEvent(r *rox.Receipt, now time.Time) *event {
 	}
 }
 
-func replyEvent(r *rox.Reply, now time.Time, stop, start []string) *event {
+func replyEvent(r *rox.Reply, now time.Time, kw keywords, region string) *event {
 	d := r.Messages.Reply
-	return &event{
+	e := &event{
 		Kind:       KindReply,
-		EventID:    eventID(KindReply, d.SMSID, d.ReplyFrom, d.ReplyText, d.Timestamp),
+		EventID:    eventID(KindReply, store.CanonicalSMSID(d.SMSID), d.ReplyFrom, d.ReplyText, d.Timestamp),
 		SMSID:      d.SMSID,
 		RequestID:  r.Messages.RequestID,
 		AccountID:  r.Sender.AccountID,
@@ -110,50 +118,13 @@ func replyEvent(r *rox.Reply, now time.Time, stop, start []string) *event {
 		ReplyFrom:  d.ReplyFrom,
 		ReplyText:  d.ReplyText,
 		SMSText:    d.SMSText,
-		OptOut:     optOut(d.ReplyText, stop, start),
+		Keyword:    kw.classify(d.ReplyText),
 	}
-}
-
-// optOut says whether text (trimmed, any case) is a stop or a start word.
-func optOut(text string, stop, start []string) string {
-	t := strings.TrimSpace(text)
-	if t == "" || len(t) > 32 {
-		return ""
+	if e.Keyword == KeywordStop || e.Keyword == KeywordStart {
+		e.OptOut = e.Keyword
+		e.OptOutNumber = optOutNumber(d.ReplyFrom, region)
 	}
-	for _, w := range stop {
-		if strings.EqualFold(t, strings.TrimSpace(w)) {
-			return optOutStop
-		}
-	}
-	for _, w := range start {
-		if strings.EqualFold(t, strings.TrimSpace(w)) {
-			return optOutStart
-		}
-	}
-	return ""
-}
-
-// suppressionNumber is the number written to the suppression set: the
-// reply's number with spaces removed and a leading "+" added when ROX sent
-// bare international digits, so that it matches the E.164 form producers
-// send to.
-func suppressionNumber(from string) string {
-	n := strings.Map(func(r rune) rune {
-		if r == ' ' || r == '-' || r == '(' || r == ')' || r == '\t' {
-			return -1
-		}
-		return r
-	}, from)
-	if n == "" || n[0] == '+' {
-		return n
-	}
-	n = strings.TrimPrefix(n, "00")
-	for _, c := range n {
-		if c < '0' || c > '9' {
-			return n
-		}
-	}
-	return "+" + n
+	return e
 }
 
 // streamFields lists the event's own stream fields, name then value, after
@@ -165,7 +136,7 @@ func (e *event) streamFields() []any {
 	case KindReceipt:
 		f = append(f, "dest_tn", e.DestTn, "result", e.Result, "result_text", e.ResultText, "status", e.Status)
 	case KindReply:
-		f = append(f, "reply_from", e.ReplyFrom, "reply_text", e.ReplyText, "sms_text", e.SMSText)
+		f = append(f, "reply_from", e.ReplyFrom, "reply_text", e.ReplyText, "sms_text", e.SMSText, "keyword", e.Keyword)
 	}
 	return f
 }

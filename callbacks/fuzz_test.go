@@ -14,6 +14,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+
+	"github.com/redoxygen/roxd/rox"
 )
 
 // fuzzReceiver is a Receiver for the decode path only: no Redis is used.
@@ -53,7 +55,7 @@ func checkEvent(t *testing.T, r *Receiver, kind string, body []byte, ev *event) 
 			t.Fatalf("status %q for result %q", ev.Status, ev.Result)
 		}
 	case KindReply:
-		if ev.OptOut != "" && ev.OptOut != optOutStop && ev.OptOut != optOutStart {
+		if ev.OptOut != "" && ev.OptOut != KeywordStop && ev.OptOut != KeywordStart {
 			t.Fatalf("opt-out %q", ev.OptOut)
 		}
 	}
@@ -113,8 +115,11 @@ func FuzzReplyDecode(f *testing.F) {
 			return
 		}
 		checkEvent(t, r, KindReply, body, ev)
-		if ev.OptOut != "" && suppressionNumber(ev.ReplyFrom) == "" && strings.TrimSpace(ev.ReplyFrom) != "" {
-			t.Fatalf("opt-out from %q gives no number", ev.ReplyFrom)
+		if ev.OptOut != "" && ev.OptOut != ev.Keyword {
+			t.Fatalf("opt-out %q for keyword %q", ev.OptOut, ev.Keyword)
+		}
+		if n := ev.OptOutNumber; n != "" && (ev.OptOut == "" || n[0] != '+' || strings.Trim(n[1:], "0123456789") != "") {
+			t.Fatalf("opt-out number %q (action %q) is not E.164", n, ev.OptOut)
 		}
 	})
 }
@@ -178,6 +183,12 @@ func fuzzHandler(f *testing.F, kind string) {
 		case http.StatusBadRequest, http.StatusForbidden, http.StatusRequestEntityTooLarge:
 			if after != before {
 				t.Fatalf("answered %d but stored %d entries", rec.Code, after-before)
+			}
+			// Every refusal is a JSON ROX_API_*_Response, Result not 0000.
+			r, err := rox.DecodeCallbackResponse(rec.Body.Bytes())
+			if err != nil || r.Name != answerName(kind) || r.Result == rox.CodeOK || r.Result == "" || r.ResultText == "" ||
+				!strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {
+				t.Fatalf("refusal %d %q (%s): %+v %v", rec.Code, rec.Body.String(), rec.Header().Get("Content-Type"), r, err)
 			}
 		default:
 			t.Fatalf("answered %d: %s", rec.Code, rec.Body.String())

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -53,6 +52,7 @@ type Receiver struct {
 	st       *storer
 	spool    *spool // nil when spooling is disabled
 	tokenSum [sha256.Size]byte
+	kw       keywords
 
 	receiptResp, replyResp []byte
 	running                atomic.Bool
@@ -81,6 +81,7 @@ func New(cfg Config, rdb redis.UniversalClient, log zerolog.Logger) (*Receiver, 
 		log:      log.With().Str("component", "callbacks").Logger(),
 		st:       newStorer(rdb, cfg),
 		tokenSum: sha256.Sum256([]byte(cfg.Token)),
+		kw:       newKeywords(cfg.StopWords, cfg.StartWords, cfg.HelpWords),
 		counters: map[[2]string]prometheus.Counter{},
 		stopped:  make(chan struct{}),
 		durRecv:  metrics.CallbackDuration.WithLabelValues(KindReceipt),
@@ -181,28 +182,41 @@ func (r *Receiver) count(kind, outcome string) {
 	}
 }
 
-func (r *Receiver) fail(w http.ResponseWriter, kind, outcome string, code int, msg string) {
+// fail counts the outcome and answers with a JSON ROX_API_*_Response whose
+// Result is result (never "0000") and ResultText msg (answer.go).
+func (r *Receiver) fail(w http.ResponseWriter, kind, outcome string, code int, result rox.Code, msg string) {
 	r.count(kind, outcome)
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(code)
-	_, _ = io.WriteString(w, msg+"\n")
+	writeAnswer(w, kind, code, result, msg)
+}
+
+// pathKind is the kind a path names, whether or not its token is right, so
+// that even a refusal answers in the right Name.
+func pathKind(path string) string {
+	if strings.HasSuffix(path, "/"+KindReply) {
+		return KindReply
+	}
+	return KindReceipt
 }
 
 func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	start := time.Now()
 	kind, ok := r.route(req.URL.Path)
 	if !ok {
-		r.fail(w, kind, OutcomeBadToken, http.StatusNotFound, "404 page not found")
+		writeKind := kind
+		if kind == "unknown" {
+			writeKind = pathKind(req.URL.Path)
+		}
+		r.count(kind, OutcomeBadToken)
+		writeAnswer(w, writeKind, http.StatusNotFound, ResultBadToken, "not found: no callback here for this token and path")
 		return
 	}
 	if req.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		r.fail(w, kind, OutcomeBadRequest, http.StatusMethodNotAllowed, "method not allowed")
+		r.fail(w, kind, OutcomeBadRequest, http.StatusMethodNotAllowed, ResultBadRequest, "method "+req.Method+" not allowed: use POST")
 		return
 	}
 	if req.ContentLength > r.cfg.MaxBody {
-		r.fail(w, kind, OutcomeTooLarge, http.StatusRequestEntityTooLarge, "body too large")
+		r.fail(w, kind, OutcomeTooLarge, http.StatusRequestEntityTooLarge, ResultTooLarge, r.tooLarge())
 		return
 	}
 	buf := r.bufs.Get().(*bytes.Buffer)
@@ -215,25 +229,27 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	if _, err := buf.ReadFrom(http.MaxBytesReader(w, req.Body, r.cfg.MaxBody)); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			r.fail(w, kind, OutcomeTooLarge, http.StatusRequestEntityTooLarge, "body too large")
+			r.fail(w, kind, OutcomeTooLarge, http.StatusRequestEntityTooLarge, ResultTooLarge, r.tooLarge())
 			return
 		}
-		r.fail(w, kind, OutcomeBadRequest, http.StatusBadRequest, "cannot read body")
+		r.fail(w, kind, OutcomeBadRequest, http.StatusBadRequest, ResultBadRequest, "cannot read the body")
 		return
 	}
 	ev, account, err := r.decode(kind, buf.Bytes(), start)
 	if err != nil {
-		r.fail(w, kind, OutcomeBadRequest, http.StatusBadRequest, "bad request: "+err.Error())
+		r.fail(w, kind, OutcomeBadRequest, http.StatusBadRequest, ResultBadRequest,
+			"bad request: "+err.Error()+r.salvage(req.Context(), kind, buf.Bytes()))
 		return
 	}
 	if r.cfg.AccountID != "" && !strings.EqualFold(strings.TrimSpace(account), r.cfg.AccountID) {
-		r.fail(w, kind, OutcomeWrongAccount, http.StatusForbidden, "wrong account")
+		r.fail(w, kind, OutcomeWrongAccount, http.StatusForbidden, ResultWrongAccount,
+			"wrong account: Sender.AccountId is not this receiver's ROX account"+r.salvage(req.Context(), kind, buf.Bytes()))
 		return
 	}
 	outcome, err := r.store(ev)
 	if err != nil {
 		r.log.Error().Err(err).Str("kind", kind).Str("event_id", ev.EventID).Msg("callback not stored; answered 503")
-		r.fail(w, kind, OutcomeError, http.StatusServiceUnavailable, "not stored")
+		r.fail(w, kind, OutcomeError, http.StatusServiceUnavailable, ResultNotStored, "not stored: storage unavailable, post it again later")
 		return
 	}
 	r.count(kind, outcome)
@@ -245,6 +261,27 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		_, _ = w.Write(r.replyResp)
 		r.durReply.Observe(time.Since(start).Seconds())
 	}
+}
+
+// salvage applies the STOP of a refused callback (salvage.go) and returns
+// what to add to the refusal's ResultText.
+func (r *Receiver) salvage(ctx context.Context, kind string, body []byte) string {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.StoreTimeout)
+	defer cancel()
+	num, err := r.salvageStop(ctx, body)
+	switch {
+	case err != nil:
+		r.log.Error().Err(err).Str("kind", kind).Msg("refused callback carries a STOP that could not be applied")
+		return "; its STOP could not be applied"
+	case num != "":
+		r.log.Warn().Str("kind", kind).Msg("refused callback carries a STOP: number opted out")
+		return "; its STOP was applied (number opted out)"
+	}
+	return ""
+}
+
+func (r *Receiver) tooLarge() string {
+	return fmt.Sprintf("body too large: at most %d bytes", r.cfg.MaxBody)
 }
 
 // decode reads a callback body of kind into an event and its account id.
@@ -260,7 +297,7 @@ func (r *Receiver) decode(kind string, body []byte, now time.Time) (*event, stri
 	if err != nil {
 		return nil, "", err
 	}
-	return replyEvent(rp, now, r.cfg.StopWords, r.cfg.StartWords), rp.Sender.AccountID, nil
+	return replyEvent(rp, now, r.kw, r.cfg.DefaultRegion), rp.Sender.AccountID, nil
 }
 
 // store writes ev to Redis or, failing that, to the spool, and returns the

@@ -26,6 +26,7 @@ func TestReceiptBecomesEntryWithMessageIDAndMetadata(t *testing.T) {
 		"kind": "receipt", "message_id": "m1", "sms_id": "sms-1", "request_id": "req-1",
 		"account_id": testAccount, "timestamp": "2030-01-01T00:00:01Z", "metadata": `{"order":"42","tenant":"acme"}`,
 		"dest_tn": "+61407555001", "result": "0000", "result_text": "Delivered", "status": "delivered",
+		"status_after": "delivered",
 	}
 	for k, v := range want {
 		if got[k] != v {
@@ -91,8 +92,13 @@ func TestDuplicatesGiveOneEntry(t *testing.T) {
 	if n := len(b.entries(t, b.cfg.RepliesStream)); n != 1 {
 		t.Errorf("%d reply entries, want 1", n)
 	}
-	// A different timestamp is a different receipt.
+	// A different timestamp is the same receipt re-posted (issue 9); a
+	// different result is another receipt.
 	b.mustOK(t, KindReceipt, receiptBody(testAccount, "sms-3", "0000", "01-Jan-2030 00:00:02 (UTC)"))
+	if n := len(b.entries(t, b.cfg.ReceiptsStream)); n != 1 {
+		t.Errorf("%d receipt entries, want 1", n)
+	}
+	b.mustOK(t, KindReceipt, receiptBody(testAccount, "sms-3", "2015", "01-Jan-2030 00:00:02 (UTC)"))
 	if n := len(b.entries(t, b.cfg.ReceiptsStream)); n != 2 {
 		t.Errorf("%d receipt entries, want 2", n)
 	}
@@ -120,7 +126,7 @@ func TestBadRequestsStoreNothing(t *testing.T) {
 		{"receipt body on reply url", "POST", "/rox/" + testToken + "/reply", good, 400},
 		{"no SMSId", "POST", "/rox/" + testToken + "/receipt", receiptBody(testAccount, "", "0000", ts1), 400},
 		{"wrong account", "POST", "/rox/" + testToken + "/receipt", receiptBody("CI99999999", "sms-4", "0000", ts1), 403},
-		{"wrong account reply", "POST", "/rox/" + testToken + "/reply", replyBody("ROX_API_Reply", "CI99999999", "sms-4", "+61407555001", "STOP", ts1), 403},
+		{"wrong account reply", "POST", "/rox/" + testToken + "/reply", replyBody("ROX_API_Reply", "CI99999999", "sms-4", "+61407555001", "hello", ts1), 403},
 		{"GET", "GET", "/rox/" + testToken + "/receipt", "", 405},
 	}
 	for _, c := range cases {
@@ -209,7 +215,8 @@ func TestReceiptNeverMovesStatusBackwards(t *testing.T) {
 		{"sending", "0000", "delivered"}, // the receipt raced the record script
 		{"queued", "2015", "failed"},
 		{"delivered", "2015", "delivered"},
-		{"failed", "0000", "failed"},
+		{"failed", "0000", "delivered"}, // a delivery receipt is proof (docs/ARCHITECTURE.md)
+		{"failed", "2015", "failed"},
 		{"cancelled", "0000", "cancelled"},
 		{"suppressed", "0000", "suppressed"},
 	}
@@ -272,20 +279,22 @@ func TestStopAndStartChangeSuppression(t *testing.T) {
 }
 
 func TestOptOutWords(t *testing.T) {
+	kw := newKeywords(DefaultStopWords, DefaultStartWords, DefaultHelpWords)
 	for text, want := range map[string]string{
 		"STOP": "stop", "stopall": "stop", " Unsubscribe ": "stop", "cancel": "stop", "End": "stop", "quit\n": "stop",
 		"START": "start", "unstop": "start", "stop it": "", "": "", "STOPP": "", "restart": "",
+		"yes": "start", "Subscribe!": "start", "help": "help", "INFO": "help",
 	} {
-		if got := optOut(text, DefaultStopWords, DefaultStartWords); got != want {
-			t.Errorf("optOut(%q) = %q, want %q", text, got, want)
+		if got := kw.classify(text); got != want {
+			t.Errorf("classify(%q) = %q, want %q", text, got, want)
 		}
 	}
 	for in, want := range map[string]string{
 		"+61407555001": "+61407555001", "61407555001": "+61407555001", "+61 407 555 001": "+61407555001",
-		"0061407555001": "+61407555001", "": "",
+		"0061407555001": "+61407555001", "0407555001": "+61407555001", "": "", "n/a": "", "+0407555001": "",
 	} {
-		if got := suppressionNumber(in); got != want {
-			t.Errorf("suppressionNumber(%q) = %q, want %q", in, got, want)
+		if got := optOutNumber(in, "AU"); got != want {
+			t.Errorf("optOutNumber(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -15,24 +15,40 @@ import (
 // KEYS[5] deferred callbacks {P}:cb:deferred (zset: event JSON → due ms)
 // ARGV[1] key base "{P}:"   ARGV[2] dedup TTL ms   ARGV[3] MAXLEN (<=0: none)
 // ARGV[4] kind   ARGV[5] receipt status (delivered|failed) or ""
-// ARGV[6] opt-out action (stop|start|"")   ARGV[7] number for opt-out
+// ARGV[6] opt-out action (stop|start|"")   ARGV[7] E.164 number for the
+//
+//	opt-out ("": the record's `to` once the SMSId is known)
+//
 // ARGV[8] now (unix ms)   ARGV[9] event_id   ARGV[10] err text for failed
 // ARGV[11] defer until (unix ms; 0: push even when the SMSId is unknown,
 // unless a recipient is in flight to the callback's number: then it waits
 // 30 s more, see store.ReconcileLua)
 // ARGV[12] attempt number written into a deferred member
 // ARGV[13] the deferred member being resolved ("" for a new callback)
-// ARGV[14..] the event's own stream fields, name then value
+// ARGV[14] "1" when the opt-out was applied already (when the callback was
+//
+//	deferred): ARGV[6] and ARGV[7] then say what was done
+//
+// ARGV[15..] the event's own stream fields, name then value
 //
 // Returns {code, stream entry id, moved (1 = the record's status moved
 // forward)}; code is 0 duplicate, 1 stored, 2 deferred, 3 gone (the member
 // was resolved by another receiver already).
 //
+// Opt-out: STOP adds the number to KEYS[4]; START removes it unless an
+// operator suppressed it ({P}:suppressed:operator). A reply's entry gets
+// optout (stop | start | "": what was done to the list) and optout_number.
+// A receipt's entry gets status_after: the message's (public) status after
+// it, "" when the SMSId is unknown; a receipt moves the record by
+// roxd_can (failed → delivered included: a delivery receipt is proof).
+//
 // An unknown SMSId with ARGV[11] > 0 is not pushed: the event is added to
 // KEYS[5] (the spool's JSON of the event plus "attempt") due at ARGV[11],
 // without a dedup marker, so that the resolver can correlate it once the
-// worker has recorded the SMSId. Its opt-out action is applied at once and
-// left out of the member (an opt-out is never delayed nor applied twice).
+// worker has recorded the SMSId. Its opt-out action is applied at once
+// when the number is known, and the member says so (optout_done: it is
+// never applied twice); when ReplyFrom is no phone number the action stays
+// in the member and is applied to the record's `to` once the SMSId is.
 //
 // Writes come before the dedup marker: Redis does not roll a script back,
 // so a script that fails half-way leaves no marker and a retry (or spool
@@ -55,10 +71,26 @@ end
 local base = ARGV[1]
 local kind = ARGV[4]
 local mid = redis.call('GET', KEYS[2])
-if ARGV[6] == 'stop' and ARGV[7] ~= '' then
-  redis.call('SADD', KEYS[4], ARGV[7])
-elseif ARGV[6] == 'start' and ARGV[7] ~= '' then
-  redis.call('SREM', KEYS[4], ARGV[7])
+local mkey = ''
+if mid then mkey = base .. 'msg:' .. mid end
+local action, num = ARGV[6], ARGV[7]
+local optout, optnum = '', ''
+if ARGV[14] == '1' then
+  optout, optnum = action, num
+elseif action ~= '' then
+  if num == '' and mid then num = redis.call('HGET', mkey, 'to') or '' end
+  if num ~= '' then
+    optnum = num
+    if action == 'stop' then
+      redis.call('SADD', KEYS[4], num)
+      optout = 'stop'
+    elseif action == 'start' then
+      if redis.call('SISMEMBER', base .. 'suppressed:operator', num) == 0 then
+        redis.call('SREM', KEYS[4], num)
+        optout = 'start'
+      end
+    end
+  end
 end
 local du = tonumber(ARGV[11])
 if not mid then
@@ -76,7 +108,14 @@ if not mid then
 end
 if not mid and du > 0 then
   local ev = {kind = kind, event_id = ARGV[9], attempt = tonumber(ARGV[12])}
-  for i = 14, #ARGV, 2 do ev[ARGV[i]] = ARGV[i + 1] end
+  for i = 15, #ARGV, 2 do ev[ARGV[i]] = ARGV[i + 1] end
+  if ARGV[14] == '1' or optnum ~= '' then
+    if optout ~= '' then ev.optout = optout end
+    if optnum ~= '' then ev.optout_number = optnum end
+    ev.optout_done = true
+  elseif action ~= '' then
+    ev.optout = action
+  end
   local j = cjson.encode(ev)
   j = string.sub(j, 1, -2) .. ',"received_ms":' .. ARGV[8] .. '}'
   redis.call('ZADD', KEYS[5], du, j)
@@ -87,21 +126,26 @@ if not mid and du > 0 then
 end
 local meta = '{}'
 local moved = 0
+local after = ''
 if mid then
-  local mkey = base .. 'msg:' .. mid
   local rec = redis.call('HMGET', mkey, 'meta', 'status')
   if rec[1] then meta = rec[1] end
   if kind == 'receipt' and rec[2] then
     local s = rec[2]
     local st = ARGV[5]
+    after = s
     if roxd_can(s, st) then
       if st == 'failed' then
         redis.call('HSET', mkey, 'status', st, 't_' .. st, ARGV[8], 'err', ARGV[10])
+      elseif s == 'failed' then
+        redis.call('HSET', mkey, 'status', st, 't_' .. st, ARGV[8], 'err', '')
       else
         redis.call('HSET', mkey, 'status', st, 't_' .. st, ARGV[8])
       end
       moved = 1
+      after = st
     end
+    if after == 'sending' then after = 'queued' end
   end
 else
   mid = ''
@@ -120,7 +164,16 @@ args[#args+1] = 'kind'
 args[#args+1] = kind
 args[#args+1] = 'message_id'
 args[#args+1] = mid
-for i = 14, #ARGV do args[#args+1] = ARGV[i] end
+for i = 15, #ARGV do args[#args+1] = ARGV[i] end
+if kind == 'reply' then
+  args[#args+1] = 'optout'
+  args[#args+1] = optout
+  args[#args+1] = 'optout_number'
+  args[#args+1] = optnum
+else
+  args[#args+1] = 'status_after'
+  args[#args+1] = after
+end
 args[#args+1] = 'metadata'
 args[#args+1] = meta
 local id = redis.call(unpack(args))
@@ -130,4 +183,4 @@ return {1, id, moved}
 `)
 
 // scriptFixedArgs is the number of ARGV before the stream fields.
-const scriptFixedArgs = 13
+const scriptFixedArgs = 14

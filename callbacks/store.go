@@ -68,9 +68,12 @@ func (s *storer) stream(kind string) string {
 // empty message_id.
 func (s *storer) scriptArgs(e *event) ([]string, []any) {
 	keys := []string{s.keys.CallbackSeen(e.EventID), s.keys.SMS(e.SMSID), s.stream(e.Kind), s.keys.Suppressed(), s.deferred}
-	phone, errText := "", ""
-	if e.OptOut != "" {
-		phone = suppressionNumber(e.ReplyFrom)
+	errText, done := "", ""
+	if e.OptOutDone {
+		done = "1"
+	} else if e.OptOut != "" && e.OptOutNumber == "" {
+		// A spooled event of an earlier version carries no number.
+		e.OptOutNumber = optOutNumber(e.ReplyFrom, s.cfg.DefaultRegion)
 	}
 	if e.Kind == KindReceipt && e.Status == StatusFailed {
 		errText = "receipt " + e.Result
@@ -88,9 +91,9 @@ func (s *storer) scriptArgs(e *event) ([]string, []any) {
 		deferUntil = time.Now().Add(s.cfg.DeferDelays[next]).UnixMilli()
 		next++
 	}
-	argv := make([]any, 0, 28)
+	argv := make([]any, 0, 32)
 	argv = append(argv, s.keys.Base(), s.cfg.DedupTTL.Milliseconds(), maxLen, e.Kind, e.Status,
-		e.OptOut, phone, e.ReceivedMS, e.EventID, errText, deferUntil, next, e.member)
+		e.OptOut, e.OptOutNumber, e.ReceivedMS, e.EventID, errText, deferUntil, next, e.member, done)
 	argv = append(argv, e.streamFields()...)
 	return keys, argv
 }

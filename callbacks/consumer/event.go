@@ -25,9 +25,13 @@ type Receipt struct {
 	DestTn     string
 	Result     string // ROX result code: "0000" delivered, "2011".."2100" sending errors
 	ResultText string
-	Status     string // "delivered" or "failed"
-	Timestamp  time.Time
-	Metadata   map[string]string // the producer's metadata
+	Status     string // what this receipt says: "delivered" or "failed"
+	// StatusAfter is the message's status once this receipt was applied
+	// (what GET /v1/messages/{id} says): a failed receipt after a
+	// delivered one leaves it delivered. Empty when MessageID is.
+	StatusAfter string
+	Timestamp   time.Time
+	Metadata    map[string]string // the producer's metadata
 }
 
 // Delivered reports whether the receipt says the SMS was delivered.
@@ -40,11 +44,18 @@ type Reply struct {
 	SMSID     string
 	RequestID string
 	AccountID string
-	From      string // the replying number
-	Text      string // the reply
-	SMSText   string // the last text we sent that number, per ROX
-	Timestamp time.Time
-	Metadata  map[string]string
+	From      string // the replying number, as ROX sent it
+	Text      string // the reply, as typed
+	// Keyword is "stop", "start", "help" or "" (README: reply keywords).
+	Keyword string
+	// OptOut says what the reply did to the suppression list: "stop" (the
+	// number was added), "start" (removed) or "" (nothing). OptOutNumber
+	// is that number in E.164.
+	OptOut       string
+	OptOutNumber string
+	SMSText      string // the last text we sent that number, per ROX
+	Timestamp    time.Time
+	Metadata     map[string]string
 }
 
 // Event is one stream entry. Exactly one of Receipt and Reply is set when
@@ -97,13 +108,13 @@ func ParseFields(id string, f map[string]string) Event {
 		ev.Receipt = &Receipt{
 			EventID: f["event_id"], MessageID: f["message_id"], SMSID: f["sms_id"], RequestID: f["request_id"],
 			AccountID: f["account_id"], DestTn: f["dest_tn"], Result: f["result"], ResultText: f["result_text"],
-			Status: f["status"], Timestamp: ts, Metadata: meta,
+			Status: f["status"], StatusAfter: f["status_after"], Timestamp: ts, Metadata: meta,
 		}
 	case KindReply:
 		ev.Reply = &Reply{
 			EventID: f["event_id"], MessageID: f["message_id"], SMSID: f["sms_id"], RequestID: f["request_id"],
 			AccountID: f["account_id"], From: f["reply_from"], Text: f["reply_text"], SMSText: f["sms_text"],
-			Timestamp: ts, Metadata: meta,
+			Keyword: f["keyword"], OptOut: f["optout"], OptOutNumber: f["optout_number"], Timestamp: ts, Metadata: meta,
 		}
 	default:
 		errs = append(errs, fmt.Errorf("%w %q in entry %s", ErrUnknownKind, ev.Kind, id))

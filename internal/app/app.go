@@ -165,7 +165,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		recv, err = callbacks.New(callbacks.Config{
 			Prefix: cfg.KeyPrefix, Token: cfg.CallbackToken, AccountID: cfg.ROXAccountID,
 			ReceiptsStream: cfg.ReceiptsStream, RepliesStream: cfg.RepliesStream, StreamMaxLen: cfg.StreamMaxLen,
-			MaxBody: cfg.CallbackMaxBody, SpoolDir: cfg.SpoolDir,
+			MaxBody: cfg.CallbackMaxBody, SpoolDir: cfg.SpoolDir, DefaultRegion: cfg.DefaultRegion,
 		}, rdb, log.With().Str("component", "callbacks").Logger())
 		if err != nil {
 			return fmt.Errorf("callbacks: %w", err)

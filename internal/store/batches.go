@@ -418,15 +418,20 @@ local ttl = tonumber(ARGV[5])
 local reqid = ARGV[6]
 local retry = {}
 local sub, fail = 0, 0
-for i = 7, #ARGV, 3 do
-  local id, o, v = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+for i = 7, #ARGV, 4 do
+  local id, o, v, c = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local k = base .. 'msg:' .. id
   roxd_rc_land(base, k, id)
   if o == 's' then
-    -- ROX accepted it: record it whatever happened meanwhile.
-    redis.call('HSET', k, 'status', 'submitted', 'sms_id', v, 'request_id', reqid, 't_submitted', now, 'err', '')
+    -- ROX accepted it: record it whatever happened meanwhile, except that
+    -- a message already known delivered stays delivered (never backwards).
+    if redis.call('HGET', k, 'status') == 'delivered' then
+      redis.call('HSET', k, 'sms_id', v, 'request_id', reqid, 't_submitted', now)
+    else
+      redis.call('HSET', k, 'status', 'submitted', 'sms_id', v, 'request_id', reqid, 't_submitted', now, 'err', '')
+    end
     redis.call('PEXPIRE', k, ttl)
-    redis.call('SET', base .. 'sms:' .. v, id, 'PX', ttl)
+    redis.call('SET', base .. 'sms:' .. c, id, 'PX', ttl)
     sub = sub + 1
   elseif o == 'f' then
     local st = redis.call('HGET', k, 'status')
@@ -479,17 +484,24 @@ type Recorded struct {
 
 // Record writes ROX's answer in one script: for each submitted message its
 // sms_id, request_id, status submitted and t_submitted, plus
-// {P}:sms:<smsid> → message id, both living the status TTL from now (as
-// every status change does); failed ones get status failed and err; retry
+// {P}:sms:<smsid> → message id (keyed by the canonical SMSId, see
+// CanonicalSMSID), both living the status TTL from now (as every status
+// change does); failed ones get status failed and err; retry
 // ones stay `sending` with err set. The batch
 // keeps only the retry ids; when there are none it is finished (deleted,
 // removed from {P}:batches and {P}:waiting). The lock is released when it
 // still holds token.
 func (b *Batches) Record(ctx context.Context, batchID, token, requestID string, out []SendOutcome, now time.Time) (Recorded, error) {
-	args := make([]any, 0, 6+3*len(out))
+	args := make([]any, 0, 6+4*len(out))
 	args = append(args, b.k.Base(), batchID, token, now.UnixMilli(), b.ttl.Milliseconds(), requestID)
 	for _, o := range out {
-		args = append(args, o.ID, string(rune(o.Kind)), o.Value)
+		// The SMSId map is keyed by the canonical id (CanonicalSMSID);
+		// sms_id keeps ROX's spelling.
+		canon := ""
+		if o.Kind == OutcomeSubmitted {
+			canon = CanonicalSMSID(o.Value)
+		}
+		args = append(args, o.ID, string(rune(o.Kind)), o.Value, canon)
 	}
 	res, err := recordScript.Run(ctx, b.rdb,
 		[]string{b.k.Batch(batchID), b.k.Lock(batchID), b.k.Batches(), b.k.Waiting()}, args...).Int64Slice()

@@ -29,8 +29,15 @@ func (k Keys) Batch(id string) string     { return k.base + "batch:" + id }
 func (k Keys) Batches() string            { return k.base + "batches" }
 func (k Keys) Waiting() string            { return k.base + "waiting" }
 func (k Keys) Lock(batchID string) string { return k.base + "lock:" + batchID }
-func (k Keys) SMS(smsID string) string    { return k.base + "sms:" + smsID }
 func (k Keys) Suppressed() string         { return k.base + "suppressed" }
+
+// SMS is {P}:sms:<smsid> for smsID in its canonical form (CanonicalSMSID).
+func (k Keys) SMS(smsID string) string { return k.base + "sms:" + CanonicalSMSID(smsID) }
+
+// SuppressedByOperator is {P}:suppressed:operator, the numbers of
+// {P}:suppressed that an operator suppressed (API, `roxd suppress`): a
+// START from the handset does not lift those.
+func (k Keys) SuppressedByOperator() string { return k.base + "suppressed:operator" }
 func (k Keys) CallbackSeen(h string) string {
 	return k.base + "cb:seen:" + h
 }

@@ -512,14 +512,43 @@ func RecordFromHash(id string, m map[string]string) (*Record, error) {
 		}
 		r.History = append(r.History, Event{Status: Status(st), At: time.UnixMilli(ms).UTC()})
 	}
-	sort.Slice(r.History, func(i, j int) bool {
-		a, b := r.History[i], r.History[j]
+	SortHistory(r.History)
+	return r, nil
+}
+
+// historyStep is a status's place in the state machine, for ordering a
+// history: the failed step comes before delivered because failed →
+// delivered is the one move between two final statuses.
+func historyStep(s Status) int {
+	switch s {
+	case StatusFailed:
+		return 3
+	case StatusDelivered:
+		return 4
+	case StatusCancelled, StatusSuppressed:
+		return 3
+	}
+	return s.Rank()
+}
+
+// SortHistory puts h in the order of the state machine (queued|scheduled,
+// sending, submitted, failed, delivered; cancelled and suppressed end it),
+// and by time within one step (scheduled then queued). The times are kept
+// as written, so they need not increase along the history: a receipt that
+// ROX posted before the worker had recorded the send's answer is stamped
+// with the moment it arrived, which can be before t_submitted, and hosts'
+// clocks differ. The order is the one the message went through.
+func SortHistory(h []Event) {
+	sort.SliceStable(h, func(i, j int) bool {
+		a, b := h[i], h[j]
+		if sa, sb := historyStep(a.Status), historyStep(b.Status); sa != sb {
+			return sa < sb
+		}
 		if !a.At.Equal(b.At) {
 			return a.At.Before(b.At)
 		}
-		return a.Status.Rank() < b.Status.Rank()
+		return a.Status == StatusScheduled && b.Status != StatusScheduled
 	})
-	return r, nil
 }
 
 // cancelScript: KEYS msg, scheduled; ARGV id now_ms ttl_ms.
@@ -574,6 +603,7 @@ local roxd_rank = {queued=0, scheduled=0, sending=1, reconciling=1, submitted=2,
 local function roxd_can(cur, to)
   local rc, rt = roxd_rank[cur], roxd_rank[to]
   if rc == nil or rt == nil then return false end
+  if cur == 'failed' and to == 'delivered' then return true end
   if rt <= rc then return false end
   if (to == 'cancelled' or to == 'suppressed') and rc ~= 0 then return false end
   return true
@@ -581,9 +611,14 @@ end
 `
 
 // CanTransition reports whether a message may move from status from to
-// status to: only to a higher Rank, and to cancelled or suppressed only
-// from queued or scheduled.
+// status to: only to a higher Rank, to cancelled or suppressed only from
+// queued or scheduled, and from failed to delivered (a delivery receipt is
+// proof that the handset has the SMS, whatever was reported before it; see
+// docs/ARCHITECTURE.md). delivered never becomes failed.
 func CanTransition(from, to Status) bool {
+	if from == StatusFailed && to == StatusDelivered {
+		return true
+	}
 	rf, rt := from.Rank(), to.Rank()
 	if rf < 0 || rt < 0 || rt <= rf {
 		return false

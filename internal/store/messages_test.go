@@ -405,6 +405,7 @@ func TestTransitionForwardOnly(t *testing.T) {
 		{StatusQueued, StatusFailed, true}, {StatusSending, StatusCancelled, false},
 		{StatusSubmitted, StatusSuppressed, false}, {StatusSubmitted, StatusDelivered, true},
 		{StatusDelivered, StatusFailed, false}, {StatusSubmitted, StatusSending, false},
+		{StatusFailed, StatusDelivered, true}, {StatusFailed, StatusCancelled, false},
 		{StatusQueued, StatusScheduled, false}, {StatusQueued, "bogus", false},
 	} {
 		if got := CanTransition(tc.from, tc.to); got != tc.want {

@@ -3,20 +3,34 @@ package store
 import (
 	"context"
 	"fmt"
+
+	"github.com/redis/go-redis/v9"
 )
 
-// Suppress adds number (E.164) to the suppression list: later sends to it
-// end with status suppressed and never reach ROX.
+// Suppress adds number (E.164) to the suppression list as an operator's
+// decision: later sends to it end with status suppressed and never reach
+// ROX, and a START from the handset does not lift it (only Unsuppress
+// does). The number is also noted in {P}:suppressed:operator.
 func (s *Store) Suppress(ctx context.Context, number string) error {
-	if err := s.rdb.SAdd(ctx, s.keys.Suppressed(), number).Err(); err != nil {
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.SAdd(ctx, s.keys.Suppressed(), number)
+		p.SAdd(ctx, s.keys.SuppressedByOperator(), number)
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("store: suppress: %w", err)
 	}
 	return nil
 }
 
-// Unsuppress removes number from the suppression list.
+// Unsuppress removes number from the suppression list, whoever put it there.
 func (s *Store) Unsuppress(ctx context.Context, number string) error {
-	if err := s.rdb.SRem(ctx, s.keys.Suppressed(), number).Err(); err != nil {
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.SRem(ctx, s.keys.Suppressed(), number)
+		p.SRem(ctx, s.keys.SuppressedByOperator(), number)
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("store: unsuppress: %w", err)
 	}
 	return nil
