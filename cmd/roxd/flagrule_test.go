@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redoxygen/roxd/config"
+	"github.com/redoxygen/roxd/internal/testutil"
+)
+
+func withEnv(t *testing.T, m map[string]string) {
+	t.Helper()
+	old := environ
+	environ = func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+	t.Cleanup(func() { environ = old })
+}
+
+// twoValues gives two different valid values of a variable's type.
+func twoValues(t *testing.T, v config.Var) (string, string) {
+	switch {
+	case v.Min != "" && strings.ContainsAny(v.Min, "smh"):
+		return v.Max, v.Min // durations
+	case v.Min != "":
+		return v.Max, v.Min
+	case v.Default == "true" || v.Default == "false":
+		return "true", "false"
+	case v.Name == "ROXD_PERMANENT_CODES":
+		return "2015", "2016,2017"
+	case v.Name == "ROXD_ROLES":
+		return "api", "worker,callbacks"
+	}
+	return "value-a", "value-b"
+}
+
+// TestFlagBeatsEnvironmentEverySubcommand: for `roxd serve` and `roxd dev`,
+// every variable given as a flag wins over the same variable in the
+// environment, which wins over the default; for dev, that includes
+// --http-addr against ROXD_HTTP_ADDR.
+func TestFlagBeatsEnvironmentEverySubcommand(t *testing.T) {
+	resolve := map[string]func(args []string, env func(string) (string, bool)) (config.Config, error){
+		"serve": serveConfig,
+		"dev": func(args []string, env func(string) (string, bool)) (config.Config, error) {
+			lookup, _, err := devSettings(args, env)
+			if err != nil {
+				return config.Config{}, err
+			}
+			return config.Load(lookup)
+		},
+	}
+	for sub, res := range resolve {
+		n := 0
+		for _, v := range config.Table() {
+			if v.Secret {
+				continue
+			}
+			n++
+			envVal, flagVal := twoValues(t, v)
+			t.Run(sub+"/"+v.Name, func(t *testing.T) {
+				env := map[string]string{v.Name: envVal}
+				lookup := func(k string) (string, bool) { s, ok := env[k]; return s, ok }
+				got, err := res([]string{"--" + config.FlagName(v.Name) + "=" + flagVal}, lookup)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := config.Load(func(k string) (string, bool) {
+					if k == v.Name {
+						return flagVal, true
+					}
+					return "", false
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("flag %s=%s with env %s=%s:\n got %v\nwant %v", config.FlagName(v.Name), flagVal, v.Name, envVal, got, want)
+				}
+				// Without the flag, the environment wins over the default.
+				got, err = res(nil, lookup)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, _ = config.Load(lookup)
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("env only: got %v, want %v", got, want)
+				}
+				def, _ := config.Load(func(string) (string, bool) { return "", false })
+				if reflect.DeepEqual(got, def) {
+					t.Fatalf("env %s=%s changed nothing", v.Name, envVal)
+				}
+			})
+		}
+		if n < 30 {
+			t.Fatalf("%s: only %d variables", sub, n)
+		}
+	}
+}
+
+// TestAPICommandsFlagBeatsEnvironment: for every command that talks to the
+// API, --api wins over ROXD_API_URL and --token over ROXD_API_TOKEN; the
+// variables win over the defaults; an empty ROXD_API_URL is an error naming
+// it.
+func TestAPICommandsFlagBeatsEnvironment(t *testing.T) {
+	var mu sync.Mutex
+	var tokens []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		tokens = append(tokens, r.Header.Get("Authorization"))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"m1","status":"queued","numbers":[],"next_cursor":0}`)
+	}))
+	defer srv.Close()
+	cmds := map[string]struct {
+		run  func(context.Context, []string, io.Writer, io.Writer) error
+		args []string
+	}{
+		"send":     {runSend, []string{"--to", "+61412345678", "--text", "hi"}},
+		"status":   {runStatus, []string{"m1"}},
+		"cancel":   {runCancel, []string{"m1"}},
+		"suppress": {runSuppress, []string{"check", "+61412345678"}},
+	}
+	if len(cmds) != 4 {
+		t.Fatal("commands")
+	}
+	last := func() string { mu.Lock(); defer mu.Unlock(); return tokens[len(tokens)-1] }
+	for name, c := range cmds {
+		t.Run(name, func(t *testing.T) {
+			// Flags win over the environment.
+			withEnv(t, map[string]string{envAPIURL: "http://127.0.0.1:1", envAPIToken: "env-token"})
+			args := append(append([]string{}, c.args...), "--api", srv.URL, "--token", "flag-token")
+			if err := c.run(context.Background(), args, io.Discard, io.Discard); err != nil {
+				t.Fatalf("with flags: %v", err)
+			}
+			if last() != "Bearer flag-token" {
+				t.Fatalf("token sent %q, want the flag's", last())
+			}
+			// The environment wins over the defaults.
+			withEnv(t, map[string]string{envAPIURL: srv.URL, envAPIToken: "env-token"})
+			if err := c.run(context.Background(), c.args, io.Discard, io.Discard); err != nil {
+				t.Fatalf("with env: %v", err)
+			}
+			if last() != "Bearer env-token" {
+				t.Fatalf("token sent %q, want the environment's", last())
+			}
+			// Empty is not the default.
+			withEnv(t, map[string]string{envAPIURL: "", envAPIToken: "env-token"})
+			err := c.run(context.Background(), c.args, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), envAPIURL) {
+				t.Fatalf("empty %s: %v", envAPIURL, err)
+			}
+		})
+	}
+}
+
+// TestRedisCommandsFlagBeatsEnvironment: tail's --redis wins over
+// REDIS_URL and --receipts-stream over ROXD_RECEIPTS_STREAM; an empty
+// REDIS_URL is an error naming it for tail and both benchmarks.
+func TestRedisCommandsFlagBeatsEnvironment(t *testing.T) {
+	rdb := testutil.Redis(t)
+	stream := testutil.Name("tail")
+	ctx := context.Background()
+	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: map[string]any{"k": "v"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Del(ctx, stream) })
+	withEnv(t, map[string]string{"REDIS_URL": "redis://127.0.0.1:1/0", envReceiptsStream: "no-such-stream"})
+	var out strings.Builder
+	err := tail(ctx, []string{"receipts", "--redis", testutil.RedisURL(t), "--receipts-stream", stream, "--from", "0", "--count", "1"}, &out, io.Discard)
+	if err != nil || !strings.Contains(out.String(), `"k":"v"`) {
+		t.Fatalf("tail with flags: %v %q", err, out.String())
+	}
+	withEnv(t, map[string]string{"REDIS_URL": testutil.RedisURL(t), envReceiptsStream: stream})
+	out.Reset()
+	if err := tail(ctx, []string{"receipts", "--from", "0", "--count", "1"}, &out, io.Discard); err != nil || !strings.Contains(out.String(), `"k":"v"`) {
+		t.Fatalf("tail with env: %v %q", err, out.String())
+	}
+	withEnv(t, map[string]string{"REDIS_URL": " "})
+	for name, run := range map[string]func() error{
+		"tail":            func() error { return tail(ctx, []string{"receipts", "--count", "1"}, io.Discard, io.Discard) },
+		"bench pipeline":  func() error { return benchPipeline(ctx, []string{"-mode", "bare", "-bare-n", "1"}, io.Discard) },
+		"bench callbacks": func() error { return benchCallbacks(ctx, []string{"-count", "1", "-warmup", "0"}) },
+		"tail empty flag": func() error { return tail(ctx, []string{"receipts", "--redis="}, io.Discard, io.Discard) },
+	} {
+		err := run()
+		if err == nil || !strings.Contains(err.Error(), "REDIS_URL") {
+			t.Errorf("%s with REDIS_URL blank: %v", name, err)
+		}
+	}
+}
+
+// TestSimFlagBeatsEnvironment: roxd sim's --log-level wins over LOG_LEVEL.
+func TestSimFlagBeatsEnvironment(t *testing.T) {
+	withEnv(t, map[string]string{"LOG_LEVEL": "verbose"})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // start, then stop at once
+	if err := runSim(ctx, []string{"--addr", "127.0.0.1:0", "--log-level", "error"}); err != nil {
+		t.Fatalf("flag did not win: %v", err)
+	}
+	err := runSim(ctx, []string{"--addr", "127.0.0.1:0"})
+	if err == nil || !strings.Contains(err.Error(), "log") {
+		t.Fatalf("LOG_LEVEL=verbose without the flag: %v", err)
+	}
+}
