@@ -3,12 +3,17 @@ package main
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"reflect"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -208,4 +213,60 @@ func TestSimFlagBeatsEnvironment(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "log") {
 		t.Fatalf("LOG_LEVEL=verbose without the flag: %v", err)
 	}
+}
+
+// TestDevAndServeFlagWinsOnTheWire is the issue's example on the real
+// binary: `roxd dev --http-addr X` and `roxd serve --http-addr X` listen on
+// X although ROXD_HTTP_ADDR names another address.
+func TestDevAndServeFlagWinsOnTheWire(t *testing.T) {
+	bin := buildRoxd(t)
+	redisURL := testutil.RedisURL(t)
+	for _, sub := range []string{"dev", "serve"} {
+		t.Run(sub, func(t *testing.T) {
+			flagAddr, envAddr := freeAddr(t), freeAddr(t)
+			args := []string{sub, "--http-addr", flagAddr, "--callback-addr", "127.0.0.1:0"}
+			env := []string{"ROXD_HTTP_ADDR=" + envAddr, "ROXD_SPOOL_DIR=" + t.TempDir(), "LOG_LEVEL=warn",
+				"ROXD_API_TOKEN=api-token-0123456789", "ROXD_CALLBACK_TOKEN=callback-token-0123456789"}
+			if sub == "dev" {
+				args = append(args, "--sim-addr", "127.0.0.1:0")
+			} else {
+				env = append(env, "REDIS_URL="+redisURL, "ROXD_ROLES=api", "ROXD_KEY_PREFIX="+testutil.Name("flag"))
+			}
+			cmd := exec.Command(bin, args...)
+			for _, kv := range os.Environ() {
+				if !strings.HasPrefix(kv, "REDIS_URL=") && !strings.HasPrefix(kv, "ROXD_") {
+					cmd.Env = append(cmd.Env, kv)
+				}
+			}
+			cmd.Env = append(cmd.Env, env...)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+			testutil.Eventually(t, 60*time.Second, func() bool {
+				resp, err := http.Get("http://" + flagAddr + "/healthz")
+				if err != nil {
+					return false
+				}
+				resp.Body.Close()
+				return resp.StatusCode == http.StatusOK
+			}, "roxd %s does not listen on the flag's address %s", sub, flagAddr)
+			if resp, err := http.Get("http://" + envAddr + "/healthz"); err == nil {
+				resp.Body.Close()
+				t.Fatalf("roxd %s also listens on the environment's address", sub)
+			}
+		})
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
