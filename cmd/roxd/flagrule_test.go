@@ -28,15 +28,32 @@ func withEnv(t *testing.T, m map[string]string) {
 	t.Cleanup(func() { environ = old })
 }
 
+// kindOf is the Go kind of the Config field of variable name.
+func kindOf(t *testing.T, name string) reflect.Type {
+	ty := reflect.TypeOf(config.Config{})
+	for i := 0; i < ty.NumField(); i++ {
+		if n, _, _ := strings.Cut(ty.Field(i).Tag.Get("env"), ","); strings.TrimSpace(n) == name {
+			return ty.Field(i).Type
+		}
+	}
+	t.Fatalf("no field for %s", name)
+	return nil
+}
+
 // twoValues gives two different valid values of a variable's type.
 func twoValues(t *testing.T, v config.Var) (string, string) {
+	typ := kindOf(t, v.Name)
 	switch {
-	case v.Min != "" && strings.ContainsAny(v.Min, "smh"):
-		return v.Max, v.Min // durations
-	case v.Min != "":
+	case v.Min != "" && v.Max != "":
 		return v.Max, v.Min
-	case v.Default == "true" || v.Default == "false":
+	case typ == reflect.TypeOf(time.Duration(0)):
+		return "2s", "3s"
+	case typ.Kind() == reflect.Bool:
 		return "true", "false"
+	case typ.Kind() == reflect.Int || typ.Kind() == reflect.Int64 || typ.Kind() == reflect.Uint:
+		return "2", "3"
+	case typ.Kind() == reflect.Float64:
+		return "0.5", "0.25"
 	case v.Name == "ROXD_PERMANENT_CODES":
 		return "2015", "2016,2017"
 	case v.Name == "ROXD_ROLES":
