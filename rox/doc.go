@@ -1,5 +1,7 @@
-// Package rox is the contract with Red Oxygen's CompleteSMS JSON API (ROX):
-// the messages of rox-api.txt as Go types (types.go), their wire encoding
+// Package rox is the contract with Red Oxygen's CompleteSMS JSON API (ROX),
+// described in docs/ROX.md ("the document" below is the provider's API
+// document it is written from): the messages as Go types (types.go), their
+// wire encoding
 // with recipients under the keys "1".."N" beside the control fields
 // (encode.go, decode.go), validation that names the wire field
 // (validate.go), the result-code taxonomy and retry policy (codes.go,

@@ -2,7 +2,7 @@ package rox
 
 import "time"
 
-// Protocol constants from rox-api.txt.
+// Protocol constants of the ROX contract (docs/ROX.md).
 const (
 	// Version is the API version this package speaks. It is a JSON number.
 	Version = 1.1

@@ -56,7 +56,7 @@ func (r *SendRequest) Validate() error {
 // Validate checks the Messages object of a send request and returns the
 // first problem as a *FieldError whose Field starts with "Messages.".
 //
-// Rules (rox-api.txt):
+// Rules (docs/ROX.md):
 //   - 1..MaxRecipients recipients; Count, when set (a decoded request always
 //     sets it), equals len(Recipients). A Count of 0 with recipients is
 //     accepted because the encoder writes len(Recipients) anyway.

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 )
@@ -35,29 +34,26 @@ type apiClient struct {
 // apiFlags registers --api and --token on fs; the returned function builds
 // the client once fs is parsed.
 func apiFlags(fs *flag.FlagSet) func() (*apiClient, error) {
-	base := fs.String("api", apiEnvOr(envAPIURL, defaultAPIURL), "base URL of the roxd API (env "+envAPIURL+")")
-	token := fs.String("token", "", "API bearer token (default: env "+envAPIToken+")")
+	base := envString(fs, "api", envAPIURL, defaultAPIURL, "base URL of the roxd API", false)
+	token := envString(fs, "token", envAPIToken, "", "API bearer token", true)
 	return func() (*apiClient, error) {
-		t := *token
-		if t == "" {
-			t = os.Getenv(envAPIToken)
+		t, err := token()
+		if err != nil {
+			return nil, err
 		}
 		if t == "" {
 			return nil, errors.New("no API token: set --token or " + envAPIToken)
 		}
-		b := strings.TrimRight(*base, "/")
-		if !strings.HasPrefix(b, "http://") && !strings.HasPrefix(b, "https://") {
-			return nil, fmt.Errorf("--api %q: want an http(s) URL", *base)
+		b, err := base()
+		if err != nil {
+			return nil, err
 		}
-		return &apiClient{base: b, token: t, hc: &http.Client{Timeout: apiCallTimeout}}, nil
+		u := strings.TrimRight(b, "/")
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			return nil, fmt.Errorf("--api / %s %q: want an http(s) URL", envAPIURL, b)
+		}
+		return &apiClient{base: u, token: t, hc: &http.Client{Timeout: apiCallTimeout}}, nil
 	}
-}
-
-func apiEnvOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }
 
 // apiCallError is an error answer of the API.

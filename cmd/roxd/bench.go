@@ -73,11 +73,7 @@ type pipelineFlags struct {
 func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	var f pipelineFlags
 	fs := flag.NewFlagSet("roxd bench pipeline", flag.ContinueOnError)
-	def := os.Getenv("REDIS_URL")
-	if def == "" {
-		def = "redis://127.0.0.1:6379/0"
-	}
-	fs.StringVar(&f.redisURL, "redis", def, "Redis URL (default $REDIS_URL or redis://127.0.0.1:6379/0)")
+	redisURL := envString(fs, "redis", "REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL", false)
 	fs.StringVar(&f.mode, "mode", "all", "what to run: all (= bare,drain,saturation,latency), or a comma-separated list of those")
 	fs.IntVar(&f.n, "n", 200000, "messages in the saturation and drain runs")
 	fs.IntVar(&f.bareN, "bare-n", 100000, "tasks for the bare asynq server run")
@@ -120,6 +116,10 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	var err error
+	if f.redisURL, err = redisURL(); err != nil {
+		return err
 	}
 	opt, err := redis.ParseURL(f.redisURL)
 	if err != nil {

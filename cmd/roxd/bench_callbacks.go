@@ -38,7 +38,7 @@ import (
 // callback is in its stream exactly once.
 func benchCallbacks(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench callbacks", flag.ContinueOnError)
-	redisURL := fs.String("redis", cbEnvOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL (env REDIS_URL)")
+	redisURL := envString(fs, "redis", "REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL", false)
 	clients := fs.Int("clients", 32, "concurrent keep-alive clients")
 	count := fs.Int("count", 200_000, "callbacks to send (0: until -duration)")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until -count)")
@@ -61,7 +61,11 @@ func benchCallbacks(ctx context.Context, args []string) error {
 	if *count <= 0 {
 		*count = 50_000_000 // bounded by -duration
 	}
-	opt, err := redis.ParseURL(*redisURL)
+	rawURL, err := redisURL()
+	if err != nil {
+		return err
+	}
+	opt, err := redis.ParseURL(rawURL)
 	if err != nil {
 		return fmt.Errorf("-redis: %w", err)
 	}
@@ -433,14 +437,6 @@ func readResponse(br *bufio.Reader) (int, []byte, error) {
 		return 0, nil, err
 	}
 	return status, body, nil
-}
-
-// cbEnvOr is os.Getenv(name), or def when unset.
-func cbEnvOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }
 
 // cbRedisCPU is Redis's used_cpu_user + used_cpu_sys (0 when unknown).

@@ -25,6 +25,9 @@ type command struct {
 
 var commands = map[string]command{}
 
+// environ is the environment the commands read (tests replace it).
+var environ = os.LookupEnv
+
 func register(name, summary string, run func(ctx context.Context, args []string) error) {
 	commands[name] = command{summary: summary, run: run}
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/redoxygen/roxd/config"
 	"github.com/redoxygen/roxd/internal/app"
@@ -17,17 +18,8 @@ func init() {
 }
 
 func runServe(ctx context.Context, args []string) error {
-	cfg, err := config.Load(os.LookupEnv)
+	cfg, err := serveConfig(args, environ)
 	if err != nil {
-		return err
-	}
-	fs := flag.NewFlagSet("roxd serve", flag.ContinueOnError)
-	cfg.RegisterFlags(fs) // every variable also as a flag, e.g. --roles worker,api
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: roxd serve [flags]\n\nEvery setting is an environment variable (README.md); a flag overrides it:")
-		fs.PrintDefaults()
-	}
-	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	log, err := cfg.Logger(os.Stderr)
@@ -38,20 +30,35 @@ func runServe(ctx context.Context, args []string) error {
 	return app.Run(ctx, cfg, log, app.Options{})
 }
 
-func runDev(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("roxd dev", flag.ContinueOnError)
-	httpAddr := fs.String("http-addr", app.DevHTTPAddr, "API, /metrics and /monitor (ROXD_HTTP_ADDR wins when set)")
-	cbAddr := fs.String("callback-addr", app.DevCallbackAddr, "callback receiver (ROXD_CALLBACK_ADDR wins when set)")
-	simAddr := fs.String("sim-addr", app.DevSimAddr, "embedded ROX simulator")
+// serveConfig is the configuration of `roxd serve args`: every variable
+// also as a flag (config.Flags: flag, then environment, then default).
+func serveConfig(args []string, env func(string) (string, bool)) (config.Config, error) {
+	fs := flag.NewFlagSet("roxd serve", flag.ContinueOnError)
+	lookup := config.Flags(fs, env) // every variable also as a flag, e.g. --roles worker,api
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: roxd serve [flags]\n\nEvery setting is an environment variable (README.md); a flag given wins over it:")
+		fs.PrintDefaults()
+	}
 	if err := parseFlags(fs, args); err != nil {
+		return config.Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config.Config{}, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	return config.Load(lookup)
+}
+
+func runDev(ctx context.Context, args []string) error {
+	lookup, opts, err := devSettings(args, environ)
+	if err != nil {
 		return err
 	}
-	level, _ := os.LookupEnv("LOG_LEVEL")
-	if level == "" {
+	level, _ := lookup("LOG_LEVEL")
+	if strings.TrimSpace(level) == "" {
 		level = "info"
 	}
-	format, _ := os.LookupEnv("LOG_FORMAT")
-	if format == "" {
+	format, _ := lookup("LOG_FORMAT")
+	if strings.TrimSpace(format) == "" {
 		format = logging.FormatConsole
 	}
 	log, err := logging.New(os.Stderr, level, format)
@@ -59,5 +66,28 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	logging.Install(log)
-	return app.Dev(ctx, os.LookupEnv, log, app.DevOptions{HTTPAddr: *httpAddr, CallbackAddr: *cbAddr, SimAddr: *simAddr, Out: os.Stdout})
+	opts.Out = os.Stdout
+	return app.Dev(ctx, lookup, log, opts)
+}
+
+// devSettings parses `roxd dev args`: the same flags as `roxd serve`, with
+// the same rule (a flag given wins over the environment, which wins over
+// the default; dev's own defaults, such as 127.0.0.1:8080, apply only to
+// what neither sets), and -sim-addr.
+func devSettings(args []string, env func(string) (string, bool)) (func(string) (string, bool), app.DevOptions, error) {
+	fs := flag.NewFlagSet("roxd dev", flag.ContinueOnError)
+	lookup := config.Flags(fs, env)
+	simAddr := fs.String("sim-addr", app.DevSimAddr, "embedded ROX simulator")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: roxd dev [flags]\n\nLike roxd serve, with an embedded Redis (unless REDIS_URL is set) and ROX simulator.\n"+
+			"A flag given wins over the environment; without either, dev listens on %s (API) and %s (callbacks).\n", app.DevHTTPAddr, app.DevCallbackAddr)
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return nil, app.DevOptions{}, err
+	}
+	if fs.NArg() > 0 {
+		return nil, app.DevOptions{}, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	return lookup, app.DevOptions{HTTPAddr: app.DevHTTPAddr, CallbackAddr: app.DevCallbackAddr, SimAddr: *simAddr}, nil
 }

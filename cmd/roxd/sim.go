@@ -32,7 +32,7 @@ func runSim(ctx context.Context, args []string) error {
 	addr := fs.String("addr", "127.0.0.1:9090", "listen address")
 	fs.StringVar(&cfg.AccountID, "account", roxsim.DefaultAccountID, "accepted Sender.AccountId")
 	fs.StringVar(&cfg.Username, "username", roxsim.DefaultUsername, "accepted Sender.Username")
-	fs.StringVar(&cfg.Password, "password", roxsim.DefaultPassword, "accepted Sender.Password (or env ROXSIM_PASSWORD)")
+	password := envString(fs, "password", "ROXSIM_PASSWORD", roxsim.DefaultPassword, "accepted Sender.Password", true)
 	fs.Uint64Var(&seed, "seed", 0, "random seed (0: random)")
 	fs.StringVar(&cfg.ReplyName, "reply-name", roxsim.DefaultReplyName, "Name of reply bodies: ROX_API_Reply_Response or ROX_API_Reply")
 	fs.BoolVar(&countOnly, "count-only", false, "keep only counters, no records (long runs, benchmarks)")
@@ -40,7 +40,7 @@ func runSim(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.Workers, "workers", roxsim.DefaultWorkers, "callback workers")
 	fs.DurationVar(&cfg.CallbackTimeout, "callback-timeout", roxsim.DefaultCallbackTimeout, "timeout of one callback POST")
 	fs.BoolVar(&cfg.RetryCallbacks, "retry-callbacks", false, "retry a failed callback once before forwarding it to email")
-	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	level := envString(fs, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error", false)
 
 	fs.Float64Var(&f.Fail5xx, "fail-5xx", 0, "rate of send requests answered HTTP 500 (0..1)")
 	fs.DurationVar(&f.Latency, "latency", 0, "added before every send answer")
@@ -64,8 +64,12 @@ func runSim(ctx context.Context, args []string) error {
 		fmt.Fprintf(fs.Output(), "roxd sim: unexpected argument %q\n", fs.Arg(0))
 		return errUsage
 	}
-	if p := os.Getenv("ROXSIM_PASSWORD"); p != "" && !flagSet(fs, "password") {
-		cfg.Password = p
+	var err error
+	if cfg.Password, err = password(); err != nil {
+		return err
+	}
+	if logLevel, err = level(); err != nil {
+		return err
 	}
 	for _, c := range strings.Split(codes, ",") {
 		if c = strings.TrimSpace(c); c != "" {
@@ -125,10 +129,4 @@ func runSim(ctx context.Context, args []string) error {
 	log.Info().Int64("requests", st.Requests).Int64("recipients", st.Recipients).
 		Int64("receipts_sent", st.ReceiptsSent).Int64("forwarded_to_email", st.ForwardedToEmail).Msg("stopped")
 	return serr
-}
-
-func flagSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
 }

@@ -45,7 +45,9 @@ func tail(ctx context.Context, args []string, out, errOut io.Writer) error {
 		fmt.Fprintln(errOut, tailUsage)
 		fs.PrintDefaults()
 	}
-	redisURL := fs.String("redis", cbEnvOr(envTailRedisURL, defaultTailRedis), "Redis URL (env "+envTailRedisURL+")")
+	redisURL := envString(fs, "redis", envTailRedisURL, defaultTailRedis, "Redis URL", false)
+	receipts := envString(fs, "receipts-stream", envReceiptsStream, callbacks.DefaultReceiptsStream, "receipts stream", false)
+	replies := envString(fs, "replies-stream", envRepliesStream, callbacks.DefaultRepliesStream, "replies stream", false)
 	from := fs.String("from", "$", `where to start: "$" for new entries only, "0" for the whole stream, or an entry id`)
 	count := fs.Int("count", 0, "stop after this many entries (0: run until interrupted)")
 	// The kind may come before or after the flags.
@@ -63,21 +65,29 @@ func tail(ctx context.Context, args []string, out, errOut io.Writer) error {
 		return errUsage
 	}
 	var stream string
+	var err error
 	switch kind {
 	case "receipts", "receipt":
-		stream = cbEnvOr(envReceiptsStream, callbacks.DefaultReceiptsStream)
+		stream, err = receipts()
 	case "replies", "reply":
-		stream = cbEnvOr(envRepliesStream, callbacks.DefaultRepliesStream)
+		stream, err = replies()
 	default:
 		fmt.Fprintln(errOut, tailUsage)
 		return errUsage
 	}
+	if err != nil {
+		return err
+	}
 	if *count < 0 {
 		return fmt.Errorf("--count %d: want 0 or more", *count)
 	}
-	opt, err := redis.ParseURL(*redisURL)
+	rawURL, err := redisURL()
 	if err != nil {
-		return fmt.Errorf("--redis: %w", err)
+		return err
+	}
+	opt, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return fmt.Errorf("--redis / %s: %w", envTailRedisURL, err)
 	}
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()
