@@ -100,7 +100,7 @@ func (r *run) startSim(ctx context.Context) error {
 	maxRecords := 4*r.cfg.Messages + 10_000
 	c, err := r.p.start("sim", filepath.Join(r.dir, "run", "sim"), nil, r.cfg.Binary, "sim",
 		"--addr", addr, "--latency", r.cfg.Latency.String(), "--jitter", r.cfg.Jitter.String(),
-		"--receipt-delay", r.cfg.ReceiptDelay.String(), "--max-records", strconv.Itoa(maxRecords),
+		"--receipt-delay", r.cfg.ReceiptDelay.String(), "--accept-first", "--max-records", strconv.Itoa(maxRecords),
 		"--seed", strconv.FormatUint(r.cfg.Seed, 10), "--log-level", "warn")
 	if err != nil {
 		return err
