@@ -470,6 +470,7 @@ func (r *run) fault(ctx context.Context, f string) error {
 	case FaultRestart:
 		return r.restartRedis(ctx)
 	case FaultOOM:
+		r.waitInFlight(ctx) // Redis refuses the record of a request ROX accepts
 		return r.blockWrites(ctx, "oom",
 			func(c context.Context) error {
 				if err := r.rdb.ConfigSet(c, "maxmemory-policy", "noeviction").Err(); err != nil {
@@ -479,6 +480,7 @@ func (r *run) fault(ctx context.Context, f string) error {
 			},
 			func(c context.Context) error { return r.rdb.ConfigSet(c, "maxmemory", "0").Err() })
 	case FaultReadOnly:
+		r.waitInFlight(ctx)
 		return r.blockWrites(ctx, "readonly",
 			func(c context.Context) error { return r.rdb.Do(c, "REPLICAOF", "127.0.0.1", "1").Err() },
 			func(c context.Context) error { return r.rdb.Do(c, "REPLICAOF", "NO", "ONE").Err() })

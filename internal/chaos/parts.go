@@ -65,7 +65,7 @@ func (r *run) startRedis(ctx context.Context) error {
 // restartRedis shuts Redis down (SHUTDOWN writes and fsyncs the AOF: what
 // Redis acknowledged is kept) and starts it again after a second.
 func (r *run) restartRedis(ctx context.Context) error {
-	inflight := r.sim.inFlight(ctx)
+	inflight := r.waitInFlight(ctx)
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	_ = r.rdb.Shutdown(sctx).Err() // the connection closes: an error is the normal answer
 	cancel()
