@@ -470,8 +470,8 @@ func (r *run) fault(ctx context.Context, f string) error {
 	case FaultRestart:
 		return r.restartRedis(ctx)
 	case FaultOOM:
-		r.waitInFlight(ctx) // Redis refuses the record of a request ROX accepts
-		return r.blockWrites(ctx, "oom",
+		// Redis refuses the record of a request ROX accepts.
+		return r.blockWrites(ctx, "oom", r.waitInFlight(ctx),
 			func(c context.Context) error {
 				if err := r.rdb.ConfigSet(c, "maxmemory-policy", "noeviction").Err(); err != nil {
 					return err
@@ -480,8 +480,7 @@ func (r *run) fault(ctx context.Context, f string) error {
 			},
 			func(c context.Context) error { return r.rdb.ConfigSet(c, "maxmemory", "0").Err() })
 	case FaultReadOnly:
-		r.waitInFlight(ctx)
-		return r.blockWrites(ctx, "readonly",
+		return r.blockWrites(ctx, "readonly", r.waitInFlight(ctx),
 			func(c context.Context) error { return r.rdb.Do(c, "REPLICAOF", "127.0.0.1", "1").Err() },
 			func(c context.Context) error { return r.rdb.Do(c, "REPLICAOF", "NO", "ONE").Err() })
 	}
@@ -502,12 +501,12 @@ func (r *run) waitInFlight(ctx context.Context) int {
 }
 
 // blockWrites makes Redis refuse writes for WriteBlock.
-func (r *run) blockWrites(ctx context.Context, name string, on, off func(context.Context) error) error {
+func (r *run) blockWrites(ctx context.Context, name string, inflight int, on, off func(context.Context) error) error {
 	if err := on(ctx); err != nil {
 		return err
 	}
 	r.step("redis refuses writes").Str("how", name).Dur("for", r.cfg.WriteBlock).
-		Int("requests_in_flight", r.sim.inFlight(ctx)).Send()
+		Int("requests_in_flight", inflight).Send()
 	select {
 	case <-ctx.Done():
 	case <-time.After(r.cfg.WriteBlock):
