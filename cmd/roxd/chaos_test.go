@@ -34,7 +34,7 @@ func TestChaosSmall(t *testing.T) {
 	}
 	began := time.Now()
 	cmd := exec.Command(bin, "chaos", "--json", "--messages", "1000", "--rate", "100", "--batch", "100",
-		"--kills", "1", "--terms", "1", "--write-block", "3s", "--settle", "150s", "--seed", "8")
+		"--kills", "1", "--terms", "1", "--write-block", "3s", "--settle", "200s", "--seed", "8")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	tmp := t.TempDir()
