@@ -54,7 +54,7 @@ func (l *logTap) count(msg string) int {
 	return n
 }
 
-func startServe(t *testing.T, bin string, env []string) (*exec.Cmd, *logTap) {
+func startServeLogged(t *testing.T, bin string, env []string) (*exec.Cmd, *logTap) {
 	t.Helper()
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(), env...)
@@ -98,7 +98,7 @@ func TestServeLogsAreJSONWithUniqueKeys(t *testing.T) {
 	srv := testutil.NewServer(t)
 	srv.Stop()
 	const pw = "log-test-Pa55word"
-	cmd, tap := startServe(t, bin, []string{
+	cmd, tap := startServeLogged(t, bin, []string{
 		"REDIS_URL=redis://default:" + pw + "@" + srv.Addr() + "/0",
 		"ROX_API_URL=http://127.0.0.1:1/smsapi/send", "ROX_ACCOUNT_ID=CI00000001", "ROX_USERNAME=u@example.com",
 		"ROX_PASSWORD=rox-password-secret", "ROXD_API_TOKEN=api-token-0123456789", "ROXD_CALLBACK_TOKEN=callback-token-0123456789",

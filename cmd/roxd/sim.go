@@ -40,6 +40,7 @@ func runSim(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.Workers, "workers", roxsim.DefaultWorkers, "callback workers")
 	fs.DurationVar(&cfg.CallbackTimeout, "callback-timeout", roxsim.DefaultCallbackTimeout, "timeout of one callback POST")
 	fs.BoolVar(&cfg.RetryCallbacks, "retry-callbacks", false, "retry a failed callback once before forwarding it to email")
+	fs.BoolVar(&cfg.AcceptFirst, "accept-first", false, "accept a send request when read, then spend the latency before answering (a client gone meanwhile still sent its SMS)")
 	level := envString(fs, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error", false)
 
 	fs.Float64Var(&f.Fail5xx, "fail-5xx", 0, "rate of send requests answered HTTP 500 (0..1)")

@@ -455,20 +455,13 @@ func (r *run) fault(ctx context.Context, f string) error {
 	case FaultKill:
 		// Wait (bounded) for a ROX request in flight, so that the kill
 		// lands between the request and the record of its answer.
-		inflight := 0
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) && ctx.Err() == nil {
-			if inflight = r.sim.inFlight(ctx); inflight > 0 {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		inflight := r.waitInFlight(ctx)
 		took, _ := w.stop(syscall.SIGKILL, 10*time.Second)
 		r.step("kill -9 worker").Int("pid", w.pid()).Int("requests_in_flight", inflight).
 			Dur("exit_after", took).Send()
 		return r.restartWorker(ctx, time.Duration(500+r.rng.IntN(1500))*time.Millisecond)
 	case FaultTerm:
-		inflight := r.sim.inFlight(ctx)
+		inflight := r.waitInFlight(ctx)
 		r.step("SIGTERM worker").Int("pid", w.pid()).Int("requests_in_flight", inflight).Send()
 		took, killed := w.stop(syscall.SIGTERM, 40*time.Second)
 		r.step("worker exited").Int("pid", w.pid()).Dur("after", took).Bool("needed_kill", killed).
@@ -477,7 +470,8 @@ func (r *run) fault(ctx context.Context, f string) error {
 	case FaultRestart:
 		return r.restartRedis(ctx)
 	case FaultOOM:
-		return r.blockWrites(ctx, "oom",
+		// Redis refuses the record of a request ROX accepts.
+		return r.blockWrites(ctx, "oom", r.waitInFlight(ctx),
 			func(c context.Context) error {
 				if err := r.rdb.ConfigSet(c, "maxmemory-policy", "noeviction").Err(); err != nil {
 					return err
@@ -486,20 +480,33 @@ func (r *run) fault(ctx context.Context, f string) error {
 			},
 			func(c context.Context) error { return r.rdb.ConfigSet(c, "maxmemory", "0").Err() })
 	case FaultReadOnly:
-		return r.blockWrites(ctx, "readonly",
+		return r.blockWrites(ctx, "readonly", r.waitInFlight(ctx),
 			func(c context.Context) error { return r.rdb.Do(c, "REPLICAOF", "127.0.0.1", "1").Err() },
 			func(c context.Context) error { return r.rdb.Do(c, "REPLICAOF", "NO", "ONE").Err() })
 	}
 	return nil
 }
 
+// waitInFlight waits (at most 10 s) until the worker has a ROX request in
+// flight and returns how many it has.
+func (r *run) waitInFlight(ctx context.Context) int {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if n := r.sim.inFlight(ctx); n > 0 {
+			return n
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return 0
+}
+
 // blockWrites makes Redis refuse writes for WriteBlock.
-func (r *run) blockWrites(ctx context.Context, name string, on, off func(context.Context) error) error {
+func (r *run) blockWrites(ctx context.Context, name string, inflight int, on, off func(context.Context) error) error {
 	if err := on(ctx); err != nil {
 		return err
 	}
 	r.step("redis refuses writes").Str("how", name).Dur("for", r.cfg.WriteBlock).
-		Int("requests_in_flight", r.sim.inFlight(ctx)).Send()
+		Int("requests_in_flight", inflight).Send()
 	select {
 	case <-ctx.Done():
 	case <-time.After(r.cfg.WriteBlock):

@@ -65,7 +65,7 @@ func (r *run) startRedis(ctx context.Context) error {
 // restartRedis shuts Redis down (SHUTDOWN writes and fsyncs the AOF: what
 // Redis acknowledged is kept) and starts it again after a second.
 func (r *run) restartRedis(ctx context.Context) error {
-	inflight := r.sim.inFlight(ctx)
+	inflight := r.waitInFlight(ctx)
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	_ = r.rdb.Shutdown(sctx).Err() // the connection closes: an error is the normal answer
 	cancel()
@@ -100,7 +100,7 @@ func (r *run) startSim(ctx context.Context) error {
 	maxRecords := 4*r.cfg.Messages + 10_000
 	c, err := r.p.start("sim", filepath.Join(r.dir, "run", "sim"), nil, r.cfg.Binary, "sim",
 		"--addr", addr, "--latency", r.cfg.Latency.String(), "--jitter", r.cfg.Jitter.String(),
-		"--receipt-delay", r.cfg.ReceiptDelay.String(), "--max-records", strconv.Itoa(maxRecords),
+		"--receipt-delay", r.cfg.ReceiptDelay.String(), "--accept-first", "--max-records", strconv.Itoa(maxRecords),
 		"--seed", strconv.FormatUint(r.cfg.Seed, 10), "--log-level", "warn")
 	if err != nil {
 		return err

@@ -22,7 +22,11 @@ type msgBundle struct {
 
 func setupMsg(t *testing.T) *msgBundle {
 	t.Helper()
-	rdb := testutil.Redis(t)
+	return setupMsgWith(t, testutil.Redis(t))
+}
+
+func setupMsgWith(t *testing.T, rdb *redis.Client) *msgBundle {
+	t.Helper()
 	s, err := New(rdb, Config{Prefix: testutil.Name("store")})
 	if err != nil {
 		t.Fatal(err)
@@ -438,7 +442,15 @@ func TestTransitionRenewsTTL(t *testing.T) {
 }
 
 func TestEnqueueTenThousandOnePipeline(t *testing.T) {
-	b := setupMsg(t)
+	// 10,000 scripts in one round trip can take longer than go-redis's
+	// 3 s read timeout on a loaded machine; the client would then send the
+	// pipeline again and find every record "existing". The time it takes
+	// is logged, not asserted: give the round trip a minute.
+	opt := testutil.RedisOpt(t)
+	opt.ReadTimeout, opt.WriteTimeout = time.Minute, time.Minute
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	b := setupMsgWith(t, rdb)
 	recs := make([]Record, 10_000)
 	for i := range recs {
 		recs[i] = rec(fmt.Sprintf("bulk-%05d", i), fmt.Sprintf("+614%08d", i))

@@ -113,6 +113,13 @@ type Config struct {
 	// Transport, when set, carries the callbacks (tests). Default: a
 	// keep-alive transport sized for Workers.
 	Transport http.RoundTripper
+	// AcceptFirst accepts a valid send request as soon as it is read and
+	// spends Faults.Latency (+ jitter) before writing the answer, as ROX
+	// does when the answer is slow on the way back: a client that dies or
+	// gives up during the latency has still sent its SMS, and their
+	// receipts come. Off (the default), the latency comes first and a
+	// client gone by then sends nothing.
+	AcceptFirst bool
 }
 
 func (c Config) withDefaults() Config {

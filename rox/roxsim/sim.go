@@ -316,7 +316,7 @@ func (s *Sim) handleSend(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	if d := f.Latency + jitter; d > 0 {
+	if d := f.Latency + jitter; d > 0 && !s.cfg.AcceptFirst {
 		t := time.NewTimer(d)
 		select {
 		case <-t.C:
@@ -357,6 +357,17 @@ func (s *Sim) handleSend(w http.ResponseWriter, r *http.Request) {
 
 	b, out := s.accept(now, &req, f, (*bp)[:0])
 	*bp = out[:0]
+	if d := f.Latency + jitter; d > 0 && s.cfg.AcceptFirst {
+		// Accepted: the SMS go out whatever happens to the answer.
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+		case <-s.closing:
+			t.Stop()
+		}
+	}
 	s.mu.Lock()
 	s.updateRequestLocked(idx, seq, http.StatusOK, rox.CodeOK, "Success")
 	if idx >= 0 && idx < len(s.requests) && s.requests[idx].Seq == seq {
