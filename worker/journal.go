@@ -38,6 +38,11 @@ const (
 	applyTimeout = 5 * time.Second
 )
 
+// ErrJournalDir is wrapped by New's errors about Config.JournalDir: it
+// cannot be created or read, or another process holds it (then the error
+// also wraps journal.ErrInUse).
+var ErrJournalDir = errors.New("worker: JournalDir unusable")
+
 // errJournalled means the batch's ROX answer is held in the local journal
 // and not yet recorded in Redis. The task is retried later (not counted as
 // a failure); it never sends: the retry waits for the apply at claim time.
@@ -114,11 +119,11 @@ func (a *answers) len() int {
 // openJournal opens cfg.JournalDir and loads what an earlier process left.
 func (w *Worker) openJournal() error {
 	j, err := journal.Open(w.cfg.JournalDir)
+	if errors.Is(err, journal.ErrInUse) {
+		return fmt.Errorf("%w: %w; give each worker process its own", ErrJournalDir, err)
+	}
 	if err != nil {
-		if errors.Is(err, journal.ErrInUse) {
-			return fmt.Errorf("worker: JournalDir: another worker process uses this directory; give each worker process its own: %w", err)
-		}
-		return fmt.Errorf("worker: JournalDir: %w", err)
+		return fmt.Errorf("%w: %w", ErrJournalDir, err)
 	}
 	w.jr = j
 	w.ans = newAnswers()

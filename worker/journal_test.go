@@ -304,7 +304,7 @@ func TestSharedJournalDirRefused(t *testing.T) {
 	}
 	defer w1.Close()
 	_, err = New(b.cfg, b.rdb, b.aopt, b.client, testLogger(t))
-	if !errors.Is(err, journal.ErrInUse) || !strings.Contains(err.Error(), "JournalDir") || !strings.Contains(err.Error(), b.cfg.JournalDir) {
+	if !errors.Is(err, journal.ErrInUse) || !errors.Is(err, ErrJournalDir) || !strings.Contains(err.Error(), "JournalDir") || !strings.Contains(err.Error(), b.cfg.JournalDir) {
 		t.Fatalf("second worker on %s: %v, want ErrInUse naming JournalDir and the directory", b.cfg.JournalDir, err)
 	}
 	if err := w1.Close(); err != nil {

@@ -17,7 +17,6 @@ import (
 	"github.com/redoxygen/roxd/callbacks"
 	"github.com/redoxygen/roxd/config"
 	"github.com/redoxygen/roxd/internal/dashboard"
-	"github.com/redoxygen/roxd/internal/journal"
 	"github.com/redoxygen/roxd/internal/metrics"
 	"github.com/redoxygen/roxd/internal/redisconn"
 	"github.com/redoxygen/roxd/internal/store"
@@ -192,8 +191,8 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 			AccountID: cfg.ROXAccountID, Ambiguous: cfg.Ambiguous, ReconcileWindow: cfg.ReconcileWindow,
 			JournalDir: cfg.JournalDir,
 		}, rdb, conn.Asynq(), sender, log.With().Str("component", "worker").Logger())
-		if errors.Is(err, journal.ErrInUse) {
-			return fmt.Errorf("ROXD_JOURNAL_DIR: %w (give each worker process its own directory)", err)
+		if errors.Is(err, worker.ErrJournalDir) {
+			return fmt.Errorf("ROXD_JOURNAL_DIR: %w", err)
 		}
 		if err != nil {
 			return fmt.Errorf("worker: %w", err)

@@ -47,6 +47,7 @@ func TestTwoWorkersRefuseOneJournalDir(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "ROXD_JOURNAL_DIR") || !strings.Contains(err.Error(), dir) {
 		t.Fatalf("second worker on %s: %v; want a refusal naming ROXD_JOURNAL_DIR and the directory", dir, err)
 	}
+	t.Logf("refusal: %v", err)
 	select {
 	case err := <-done:
 		t.Fatalf("the first worker stopped: %v", err)
