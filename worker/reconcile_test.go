@@ -39,6 +39,9 @@ func withReceiver(t *testing.T, mod func(*Config)) func(*Config) {
 		recv, err := callbacks.New(callbacks.Config{
 			Prefix: c.Store.Prefix, Token: rcToken, AccountID: roxsim.DefaultAccountID,
 			ReceiptsStream: c.Store.Prefix + ":receipts", RepliesStream: c.Store.Prefix + ":replies",
+			// A loaded machine (-race, stress) must slow callbacks, not
+			// lose them to ROX's email fallback.
+			SpoolDir: t.TempDir(), StoreTimeout: 5 * time.Second,
 		}, rdb, testLogger(t))
 		if err != nil {
 			t.Fatal(err)
@@ -144,13 +147,16 @@ func TestCrashAfterAcceptReconcilesFromReceipts(t *testing.T) {
 		t.Fatalf("simulator accepted %d, want 40", n)
 	}
 	// Receipts arrive while the lock is held: nothing can be recorded yet.
-	testutil.Eventually(t, 10*time.Second, func() bool { return b.sim.Stats().ReceiptsSent >= 40 }, "receipts posted: %+v", b.sim.Stats())
+	testutil.Eventually(t, 30*time.Second, func() bool { return b.sim.Stats().ReceiptsSent >= 40 }, "receipts posted")
+	if st := b.sim.Stats(); st.ForwardedToEmail != 0 {
+		t.Fatalf("%d receipts forwarded to email: %+v", st.ForwardedToEmail, st)
+	}
 	if n := b.countStatus(ids, "sending"); n != 40 {
 		t.Fatalf("%d of 40 sending while the dead run's lock is held", n)
 	}
 	matched0 := promtest.ToFloat64(metrics.AmbiguousRecipients.WithLabelValues(metrics.AmbiguousMatched))
 	// The redelivery after the lock expired.
-	testutil.Eventually(t, 10*time.Second, func() bool { return b.rdb.Exists(b.ctx, b.st.Keys().Lock(bid)).Val() == 0 }, "lock expired")
+	testutil.Eventually(t, 30*time.Second, func() bool { return b.rdb.Exists(b.ctx, b.st.Keys().Lock(bid)).Val() == 0 }, "lock expired")
 	if err := w.process(b.ctx, bid, false); err != nil {
 		t.Fatalf("redelivered run: %v", err)
 	}
@@ -168,14 +174,14 @@ func TestCrashAfterAcceptReconcilesFromReceipts(t *testing.T) {
 			t.Fatalf("sms map %s → %q, want %s", want, got, id)
 		}
 	}
-	testutil.Eventually(t, 10*time.Second, func() bool { return b.countStatus(ids, "delivered") == 40 },
+	testutil.Eventually(t, 30*time.Second, func() bool { return b.countStatus(ids, "delivered") == 40 },
 		"delivered from the receipts (have %d)", b.countStatus(ids, "delivered"))
 	if got := promtest.ToFloat64(metrics.AmbiguousRecipients.WithLabelValues(metrics.AmbiguousMatched)) - matched0; got != 40 {
 		t.Fatalf("matched metric grew by %v, want 40", got)
 	}
 	// The deferred receipts were correlated: one entry per message, with
 	// its id.
-	testutil.Eventually(t, 15*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, func() bool {
 		return b.rdb.XLen(b.ctx, b.cfg.Store.Prefix+":receipts").Val() >= 40
 	}, "receipt entries")
 	entries := b.rdb.XRange(b.ctx, b.cfg.Store.Prefix+":receipts", "-", "+").Val()
@@ -206,7 +212,7 @@ func TestCrashReceiptsDuringWindow(t *testing.T) {
 	ids := b.enqueue(25, "late", nil)
 	bid := formOne(t, b, w, "lt-")
 	crashRun(t, w, ds, bid)
-	testutil.Eventually(t, 10*time.Second, func() bool { return b.rdb.Exists(b.ctx, b.st.Keys().Lock(bid)).Val() == 0 }, "lock expired")
+	testutil.Eventually(t, 30*time.Second, func() bool { return b.rdb.Exists(b.ctx, b.st.Keys().Lock(bid)).Val() == 0 }, "lock expired")
 	err = w.process(b.ctx, bid, false)
 	var rw *reconcileWait
 	if !errors.As(err, &rw) || rw.Waiting != 25 {
@@ -221,9 +227,9 @@ func TestCrashReceiptsDuringWindow(t *testing.T) {
 	if n := b.countStatus(ids, "reconciling"); n != 25 {
 		t.Fatalf("%d reconciling, want 25", n)
 	}
-	testutil.Eventually(t, 15*time.Second, func() bool { return b.countStatus(ids, "delivered") == 25 },
+	testutil.Eventually(t, 30*time.Second, func() bool { return b.countStatus(ids, "delivered") == 25 },
 		"matched from receipts during the window (delivered %d)", b.countStatus(ids, "delivered"))
-	testutil.Eventually(t, 15*time.Second, func() bool { return time.Now().After(rw.Until) }, "window")
+	testutil.Eventually(t, 30*time.Second, func() bool { return time.Now().After(rw.Until) }, "window")
 	if err := w.process(b.ctx, bid, false); err != nil {
 		t.Fatalf("re-check after the window: %v", err)
 	}
@@ -251,7 +257,7 @@ func TestCrashPolicies(t *testing.T) {
 	bid := formOne(t, b, w, "po-")
 	start := time.Now() // the window counts from the request leaving
 	crashRun(t, w, ds, bid)
-	testutil.Eventually(t, 10*time.Second, func() bool { return b.rdb.Exists(b.ctx, b.st.Keys().Lock(bid)).Val() == 0 }, "lock expired")
+	testutil.Eventually(t, 30*time.Second, func() bool { return b.rdb.Exists(b.ctx, b.st.Keys().Lock(bid)).Val() == 0 }, "lock expired")
 	err = w.process(b.ctx, bid, false)
 	var rw *reconcileWait
 	if !errors.As(err, &rw) || rw.Waiting != 4 {
@@ -270,7 +276,7 @@ func TestCrashPolicies(t *testing.T) {
 			t.Fatalf("%s (%q): status %s, want reconciling", id, pol[i%4], st)
 		}
 	}
-	testutil.Eventually(t, 10*time.Second, func() bool { return time.Now().After(rw.Until) }, "window")
+	testutil.Eventually(t, 30*time.Second, func() bool { return time.Now().After(rw.Until) }, "window")
 	if err := w.process(b.ctx, bid, false); err != nil {
 		t.Fatalf("re-check after the window: %v", err)
 	}
@@ -304,7 +310,7 @@ func TestTimeoutAmbiguity(t *testing.T) {
 			b := setup(t, roxsim.Faults{LateAnswer: 0.4, LateAnswerDelay: 2 * time.Second, ReceiptDelay: 50 * time.Millisecond},
 				withReceiver(t, func(c *Config) {
 					c.Ambiguous = policy
-					c.ReconcileWindow = 4 * time.Second
+					c.ReconcileWindow = 15 * time.Second
 					c.MaxBatch = 10
 					c.Linger = 50 * time.Millisecond
 				}))
@@ -398,8 +404,8 @@ func TestSameNumberInTwoBatches(t *testing.T) {
 	amb0 := promtest.ToFloat64(metrics.ReconcileAmbiguousEvidence)
 	crashRun(t, w, ds, bidA)
 	crashRun(t, w, ds, bidB)
-	testutil.Eventually(t, 10*time.Second, func() bool { return b.sim.Stats().ReceiptsSent >= 2 }, "receipts posted")
-	testutil.Eventually(t, 10*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, func() bool { return b.sim.Stats().ReceiptsSent >= 2 }, "receipts posted")
+	testutil.Eventually(t, 30*time.Second, func() bool {
 		return b.rdb.Exists(b.ctx, b.st.Keys().Lock(bidA), b.st.Keys().Lock(bidB)).Val() == 0
 	}, "locks expired")
 	for _, bid := range []string{bidA, bidB} {
@@ -421,7 +427,7 @@ func TestSameNumberInTwoBatches(t *testing.T) {
 	if _, err := b.sim.Reply(b.ctx, sms["twoB 0"][0], "", "yes"); err != nil {
 		t.Fatal(err)
 	}
-	testutil.Eventually(t, 10*time.Second, func() bool { return b.field(bb[0], "sms_id") == sms["twoB 0"][0] },
+	testutil.Eventually(t, 30*time.Second, func() bool { return b.field(bb[0], "sms_id") == sms["twoB 0"][0] },
 		"the reply's text matched B (sms_id %q)", b.field(bb[0], "sms_id"))
 	if s := b.field(a[0], "sms_id"); s != "" {
 		t.Fatalf("A got sms_id %s from B's reply", s)
@@ -437,7 +443,7 @@ func TestSameNumberInTwoBatches(t *testing.T) {
 				}
 				break
 			}
-			testutil.Eventually(t, 10*time.Second, func() bool { return time.Now().After(rw.Until) }, "window")
+			testutil.Eventually(t, 30*time.Second, func() bool { return time.Now().After(rw.Until) }, "window")
 		}
 	}
 	if s := b.field(a[0], "sms_id"); s != sms["twoA 0"][0] {
