@@ -71,6 +71,7 @@ func TestSIGTERMKeepsReceipts(t *testing.T) {
 	first := startServe(t, env, httpAddr)
 	testutil.Eventually(t, 60*time.Second, func() bool { return len(sim.Requests()) >= 1 },
 		"the first process sent nothing")
+	termAt := time.Now()
 	took, err := first.sigterm(40 * time.Second)
 	if err != nil {
 		t.Errorf("first process after SIGTERM: %v, want exit status 0", err)
@@ -78,6 +79,13 @@ func TestSIGTERMKeepsReceipts(t *testing.T) {
 	st := sim.Stats()
 	t.Logf("first process exited %s after SIGTERM; simulator: %d requests, %d receipts posted, %d failed",
 		took.Round(time.Millisecond), len(sim.Requests()), st.ReceiptsSent, st.ReceiptsFailed)
+	shown := 0
+	for _, cb := range sim.Callbacks() {
+		if cb.Outcome == roxsim.OutcomeFailed && shown < 5 {
+			shown++
+			t.Logf("failed receipt post %s after SIGTERM (took %s): %s", cb.At.Sub(termAt).Round(time.Millisecond), cb.Duration, cb.Error)
+		}
+	}
 	if took > 25*time.Second+3*time.Second {
 		t.Errorf("shutdown took %s, ROXD_SHUTDOWN_TIMEOUT=25s", took)
 	}

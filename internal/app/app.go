@@ -219,10 +219,11 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	parts := newParts(log)
 	parts.serve("http", httpSrv, httpLn)
 	var cbSrv *http.Server
+	cbActivity := &activity{}
 	recvCtx, stopRecv := context.WithCancel(context.Background())
 	defer stopRecv()
 	if recv != nil {
-		cbSrv = newServer(recv.Handler())
+		cbSrv = newServer(cbActivity.wrap(recv.Handler()))
 		parts.serve("callback listener", cbSrv, cbLn)
 		parts.start("callbacks", func() error {
 			if err := recv.Run(recvCtx); err != nil && !errors.Is(err, context.Canceled) {
@@ -253,7 +254,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	err = parts.shutdown(shutdownPlan{
 		budget: cfg.ShutdownTimeout, drain: cfg.CallbackDrain,
 		httpSrv: httpSrv, cbSrv: cbSrv, stopWorker: stopWorker, stopRecv: stopRecv,
-		hasWorker: wrk != nil, hasCallbacks: recv != nil,
+		hasWorker: wrk != nil, hasCallbacks: recv != nil, cbActivity: cbActivity,
 	})
 	if runErr == nil {
 		runErr = err

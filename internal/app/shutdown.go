@@ -92,6 +92,7 @@ type shutdownPlan struct {
 	httpSrv, cbSrv          *http.Server // cbSrv nil without role callbacks
 	stopWorker, stopRecv    context.CancelFunc
 	hasWorker, hasCallbacks bool
+	cbActivity              *activity // callbacks seen by the callback listener
 }
 
 // shutdown stops senders before receivers, within the budget
@@ -101,9 +102,10 @@ type shutdownPlan struct {
 //     requests; API calls in flight finish (each within ROXD_API_TIMEOUT);
 //  2. the worker stops forming batches and drains its ROX requests;
 //  3. the callback listener keeps answering (storing, or spooling) for
-//     ROXD_CALLBACK_DRAIN after the worker is done, so that receipts of the
-//     last requests still find it; then it closes, in-flight callbacks
-//     finish, and the receiver's batchers stop;
+//     ROXD_CALLBACK_DRAIN after the worker is done, and then while ROX keeps
+//     posting (activity.drain), so that receipts of the last requests still
+//     find it; then it closes, in-flight callbacks finish, and the
+//     receiver's batchers stop;
 //  4. Run's deferred calls close the Redis clients last.
 //
 // A step that overruns its share is abandoned (logged); the result is then
@@ -149,14 +151,8 @@ func (p *parts) shutdown(pl shutdownPlan) error {
 		}
 	}
 	if pl.hasCallbacks {
-		drainEnd := time.Now().Add(pl.drain)
-		if lim := deadline.Add(-shutdownReserve / 2); drainEnd.After(lim) {
-			drainEnd = lim
-		}
-		if d := time.Until(drainEnd); d > 0 {
-			p.log.Info().Dur("callback_drain", d).Msg("worker stopped; callback listener drains")
-			time.Sleep(d)
-		}
+		took := pl.cbActivity.drain(pl.drain, deadline.Add(-shutdownReserve/2))
+		p.log.Info().Dur("took", took.Round(time.Millisecond)).Msg("callback drain done; closing the callback listener")
 		bounded("callback listener", deadline.Add(-shutdownReserve/4), pl.cbSrv.Shutdown)
 		pl.stopRecv()
 		if !p.wait("callbacks", deadline) {
