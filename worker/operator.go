@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -123,7 +122,7 @@ func (w *Worker) batchPayload(id, group string, size int, first []string) payloa
 }
 
 // scheduleTaskID is the asynq task id of a schedule group.
-func scheduleTaskID(group string) string { return "sched-" + strings.ReplaceAll(group, "|", "-") }
+func scheduleTaskID(group string) string { return store.ScheduleTaskID(group) }
 
 // keepArchived keeps what a later run of the batch's archived task needs
 // (the recipients ROX never accepted). Called just before the handler lets

@@ -276,4 +276,3 @@ func TestDevAndServeFlagWinsOnTheWire(t *testing.T) {
 		})
 	}
 }
-

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,6 +23,24 @@ func init() {
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return runMessageCall(ctx, "status", http.MethodGet, args, stdout, stderr)
 }
+
+// dashboardLink is the asynq dashboard page of the task named in a
+// message's status answer, or "" when it names none.
+func dashboardLink(base string, raw []byte) string {
+	var m struct {
+		Task *struct {
+			ID    string `json:"id"`
+			Queue string `json:"queue"`
+		} `json:"task"`
+	}
+	if json.Unmarshal(raw, &m) != nil || m.Task == nil || m.Task.ID == "" {
+		return ""
+	}
+	return base + dashboardPath + "/queues/" + url.PathEscape(m.Task.Queue) + "/tasks/" + url.PathEscape(m.Task.ID)
+}
+
+// dashboardPath is where roxd serves the asynq dashboard (app.DashboardPath).
+const dashboardPath = "/monitor"
 
 func runCancel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return runMessageCall(ctx, "cancel", http.MethodDelete, args, stdout, stderr)
@@ -46,5 +65,14 @@ func runMessageCall(ctx context.Context, name, method string, args []string, std
 	if err != nil {
 		return err
 	}
-	return apiPrintJSON(stdout, raw)
+	if err := apiPrintJSON(stdout, raw); err != nil {
+		return err
+	}
+	if method == http.MethodGet {
+		// On stderr, so that stdout stays one JSON document for scripts.
+		if link := dashboardLink(c.base, raw); link != "" {
+			fmt.Fprintf(stderr, "dashboard: %s\n", link)
+		}
+	}
+	return nil
 }

@@ -152,7 +152,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		if err != nil {
 			return fmt.Errorf("producer: %w", err)
 		}
-		api, err := httpapi.New(prod, httpapi.Config{Token: cfg.APIToken}, log)
+		api, err := httpapi.New(prod, httpapi.Config{Token: cfg.APIToken, Queue: cfg.Queue}, log)
 		if err != nil {
 			return fmt.Errorf("api: %w", err)
 		}

@@ -44,7 +44,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	queue := testutil.Name("browser")
 	fillQueue(t, opt, queue, 3, 2, 1)
 
-	h, err := dashboard.New(dashboard.Config{RedisConnOpt: opt, Token: token})
+	h, err := dashboard.New(dashboard.Config{RedisConnOpt: opt, Token: token, OperatorPassword: opPassword})
 	if err != nil {
 		t.Fatalf("dashboard.New: %v", err)
 	}
@@ -56,7 +56,7 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	ctx := newBrowser(t, chromium)
 	start := time.Now()
-	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("operator:"+token))
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("operator:"+opPassword))
 	pageURL := srv.URL + dashboard.DefaultRootPath + "/queues/" + queue + "?status=pending"
 	err = chromedp.Do(ctx,
 		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -278,6 +279,22 @@ func (b *Batches) ArchivedInfo(ctx context.Context, id string) (BatchInfo, error
 }
 
 // ---- schedule groups ----
+
+// ScheduleTaskID is the asynq task id of schedule group group.
+func ScheduleTaskID(group string) string { return "sched-" + strings.ReplaceAll(group, "|", "-") }
+
+// TaskOf returns the asynq task id that carries (or last carried) r: its
+// batch, or for a message still waiting in the scheduled state its schedule
+// group's task; "" when none (not yet in a batch).
+func TaskOf(r *Record) string {
+	if r.Batch != "" {
+		return r.Batch
+	}
+	if r.Status == StatusScheduled && r.Group != "" && !strings.HasPrefix(r.Group, GroupNow+"|") {
+		return ScheduleTaskID(r.Group)
+	}
+	return ""
+}
 
 // SchedGroup is one schedule group as its asynq task shows it.
 type SchedGroup struct {

@@ -42,6 +42,19 @@ type Config struct {
 	MaxBatchBodyBytes int64
 	// MaxBatch is the most messages one batch may hold (DefaultMaxBatch).
 	MaxBatch int
+	// Queue is the asynq queue of roxd's tasks (ROXD_QUEUE), named in a
+	// message's task reference (DefaultQueue when empty).
+	Queue string
+}
+
+// DefaultQueue is the asynq queue named when Config.Queue is empty.
+const DefaultQueue = "roxd"
+
+// taskOut names the asynq task that carries a message: open it in the
+// dashboard at /monitor/queues/<queue>/tasks/<id>.
+type taskOut struct {
+	ID    string `json:"id"`
+	Queue string `json:"queue"`
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -472,6 +485,7 @@ type messageOut struct {
 	OnAmbiguous string `json:"on_ambiguous,omitempty"`
 	// CancellableUntil: see resultOut.
 	CancellableUntil *time.Time `json:"cancellable_until,omitempty"`
+	Task             *taskOut   `json:"task,omitempty"`
 }
 
 func (a *api) getMessage(w http.ResponseWriter, r *http.Request) {
@@ -496,6 +510,13 @@ func (a *api) getMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	if out.Metadata == nil {
 		out.Metadata = map[string]string{}
+	}
+	if id := store.TaskOf(rec); id != "" {
+		q := a.cfg.Queue
+		if q == "" {
+			q = DefaultQueue
+		}
+		out.Task = &taskOut{ID: id, Queue: q}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
