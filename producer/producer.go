@@ -318,13 +318,19 @@ func (p *Producer) Get(ctx context.Context, id string) (*store.Record, error) {
 // CancellableUntil returns until when a message of status st and SendAt
 // sendAt is sure to be cancellable: SendAt minus the schedule lead for a
 // scheduled message (the scheduler moves it to a ready list, status
-// queued, no earlier), zero for any other status. It assumes the clocks of
-// roxd's hosts agree (as SendLater does).
+// queued, no earlier), zero for any other status and once that time has
+// passed (a late scheduler may not have moved it yet, but nothing is
+// promised any more). It assumes the clocks of roxd's hosts agree (as
+// SendLater does).
 func (p *Producer) CancellableUntil(st store.Status, sendAt time.Time) time.Time {
 	if st != store.StatusScheduled || sendAt.IsZero() {
 		return time.Time{}
 	}
-	return sendAt.Truncate(time.Millisecond).Add(-p.cfg.Store.ScheduleLead).UTC()
+	until := sendAt.Truncate(time.Millisecond).Add(-p.cfg.Store.ScheduleLead).UTC()
+	if !until.After(p.now()) {
+		return time.Time{}
+	}
+	return until
 }
 
 // Cancel cancels id while it is queued or scheduled and returns

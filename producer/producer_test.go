@@ -237,6 +237,13 @@ func TestSendStatuses(t *testing.T) {
 	if err != nil || res.Status != store.StatusScheduled || !res.CancellableUntil.Equal(b.now.Add(time.Hour-time.Minute).Truncate(time.Millisecond)) {
 		t.Errorf("scheduled: %+v %v", res, err)
 	}
+	// A promise whose time has passed (a late scheduler) is no promise.
+	if got := b.p.CancellableUntil(store.StatusScheduled, b.now.Add(30*time.Second)); !got.IsZero() {
+		t.Errorf("CancellableUntil of a scheduled message within the lead: %v, want none", got)
+	}
+	if got := b.p.CancellableUntil(store.StatusQueued, b.now.Add(time.Hour)); !got.IsZero() {
+		t.Errorf("CancellableUntil of a queued message: %v, want none", got)
+	}
 	// Within the lead (1m): queued in its SendLater group, no promise.
 	res, err = b.p.Send(b.ctx, Message{ID: "s2", To: "+61412345678", Text: "soon", SendAt: b.now.Add(20 * time.Second)})
 	if err != nil || res.Status != store.StatusQueued || !res.CancellableUntil.IsZero() {
