@@ -97,7 +97,7 @@ if not mid then
   -- reconcile (internal/store/reconcile.go): evidence for a recipient
   -- whose request was never answered, or kept while one is in flight
   local sf = {}
-  for i = 14, #ARGV - 1, 2 do sf[ARGV[i]] = ARGV[i + 1] end
+  for i = 15, #ARGV - 1, 2 do sf[ARGV[i]] = ARGV[i + 1] end
   local rcid, inflight = roxd_rc_callback(base, kind, sf, ARGV[9], tonumber(ARGV[8]), ARGV[10])
   if rcid then
     mid = rcid
