@@ -98,7 +98,7 @@ if not mid then
   -- whose request was never answered, or kept while one is in flight
   local sf = {}
   for i = 15, #ARGV - 1, 2 do sf[ARGV[i]] = ARGV[i + 1] end
-  local rcid, inflight = roxd_rc_callback(base, kind, sf, ARGV[9], tonumber(ARGV[8]), ARGV[10])
+  local rcid, inflight = roxd_rc_callback(base, kind, sf, ARGV[9], tonumber(ARGV[8]), ARGV[10], string.sub(KEYS[2], #base + 5))
   if rcid then
     mid = rcid
   elseif inflight and du <= 0 then

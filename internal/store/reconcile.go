@@ -233,7 +233,7 @@ local function roxd_rc_attribute(base, id, ev, now, ttl, apply)
     't_submitted', now, 'err', '', 'rc', 'matched')
   roxd_rc_land(base, k, id)
   redis.call('PEXPIRE', k, ttl)
-  redis.call('SET', base .. 'sms:' .. ev.s, id, 'PX', ttl)
+  redis.call('SET', base .. 'sms:' .. (ev.c or ev.s), id, 'PX', ttl)
   if apply and ev.k == 'receipt' and (ev.st == 'delivered' or ev.st == 'failed') then
     if ev.st == 'failed' then
       redis.call('HSET', k, 'status', 'failed', 't_failed', now, 'err', ev.x or '')
@@ -250,7 +250,7 @@ local function roxd_rc_evidence(base, id, to, text, fl, now, ttl)
     local ok, ev = pcall(cjson.decode, j)
     if ok and type(ev) == 'table' and ev.s and ev.s ~= '' and tonumber(ev.r)
       and tonumber(ev.r) + roxd_slack >= tonumber(fl)
-      and redis.call('EXISTS', base .. 'sms:' .. ev.s) == 0 then
+      and redis.call('EXISTS', base .. 'sms:' .. (ev.c or ev.s)) == 0 then
       local t = nil
       if ev.k == 'reply' then t = ev.t end
       if t == nil or t == '' or t == text then
@@ -315,7 +315,7 @@ end
 -- message id when the callback is evidence for exactly one recipient that
 -- is reconciling (recorded now), else nil; and whether any recipient is in
 -- flight to its number (then the callback was kept as evidence).
-local function roxd_rc_callback(base, kind, sf, eid, received, errtext)
+local function roxd_rc_callback(base, kind, sf, eid, received, errtext, canon)
   local tn, text = '', nil
   if kind == 'receipt' then
     tn = roxd_tn(sf.dest_tn)
@@ -326,7 +326,7 @@ local function roxd_rc_callback(base, kind, sf, eid, received, errtext)
   if tn == '' or not sf.sms_id or sf.sms_id == '' then return nil, false end
   local c = roxd_inflight(base, tn, received + roxd_slack, text)
   if #c == 0 then return nil, false end
-  local ev = {s = sf.sms_id, q = sf.request_id or '', k = kind, st = sf.status or '',
+  local ev = {s = sf.sms_id, c = canon, q = sf.request_id or '', k = kind, st = sf.status or '',
     x = errtext, t = text or '', r = received}
   if #c == 1 and c[1][2] == 'reconciling' then
     local t = redis.call('TIME')
