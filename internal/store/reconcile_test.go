@@ -99,3 +99,31 @@ func TestClaimOfUnansweredRequestReconciles(t *testing.T) {
 		t.Fatalf("status %s, want sending", st)
 	}
 }
+
+// With receipts never and replies not over HTTP no evidence can come: the
+// window is skipped and the policy applies at once (reconcile resends,
+// fail fails).
+func TestNoEvidencePossibleSkipsTheWindow(t *testing.T) {
+	bb := setupBatch(t)
+	ids := bb.add(t, 2, "nv", func(i int, r *Record) {
+		r.Receipt, r.Reply = "never", "email"
+		if i == 1 {
+			r.OnAmbiguous = AmbiguousFail
+		}
+	})
+	f := bb.form(t, FormParams{MaxBatch: 10, MaxWaiting: 1}, time.Now().Add(time.Second))
+	b := bb.b.WithReconcile(ReconcileParams{Window: time.Hour})
+	now := time.Now()
+	if c, err := b.Claim(bb.ctx, f[0].ID, "dead", time.Minute, now); err != nil || len(c.Items) != 2 {
+		t.Fatalf("claim %+v %v", c, err)
+	}
+	bb.rdb.Del(bb.ctx, bb.s.keys.Lock(f[0].ID))
+	c, err := b.Claim(bb.ctx, f[0].ID, "next", time.Minute, now.Add(time.Second))
+	if err != nil || len(c.Items) != 1 || c.Items[0].ID != ids[0] || c.Reconcile.Waiting != 0 ||
+		c.Reconcile.Resent != 1 || c.Reconcile.Failed != 1 {
+		t.Fatalf("claim %+v %v, want %s resent at once and %s failed", c, err, ids[0], ids[1])
+	}
+	if m := bb.rdb.HGetAll(bb.ctx, bb.s.keys.Msg(ids[1])).Val(); m["status"] != "failed" || m["err"] != ReasonOutcomeUnknown {
+		t.Fatalf("%s: %v", ids[1], m)
+	}
+}
