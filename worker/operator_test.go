@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/redoxygen/roxd/internal/metrics"
 	"github.com/redoxygen/roxd/internal/store"
 	"github.com/redoxygen/roxd/internal/testutil"
 	"github.com/redoxygen/roxd/rox/roxsim"
@@ -159,6 +161,7 @@ func TestArchiveRetryingTasksFailsTheirMessages(t *testing.T) {
 	b.start()
 	insp := b.inspector()
 	retry := b.waitTasks(insp, "retry", 10)
+	archivedBefore := promtest.ToFloat64(metrics.OperatorActions.WithLabelValues("archive"))
 	// One from the task's menu, the rest with "archive all".
 	if err := insp.ArchiveTask(b.cfg.Queue, retry[0].ID); err != nil {
 		t.Fatal(err)
@@ -172,6 +175,9 @@ func TestArchiveRetryingTasksFailsTheirMessages(t *testing.T) {
 		if r := b.record(id); r.Err != store.ReasonArchivedByOperator {
 			t.Fatalf("%s err %q, want %q", id, r.Err, store.ReasonArchivedByOperator)
 		}
+	}
+	if d := promtest.ToFloat64(metrics.OperatorActions.WithLabelValues("archive")) - archivedBefore; d != 10 {
+		t.Fatalf("roxd_operator_actions_total{action=archive} rose by %v, want 10", d)
 	}
 	// The repair lever: run one archived task, its 100 are sent once.
 	if err := b.sim.SetFaults(roxsim.Faults{}); err != nil {
