@@ -101,6 +101,7 @@ if not mid then
   local rcid, inflight = roxd_rc_callback(base, kind, sf, ARGV[9], tonumber(ARGV[8]), ARGV[10], string.sub(KEYS[2], #base + 5))
   if rcid then
     mid = rcid
+    mkey = base .. 'msg:' .. mid
   elseif inflight and du <= 0 then
     local t = redis.call('TIME')
     du = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + 30000
