@@ -539,6 +539,38 @@ func historyStep(s Status) int {
 // with the moment it arrived, which can be before t_submitted, and hosts'
 // clocks differ. The order is the one the message went through.
 func SortHistory(h []Event) {
+	// A manual retry (an archived task run again) is the one step back: what
+	// came before it and what came after it are each in the state machine's
+	// order, on either side of it.
+	mr := -1
+	for i, e := range h {
+		if e.Status == EventManualRetry {
+			mr = i
+			break
+		}
+	}
+	if mr < 0 {
+		sortSteps(h)
+		return
+	}
+	retry := h[mr]
+	before := make([]Event, 0, len(h))
+	var after []Event
+	for i, e := range h {
+		switch {
+		case i == mr:
+		case e.At.After(retry.At):
+			after = append(after, e)
+		default:
+			before = append(before, e)
+		}
+	}
+	sortSteps(before)
+	sortSteps(after)
+	copy(h, append(append(before, retry), after...))
+}
+
+func sortSteps(h []Event) {
 	sort.SliceStable(h, func(i, j int) bool {
 		a, b := h[i], h[j]
 		if sa, sb := historyStep(a.Status), historyStep(b.Status); sa != sb {
