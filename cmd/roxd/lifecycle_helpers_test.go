@@ -67,6 +67,28 @@ type child struct {
 // if still running.
 func startServe(t *testing.T, env []string, httpAddr string) *child {
 	t.Helper()
+	c := launchServe(t, env, httpAddr)
+	client := &http.Client{Timeout: time.Second}
+	testutil.Eventually(t, 30*time.Second, func() bool {
+		select {
+		case err := <-c.done:
+			c.done <- err
+			t.Fatalf("roxd serve exited before it was up: %v\n%s", err, lastBytes(c.stderr.String(), 4000))
+		default:
+		}
+		resp, err := client.Get("http://" + httpAddr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, "roxd serve did not answer /healthz on %s", httpAddr)
+	return c
+}
+
+// launchServe starts `roxd serve` like startServe without waiting for it.
+func launchServe(t *testing.T, env []string, httpAddr string) *child {
+	t.Helper()
 	cmd := exec.Command(roxdBinary(t), "serve")
 	cmd.Env = append(os.Environ(), env...)
 	c := &child{t: t, cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1), http: httpAddr}
@@ -83,21 +105,6 @@ func startServe(t *testing.T, env []string, httpAddr string) *child {
 			t.Logf("roxd stderr (tail):\n%s", lastBytes(c.stderr.String(), 6000))
 		}
 	})
-	client := &http.Client{Timeout: time.Second}
-	testutil.Eventually(t, 30*time.Second, func() bool {
-		select {
-		case err := <-c.done:
-			c.done <- err
-			t.Fatalf("roxd serve exited before it was up: %v\n%s", err, lastBytes(c.stderr.String(), 4000))
-		default:
-		}
-		resp, err := client.Get("http://" + httpAddr + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, "roxd serve did not answer /healthz on %s", httpAddr)
 	return c
 }
 
