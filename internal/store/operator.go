@@ -36,12 +36,13 @@ const (
 // carries the message; FieldManualRetry is the unix ms of the last manual
 // retry (an archived task run again), shown in the history.
 const (
-	FieldBatch = "batch"
-	// EventManualRetry is the history entry of a manual retry (not a
-	// status: a message is never in it).
-	EventManualRetry Status = "manual_retry"
-	FieldManualRetry        = "t_manual_retry"
+	FieldBatch       = "batch"
+	FieldManualRetry = "t_manual_retry"
 )
+
+// EventManualRetry is the history entry of a manual retry (not a status: a
+// message is never in it).
+const EventManualRetry Status = "manual_retry"
 
 var markEnqueuedScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'task', '1') return 1 end
