@@ -270,23 +270,20 @@ func TestOperatorActionsInBrowser(t *testing.T) {
 	}
 	saveScreenshot(t, ctx, "operator-archived")
 
-	// 2. Run the archived task from the page (the request its Run button
-	// makes), after ROX recovers and the queue is resumed.
+	// 2. Run the archived task from the UI (its row's Run button), after
+	// ROX recovers and the queue is resumed.
 	if err := w.sim.SetFaults(roxsim.Faults{}); err != nil {
 		t.Fatal(err)
 	}
-	post := func(method, path string) int {
-		t.Helper()
-		status, err := chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf(
-			`fetch(%q, {method: %q}).then(r => r.status)`, path, method), chromedp.EvalAwaitPromise))
-		if err != nil || status >= 400 {
-			t.Fatalf("%s %s from the page: %d %v", method, path, status, err)
-		}
-		return status
-	}
 	api := dashboard.DefaultRootPath + "/api/queues/" + w.queue
-	post("POST", api+":resume")
-	post("POST", api+"/archived_tasks/"+archived.ID+":run")
+	status, err := chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf(
+		`fetch(%q, {method: "POST"}).then(r => r.status)`, api+":resume"), chromedp.EvalAwaitPromise))
+	if err != nil || status >= 400 {
+		t.Fatalf("resume the queue from the page: %d %v", status, err)
+	}
+	ui := &dashboardUI{t: t, ctx: ctx}
+	ui.clickTaskAction("Archived", archived.ID, archIDs[0], "Run")
+	saveScreenshot(t, ctx, "operator-clicked-run")
 	testutil.Eventually(t, 30*time.Second, func() bool { return w.count(archIDs, store.StatusSubmitted) == 3 },
 		"archived task's messages sent after Run")
 	testutil.Eventually(t, 30*time.Second, func() bool { return w.count(pendIDs, store.StatusSubmitted) == 5 },
@@ -307,8 +304,13 @@ func TestOperatorActionsInBrowser(t *testing.T) {
 	}
 	saveScreenshot(t, ctx, "operator-task-result")
 
-	// 3. Delete the scheduled task: its messages are cancelled at once.
-	post("DELETE", api+"/scheduled_tasks/"+scheduled.ID)
+	// 3. Delete the scheduled task from the UI (its row's Delete button):
+	// its messages are cancelled.
+	open(base+"?status=pending", `/Scheduled\s+1\b/.test(document.body.innerText)`)
+	ui.clickTaskAction("Scheduled", scheduled.ID, sendAt.UTC().Format(time.RFC3339), "Delete")
+	saveScreenshot(t, ctx, "operator-clicked-delete")
+	testutil.Eventually(t, 30*time.Second, func() bool { return w.count(schedIDs, store.StatusCancelled) == len(schedIDs) },
+		"scheduled messages cancelled after Delete")
 	for _, id := range schedIDs {
 		r, err := w.st.Get(bg, id)
 		if err != nil || r.Status != store.StatusCancelled || r.Err != store.ReasonDeletedByOperator {
@@ -339,4 +341,78 @@ func TestOperatorActionsInBrowser(t *testing.T) {
 func jsString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// dashboardUI drives asynqmon's queue page as an operator does: chips for
+// the task states, a table row per task, the row's action buttons.
+type dashboardUI struct {
+	t   *testing.T
+	ctx context.Context
+}
+
+// uiWait bounds each wait for the page (a loaded machine renders slowly).
+const uiWait = 45 * time.Second
+
+// do runs actions with uiWait; on failure it fails the test with the page's
+// text and a screenshot.
+func (u *dashboardUI) do(what string, actions ...chromedp.Action[chromedp.Void]) {
+	u.t.Helper()
+	ctx, cancel := context.WithTimeout(u.ctx, uiWait)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		text, _ := chromedp.Run(u.ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+		shot := saveScreenshot(u.t, u.ctx, "operator-failed")
+		u.t.Fatalf("%s: %v\nscreenshot %s\npage:\n%s", what, err, shot, text)
+	}
+}
+
+// clickTaskAction opens the state's tab of the queue page (its chip, e.g.
+// "Archived"), finds the task's row, shows the row's actions (the "more"
+// button of its Actions cell) and clicks the action's button ("Run",
+// "Delete", "Archive"). The row is the only one whose ID cell shows the
+// task id as asynqmon shows it (the part before the first "-") and whose
+// text contains marker (something of its payload). asynqmon asks no
+// confirmation for one task's action.
+func (u *dashboardUI) clickTaskAction(chip, id, marker, action string) {
+	u.t.Helper()
+	state := strings.ToLower(chip)
+	shown, _, _ := strings.Cut(id, "-")
+	chipJS := fmt.Sprintf(`[...document.querySelectorAll(".MuiChip-root")].find(c => c.innerText.trim().startsWith(%s + " "))`, jsString(chip))
+	u.do("open the "+chip+" tab", chromedp.Click(chromedp.JSPath(chipJS)))
+	rowJS := fmt.Sprintf(`(() => {
+		const t = document.querySelector(%s);
+		if (!t) return null;
+		const rows = [...t.querySelectorAll("tbody tr")].filter(r => {
+			const th = r.querySelector("th");
+			return th && th.innerText.trim() === %s && r.innerText.includes(%s);
+		});
+		return rows.length === 1 ? rows[0] : null;
+	})()`, jsString(`table[aria-label="`+state+` tasks table"]`), jsString(shown), jsString(marker))
+	// The Actions cell shows a "more" button until the row is hovered or
+	// that button is clicked; then the action buttons, each in a tooltip
+	// (title attribute while closed, aria-describedby while open).
+	actionsJS := rowJS + `.querySelector("td:last-child")`
+	buttonJS := fmt.Sprintf(`(() => {
+		const r = %s;
+		if (!r) return null;
+		return [...r.querySelectorAll("td:last-child button")].find(b => {
+			const tip = b.getAttribute("aria-describedby");
+			const label = b.getAttribute("title") || (tip && document.getElementById(tip) ? document.getElementById(tip).innerText.trim() : "");
+			return label === %s && !b.disabled;
+		}) || null;
+	})()`, rowJS, jsString(action))
+	u.do(fmt.Sprintf("find the row of %s task %s", state, id), chromedp.WaitVisible(chromedp.JSPath(rowJS)))
+	saveScreenshot(u.t, u.ctx, "operator-"+state+"-tab")
+	n, err := chromedp.Run(u.ctx, chromedp.Evaluate[int](actionsJS+`.querySelectorAll("button").length`))
+	if err != nil {
+		u.t.Fatalf("actions of task %s: %v", id, err)
+	}
+	if n == 1 { // only "more": the actions are not shown yet
+		u.do(fmt.Sprintf("show the actions of task %s", id), chromedp.Click(chromedp.JSPath(actionsJS+`.querySelector("button")`)))
+	}
+	u.do(fmt.Sprintf("find %s on task %s", action, id), chromedp.WaitVisible(chromedp.JSPath(buttonJS)))
+	saveScreenshot(u.t, u.ctx, "operator-"+state+"-actions")
+	u.do(fmt.Sprintf("click %s on task %s", action, id), chromedp.Click(chromedp.JSPath(buttonJS)))
+	// The UI drops the row once the server has done the action.
+	u.do(fmt.Sprintf("%s task %s leaves the table after %s", state, id, action), chromedp.WaitNotPresent(chromedp.JSPath(rowJS)))
 }

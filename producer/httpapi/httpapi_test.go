@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -615,6 +616,72 @@ func TestOpenAPI(t *testing.T) {
 	} else if _, f := res.errField(); f != "" {
 		t.Errorf("an unknown route's 404 names field %q", f)
 	}
+}
+
+// TestOpenAPIMessageFields keeps the MessageStatus schema of
+// docs/openapi.json (what GET /v1/messages/{id} answers) and the handler's
+// JSON fields in step, nested objects included.
+func TestOpenAPIMessageFields(t *testing.T) {
+	raw, err := os.ReadFile("../../docs/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type schema struct {
+		Properties map[string]json.RawMessage `json:"properties"`
+		Items      *struct {
+			Properties map[string]json.RawMessage `json:"properties"`
+		} `json:"items"`
+	}
+	var doc struct {
+		Components struct {
+			Schemas map[string]schema `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatalf("openapi.json: %v", err)
+	}
+	props := func(name string, m map[string]json.RawMessage, key string) map[string]json.RawMessage {
+		t.Helper()
+		if _, ok := m[key]; !ok {
+			return nil // reported by compare as missing fields
+		}
+		var s schema
+		if err := json.Unmarshal(m[key], &s); err != nil {
+			t.Fatalf("%s.%s: %v", name, key, err)
+		}
+		if s.Items != nil {
+			return s.Items.Properties
+		}
+		return s.Properties
+	}
+	compare := func(name string, inDoc map[string]json.RawMessage, v any) {
+		t.Helper()
+		typ := reflect.TypeOf(v)
+		inGo := map[string]bool{}
+		for i := range typ.NumField() {
+			tag, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+			if tag != "" && tag != "-" {
+				inGo[tag] = true
+			}
+		}
+		for k := range inGo {
+			if _, ok := inDoc[k]; !ok {
+				t.Errorf("%s: field %q of %s is not in docs/openapi.json", name, k, typ.Name())
+			}
+		}
+		for k := range inDoc {
+			if !inGo[k] {
+				t.Errorf("%s: docs/openapi.json lists %q, which %s does not have", name, k, typ.Name())
+			}
+		}
+	}
+	msg := doc.Components.Schemas["MessageStatus"].Properties
+	if len(msg) == 0 {
+		t.Fatal("docs/openapi.json has no MessageStatus properties")
+	}
+	compare("MessageStatus", msg, messageOut{})
+	compare("MessageStatus.task", props("MessageStatus", msg, "task"), taskOut{})
+	compare("MessageStatus.history", props("MessageStatus", msg, "history"), eventOut{})
 }
 
 // on_ambiguous is stored with the message and shown by GET.
