@@ -45,6 +45,10 @@ type Options struct {
 	// RedisCheckInterval is how often Redis's persistence, eviction
 	// policy and roxd's marker key are checked (DefaultRedisCheckInterval).
 	RedisCheckInterval time.Duration
+	// EmbeddedRedis says the Redis is roxd dev's in-process miniredis: it
+	// keeps nothing and has no CONFIG or INFO, so its persistence and
+	// eviction are not checked.
+	EmbeddedRedis bool
 }
 
 // Run runs the roles of cfg until ctx is cancelled, then shuts down in order
@@ -76,18 +80,20 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		writeJSON(w, http.StatusOK, `{"status":"ok"}`)
 	})
 	health := newRedisHealth(rdb, cfg.KeyPrefix, cfg.AllowVolatile, log)
-	if err := health.check(ctx); errors.Is(err, ErrEvictingRedis) {
-		return err
-	} else if err != nil {
-		log.Warn().Err(err).Msg("cannot check Redis persistence and eviction at start; will check again")
-	}
 	healthCtx, stopHealth := context.WithCancel(context.Background())
 	defer stopHealth()
-	interval := opts.RedisCheckInterval
-	if interval <= 0 {
-		interval = DefaultRedisCheckInterval
+	if !opts.EmbeddedRedis {
+		if err := health.check(ctx); errors.Is(err, ErrEvictingRedis) {
+			return err
+		} else if err != nil {
+			log.Warn().Err(err).Msg("cannot check Redis persistence and eviction at start; will check again")
+		}
+		interval := opts.RedisCheckInterval
+		if interval <= 0 {
+			interval = DefaultRedisCheckInterval
+		}
+		go health.run(healthCtx, interval)
 	}
-	go health.run(healthCtx, interval)
 
 	internalMux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), ReadyzBudget)

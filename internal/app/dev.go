@@ -74,7 +74,8 @@ func Dev(ctx context.Context, lookup func(string) (string, bool), log zerolog.Lo
 	}
 	info := DevInfo{}
 
-	if !set("REDIS_URL") {
+	embedded := !set("REDIS_URL")
+	if embedded {
 		mr := miniredis.NewMiniRedis()
 		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
 			return fmt.Errorf("embedded redis: %w", err)
@@ -171,7 +172,7 @@ func Dev(ctx context.Context, lookup func(string) (string, bool), log zerolog.Lo
 			opts.Ready(info)
 		}
 	}
-	err = Run(ctx, cfg, log, Options{Ready: ready})
+	err = Run(ctx, cfg, log, Options{Ready: ready, EmbeddedRedis: embedded})
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
