@@ -29,7 +29,7 @@ const redisCheckBudget = 3 * time.Second
 // markerKey is {P}:redis-marker: a key without TTL that roxd writes to know
 // whether Redis still holds its data. Gone after a restart without
 // persistence or a flush.
-func markerKey(prefix string) string { return store.NewKeys(prefix).Base() + "redis-marker" }
+func markerKey(prefix string) string { return store.NewKeys(prefix).RedisMarker() }
 
 // redisHealth watches whether Redis can keep what it acknowledged.
 type redisHealth struct {

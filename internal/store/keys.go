@@ -38,6 +38,10 @@ func (k Keys) SMS(smsID string) string { return k.base + "sms:" + CanonicalSMSID
 // {P}:suppressed that an operator suppressed (API, `roxd suppress`): a
 // START from the handset does not lift those.
 func (k Keys) SuppressedByOperator() string { return k.base + "suppressed:operator" }
+
+// RedisMarker is {P}:redis-marker, a key without TTL whose absence tells
+// that Redis came back empty (internal/app's durability check).
+func (k Keys) RedisMarker() string { return k.base + "redis-marker" }
 func (k Keys) CallbackSeen(h string) string {
 	return k.base + "cb:seen:" + h
 }
