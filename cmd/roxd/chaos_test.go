@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -28,10 +27,7 @@ func TestChaosSmall(t *testing.T) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Skip("redis-server is not on PATH")
 	}
-	bin := filepath.Join(t.TempDir(), "roxd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := roxdBinary(t)
 	began := time.Now()
 	cmd := exec.Command(bin, "chaos", "--json", "--messages", "1000", "--rate", "100", "--batch", "100",
 		"--kills", "1", "--terms", "1", "--write-block", "3s", "--settle", "200s", "--seed", "8")

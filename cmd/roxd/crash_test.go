@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -36,10 +35,7 @@ func TestWorkerKilledMidRequestSendsNothingTwice(t *testing.T) {
 	}
 	rdb := testutil.Redis(t)
 	redisURL := testutil.RedisURL(t)
-	bin := filepath.Join(t.TempDir(), "roxd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := roxdBinary(t)
 	// ROX takes each request at once and answers a second later: a worker
 	// killed meanwhile never learns the SMSIds of what ROX accepted.
 	sim, err := roxsim.New(roxsim.Config{Faults: roxsim.Faults{

@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -31,10 +30,7 @@ func TestServeSIGTERMUnderLoad(t *testing.T) {
 	}
 	rdb := testutil.Redis(t)
 	redisURL := testutil.RedisURL(t)
-	bin := filepath.Join(t.TempDir(), "roxd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := roxdBinary(t)
 
 	sim, err := roxsim.New(roxsim.Config{Faults: roxsim.Faults{
 		Latency:      150 * time.Millisecond, // ROX is slow: requests are in flight at SIGTERM
