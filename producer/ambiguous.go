@@ -23,3 +23,22 @@ const (
 
 // Valid reports whether m names a mode ("" is valid: the default).
 func (m AmbiguousMode) Valid() bool { return store.ValidAmbiguous(string(m)) }
+
+// Priority orders messages for the worker: batches never mix priorities,
+// and the worker serves high before normal before bulk (README,
+// "Priority").
+type Priority string
+
+// Priorities; empty means PriorityNormal.
+const (
+	// PriorityHigh: one-time codes and alerts, sent ahead of any backlog.
+	PriorityHigh Priority = store.PriorityHigh
+	// PriorityNormal is the default.
+	PriorityNormal Priority = store.PriorityNormal
+	// PriorityBulk: campaigns; served after high and normal, with a floor
+	// so that it is never starved.
+	PriorityBulk Priority = store.PriorityBulk
+)
+
+// Valid reports whether p names a priority ("" is valid: normal).
+func (p Priority) Valid() bool { return p == "" || store.ValidPriority(string(p)) }

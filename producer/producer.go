@@ -73,6 +73,8 @@ type Message struct {
 	// OnAmbiguous overrides ROXD_AMBIGUOUS for this message; empty means
 	// the deployment's default.
 	OnAmbiguous AmbiguousMode
+	// Priority is high, normal or bulk; empty means normal.
+	Priority Priority
 }
 
 // Result is the outcome of one message.

@@ -16,7 +16,7 @@ import (
 
 // FieldError is a refused message: Field is the JSON name of the offending
 // field ("to", "text", "send_at", "metadata", "id", "name", "email",
-// "receipt", "reply"), Code a stable machine-readable reason.
+// "receipt", "reply", "priority", ...), Code a stable machine-readable reason.
 type FieldError struct {
 	Field   string
 	Code    string
@@ -224,6 +224,9 @@ func (p *Producer) prepare(m *Message, now time.Time) (store.Record, Result) {
 	if !m.OnAmbiguous.Valid() {
 		return fail(fieldErr("on_ambiguous", CodeInvalid, "%q: want resend, reconcile or fail", truncate(string(m.OnAmbiguous))))
 	}
+	if !m.Priority.Valid() {
+		return fail(fieldErr("priority", CodeInvalid, "%q: want high, normal or bulk", truncate(string(m.Priority))))
+	}
 	if len(m.Metadata) > p.cfg.MaxMetadataKeys {
 		return fail(fieldErr("metadata", CodeTooMany, "%d keys, at most %d", len(m.Metadata), p.cfg.MaxMetadataKeys))
 	}
@@ -247,6 +250,10 @@ func (p *Producer) prepare(m *Message, now time.Time) (store.Record, Result) {
 	rec := store.Record{
 		ID: res.ID, To: to, Name: m.Name, Email: email, Text: m.Text,
 		Receipt: string(receipt), Reply: string(reply), Metadata: m.Metadata, OnAmbiguous: string(m.OnAmbiguous),
+		Priority: string(m.Priority),
+	}
+	if rec.Priority == string(PriorityNormal) {
+		rec.Priority = "" // one spelling: the same message hashes the same
 	}
 	if !m.SendAt.IsZero() {
 		// Millisecond precision, as stored; the store treats a past SendAt

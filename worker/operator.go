@@ -22,8 +22,9 @@ import (
 // its run hands the group's messages over (with their SendLater intact).
 const TaskTypeSchedule = "rox:schedule"
 
-// PriorityNormal is the only priority today (shown in task payloads).
-const PriorityNormal = "normal"
+// PriorityNormal is the priority of a group without one (shown in task
+// payloads); see store.GroupPriority.
+const PriorityNormal = store.PriorityNormal
 
 // payloadFirstIDs is how many message ids a task payload names.
 const payloadFirstIDs = 5
@@ -114,7 +115,7 @@ func (w *Worker) writeResult(t *asynq.Task, r *attemptResult) {
 
 // batchPayload builds the payload of batch id.
 func (w *Worker) batchPayload(id, group string, size int, first []string) payload {
-	p := payload{Batch: id, Group: group, Priority: PriorityNormal, Account: w.cfg.AccountID, Recipients: size, Messages: first}
+	p := payload{Batch: id, Group: group, Priority: store.GroupPriority(group), Account: w.cfg.AccountID, Recipients: size, Messages: first}
 	if sl, _, _, err := store.ParseGroup(group); err == nil && !sl.IsZero() {
 		p.SendLater = sl.UTC().Format(time.RFC3339)
 	}
@@ -269,6 +270,8 @@ func (o *Operator) Sweep(ctx context.Context, olderThan time.Time) SweepResult {
 		if err != nil || !st.Exists || st.Locked {
 			continue
 		}
+		// A send task lives in the queue of its batch's priority.
+		q := store.PriorityQueue(o.cfg.Queue, store.GroupPriority(st.Group))
 		info, err := o.insp.GetTaskInfo(q, id)
 		switch {
 		case errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound):
@@ -327,8 +330,7 @@ func (o *Operator) Sweep(ctx context.Context, olderThan time.Time) SweepResult {
 			if ctx.Err() != nil {
 				return res
 			}
-			_, err := o.insp.GetTaskInfo(q, id)
-			if !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
+			if o.sendTaskExists(id) {
 				continue
 			}
 			if ok, err := o.b.DropArchived(ctx, id); err == nil && ok {
@@ -383,6 +385,18 @@ func (o *Operator) Sweep(ctx context.Context, olderThan time.Time) SweepResult {
 		}
 	}
 	return res
+}
+
+// sendTaskExists reports whether a rox:send task with id is in one of the
+// priority queues (or whether asking failed: then it is taken to exist).
+func (o *Operator) sendTaskExists(id string) bool {
+	for _, q := range store.PriorityQueues(o.cfg.Queue) {
+		_, err := o.insp.GetTaskInfo(q, id)
+		if !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
+			return true
+		}
+	}
+	return false
 }
 
 // enqueueBatch enqueues the task of batch id from its record; a task that

@@ -129,9 +129,24 @@ func (w *Worker) Run(ctx context.Context) error {
 	op.enq = w.enqueueBatch
 	w.op = op
 
+	// Priorities (README, "Priority"): one asynq queue per priority. The
+	// lanes serve them strictly (high, then normal, then bulk: a high task
+	// is the next one taken whenever a handler is free); one more server,
+	// the floor lane with one handler, serves only normal and bulk (equal
+	// weights), so neither is ever starved by a higher class.
 	lanes := w.cfg.DequeueLanes
-	per := (w.cfg.SendConcurrency + lanes - 1) / lanes
-	servers := make([]*asynq.Server, 0, lanes)
+	mainConc := max(1, w.cfg.SendConcurrency-1)
+	per := (mainConc + lanes - 1) / lanes
+	qs := map[string]int{
+		store.PriorityQueue(w.cfg.Queue, store.PriorityHigh):   3,
+		store.PriorityQueue(w.cfg.Queue, store.PriorityNormal): 2,
+		store.PriorityQueue(w.cfg.Queue, store.PriorityBulk):   1,
+	}
+	floorQs := map[string]int{
+		store.PriorityQueue(w.cfg.Queue, store.PriorityNormal): 1,
+		store.PriorityQueue(w.cfg.Queue, store.PriorityBulk):   1,
+	}
+	servers := make([]*asynq.Server, 0, lanes+1)
 	shutdown := func() {
 		var wg sync.WaitGroup
 		for _, s := range servers {
@@ -144,10 +159,15 @@ func (w *Worker) Run(ctx context.Context) error {
 	mux := asynq.NewServeMux()
 	mux.Handle(TaskType, w)
 	mux.HandleFunc(TaskTypeSchedule, w.processSchedule)
-	for i := 0; i < lanes; i++ {
+	for i := 0; i <= lanes; i++ {
+		conc, queues, strict := per, qs, true
+		if i == lanes {
+			conc, queues, strict = 1, floorQs, false // the floor lane
+		}
 		srv := asynq.NewServer(w.asynqOpt, asynq.Config{
-			Concurrency:              per,
-			Queues:                   map[string]int{w.cfg.Queue: 1},
+			Concurrency:              conc,
+			Queues:                   queues,
+			StrictPriority:           strict,
 			TaskCheckInterval:        w.cfg.TaskCheckInterval,
 			DelayedTaskCheckInterval: w.cfg.DelayedTaskCheckInterval,
 			ShutdownTimeout:          w.cfg.ShutdownTimeout,
@@ -162,7 +182,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		servers = append(servers, srv)
 	}
-	w.log.Info().Str("queue", w.cfg.Queue).Int("lanes", lanes).Int("concurrency", per*lanes).
+	w.log.Info().Str("queue", w.cfg.Queue).Int("lanes", lanes).Int("concurrency", per*lanes+1).
 		Str("account", w.cfg.AccountID).Msg("worker started")
 
 	loopCtx, stopLoops := context.WithCancel(ctx)
@@ -182,6 +202,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
+// formPerCall bounds the batches one Form script makes: each full batch
+// costs about a millisecond of Redis, and a shorter script lets a high
+// message's enqueue and claim in between (the loop calls again at once).
+const formPerCall = 8
+
 // formLoop forms batches every FormInterval and enqueues their tasks.
 func (w *Worker) formLoop(ctx context.Context) {
 	t := time.NewTicker(w.cfg.FormInterval)
@@ -190,8 +215,11 @@ func (w *Worker) formLoop(ctx context.Context) {
 		MaxBatch:   w.cfg.MaxBatch,
 		Linger:     w.cfg.Linger,
 		MaxWaiting: w.cfg.MaxWaiting,
-		MaxForm:    64,
-		IDPrefix:   w.idPfx,
+		// A bulk backlog stays in its ready list, a few batches per
+		// handler ahead of the senders.
+		MaxWaitingBulk: 2 * w.cfg.SendConcurrency,
+		MaxForm:        formPerCall,
+		IDPrefix:       w.idPfx,
 	}
 	var probeAt, lastWarn time.Time
 	for {
@@ -200,7 +228,7 @@ func (w *Worker) formLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		p.MaxForm = 64
+		p.MaxForm = formPerCall
 		if w.paused.Load() {
 			// After an auth pause one batch probes ROX; more follow only
 			// when it succeeds (authOK clears paused).
@@ -261,7 +289,7 @@ func (w *Worker) enqueue(ctx context.Context, p payload) error {
 func (w *Worker) enqueueTask(ctx context.Context, p payload) error {
 	body, _ := json.Marshal(p)
 	_, err := w.client.EnqueueContext(ctx, asynq.NewTask(TaskType, body),
-		asynq.TaskID(p.Batch), asynq.Queue(w.cfg.Queue),
+		asynq.TaskID(p.Batch), asynq.Queue(store.PriorityQueue(w.cfg.Queue, p.Priority)),
 		asynq.MaxRetry(w.cfg.MaxAttempts-1), asynq.Timeout(w.cfg.TaskTimeout),
 		asynq.Retention(w.cfg.TaskRetention))
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {

@@ -68,9 +68,11 @@ func setup(t *testing.T, f roxsim.Faults, mod func(*Config)) *bundle {
 			rdb.Del(context.Background(), keys...)
 		}
 		insp := asynq.NewInspector(aopt)
-		_ = insp.DeleteQueue(queue, true)
-		if keys, _ := rdb.Keys(context.Background(), "asynq:{"+queue+"}:*").Result(); len(keys) > 0 {
-			rdb.Del(context.Background(), keys...)
+		for _, q := range store.PriorityQueues(queue) {
+			_ = insp.DeleteQueue(q, true)
+			if keys, _ := rdb.Keys(context.Background(), "asynq:{"+q+"}:*").Result(); len(keys) > 0 {
+				rdb.Del(context.Background(), keys...)
+			}
 		}
 		_ = insp.Close()
 	})

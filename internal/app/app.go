@@ -112,7 +112,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	insp := asynq.NewInspector(conn.Asynq())
 	defer insp.Close()
 	qc, err := metrics.NewQueueCollector(metrics.QueueCollectorConfig{
-		Inspector: insp, Redis: rdb, Prefix: cfg.KeyPrefix, Queues: []string{cfg.Queue},
+		Inspector: insp, Redis: rdb, Prefix: cfg.KeyPrefix, Queues: store.PriorityQueues(cfg.Queue),
 		Logger: log.With().Str("component", "metrics").Logger(),
 	})
 	if err != nil {

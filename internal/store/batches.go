@@ -98,44 +98,65 @@ local now = tonumber(ARGV[5])
 local maxform = tonumber(ARGV[6])
 local prefix = ARGV[7]
 local seq = tonumber(ARGV[8])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[9]))
-local w = redis.call('ZCARD', KEYS[2])
+local maxbulk = tonumber(ARGV[10])
+-- Priorities (internal/store/priority.go): high groups first, then normal,
+-- then bulk; each priority has its own waiting zset (backpressure count).
+local wk = {KEYS[2] .. ':high', KEYS[2], KEYS[2] .. ':bulk'}
+local order = {{}, {}, {}}
+for _, g in ipairs(groups) do
+  local c = 2
+  if string.find(g, '|p=high', 1, true) then c = 1
+  elseif string.find(g, '|p=bulk', 1, true) then c = 3 end
+  local o = order[c]
+  o[#o + 1] = g
+end
+local w = {}
+for c = 1, 3 do
+  redis.call('ZREMRANGEBYSCORE', wk[c], '-inf', now - tonumber(ARGV[9]))
+  w[c] = redis.call('ZCARD', wk[c])
+end
 local out = {}
 local formed = 0
-for _, g in ipairs(groups) do
-  if formed >= maxform then break end
-  local rk = base .. 'ready:' .. g
-  local len = redis.call('LLEN', rk)
-  while len > 0 and formed < maxform do
-    local take = 0
-    if len >= n then
-      take = n
-    elseif w < maxw then
-      local head = redis.call('LINDEX', rk, 0)
-      local t = tonumber(redis.call('HGET', base .. 'msg:' .. head, 't_queued'))
-      if t == nil or now - t >= linger then take = len end
+for c = 1, 3 do
+  for _, g in ipairs(order[c]) do
+    if formed >= maxform then break end
+    local rk = base .. 'ready:' .. g
+    local len = redis.call('LLEN', rk)
+    while len > 0 and formed < maxform do
+      local take = 0
+      if c == 3 and w[c] >= maxbulk then
+        -- bulk: at most maxbulk batches wait for a handler; the backlog
+        -- stays in its ready list (cancellable, and expiring there)
+        take = 0
+      elseif len >= n then
+        take = n
+      elseif w[c] < maxw then
+        local head = redis.call('LINDEX', rk, 0)
+        local t = tonumber(redis.call('HGET', base .. 'msg:' .. head, 't_queued'))
+        if t == nil or now - t >= linger then take = len end
+      end
+      if take == 0 then break end
+      local ids = redis.call('LPOP', rk, take)
+      local bid = prefix .. (seq + formed)
+      formed = formed + 1
+      redis.call('HSET', base .. 'batch:' .. bid, 'group', g, 'ids', cjson.encode(ids), 'created', now, 'attempt', 0)
+      redis.call('ZADD', KEYS[3], now, bid)
+      redis.call('ZADD', wk[c], now, bid)
+      local first = {}
+      for i, id in ipairs(ids) do
+        local mk = base .. 'msg:' .. id
+        if redis.call('EXISTS', mk) == 1 then redis.call('HSET', mk, 'batch', bid) end
+        if i <= 5 then first[i] = id end
+      end
+      w[c] = w[c] + 1
+      len = len - #ids
+      out[#out + 1] = bid
+      out[#out + 1] = g
+      out[#out + 1] = #ids
+      out[#out + 1] = cjson.encode(first)
     end
-    if take == 0 then break end
-    local ids = redis.call('LPOP', rk, take)
-    local bid = prefix .. (seq + formed)
-    formed = formed + 1
-    redis.call('HSET', base .. 'batch:' .. bid, 'group', g, 'ids', cjson.encode(ids), 'created', now, 'attempt', 0)
-    redis.call('ZADD', KEYS[3], now, bid)
-    redis.call('ZADD', KEYS[2], now, bid)
-    local first = {}
-    for i, id in ipairs(ids) do
-      local mk = base .. 'msg:' .. id
-      if redis.call('EXISTS', mk) == 1 then redis.call('HSET', mk, 'batch', bid) end
-      if i <= 5 then first[i] = id end
-    end
-    w = w + 1
-    len = len - #ids
-    out[#out + 1] = bid
-    out[#out + 1] = g
-    out[#out + 1] = #ids
-    out[#out + 1] = cjson.encode(first)
+    if len <= 0 then redis.call('SREM', KEYS[1], g) end
   end
-  if len <= 0 then redis.call('SREM', KEYS[1], g) end
 end
 return out
 `)
@@ -148,9 +169,13 @@ type FormParams struct {
 	// before a partial batch may be formed.
 	Linger time.Duration
 	// MaxWaiting: a partial batch is formed only while fewer than this many
-	// formed batches wait to be picked up by a handler (backpressure: at
-	// saturation, batches fill instead of multiplying).
+	// formed batches of its priority wait to be picked up by a handler
+	// (backpressure: at saturation, batches fill instead of multiplying).
 	MaxWaiting int
+	// MaxWaitingBulk: bulk batches, even full ones, are formed only while
+	// fewer than this many bulk batches wait for a handler, so a bulk
+	// backlog stays in its ready list instead of flooding asynq (0 = 64).
+	MaxWaitingBulk int
 	// MaxForm bounds the batches formed by one call.
 	MaxForm int
 	// WaitingHorizon drops waiting entries older than this (a batch whose
@@ -175,10 +200,12 @@ type Formed struct {
 var ErrAuthPaused = errors.New("store: sending paused: ROX rejected the credentials")
 
 // Form pops up to MaxBatch ids per batch from the ready lists of the groups
-// in {P}:groups into new batch records (added to {P}:batches and
-// {P}:waiting). A full batch is always formed; a partial one only when the
-// group's oldest message has waited Linger and fewer than MaxWaiting
-// batches wait. A group whose list is empty leaves {P}:groups. While the
+// in {P}:groups into new batch records (added to {P}:batches and the
+// waiting zset of their priority), high groups first, then normal, then
+// bulk. A full batch is always formed (bulk: while fewer than
+// MaxWaitingBulk bulk batches wait); a partial one only when the group's
+// oldest message has waited Linger and fewer than MaxWaiting batches of its
+// priority wait. A group whose list is empty leaves {P}:groups. While the
 // account is paused it forms nothing and returns ErrAuthPaused.
 func (b *Batches) Form(ctx context.Context, p FormParams, now time.Time) ([]Formed, error) {
 	if p.MaxBatch <= 0 || p.MaxForm <= 0 {
@@ -187,10 +214,13 @@ func (b *Batches) Form(ctx context.Context, p FormParams, now time.Time) ([]Form
 	if p.WaitingHorizon <= 0 {
 		p.WaitingHorizon = time.Minute
 	}
+	if p.MaxWaitingBulk <= 0 {
+		p.MaxWaitingBulk = 64
+	}
 	res, err := formScript.Run(ctx, b.rdb,
 		[]string{b.k.Groups(), b.k.Waiting(), b.k.Batches(), b.k.AuthPause()},
 		b.k.Base(), p.MaxBatch, p.Linger.Milliseconds(), p.MaxWaiting, now.UnixMilli(), p.MaxForm,
-		p.IDPrefix, p.Seq, p.WaitingHorizon.Milliseconds()).Slice()
+		p.IDPrefix, p.Seq, p.WaitingHorizon.Milliseconds(), p.MaxWaitingBulk).Slice()
 	if err != nil {
 		if errors.Is(err, redis.Nil) {
 			return nil, nil
@@ -224,7 +254,7 @@ local b = redis.call('HMGET', KEYS[1], 'group', 'ids')
 if not b[1] then return {'gone'} end
 if not redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[4]) then return {'locked'} end
 redis.call('ZREM', KEYS[3], ARGV[2])
-if redis.call('EXISTS', KEYS[5]) == 1 then return {'paused', b[1]} end
+` + unwaitLua("KEYS[3]", "ARGV[2]") + `if redis.call('EXISTS', KEYS[5]) == 1 then return {'paused', b[1]} end
 local base = ARGV[1]
 local now = ARGV[5]
 -- reconcile (internal/store/reconcile.go): window, default policy,
@@ -451,7 +481,7 @@ if #retry == 0 then
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[3], ARGV[2])
   redis.call('ZREM', KEYS[4], ARGV[2])
-else
+  ` + unwaitLua("KEYS[4]", "ARGV[2]") + `else
   redis.call('HSET', KEYS[1], 'ids', cjson.encode(retry))
 end
 if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
@@ -540,7 +570,7 @@ end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[3], ARGV[2])
 redis.call('ZREM', KEYS[4], ARGV[2])
-if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
+` + unwaitLua("KEYS[4]", "ARGV[2]") + `if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
 return n
 `)
 
@@ -562,7 +592,7 @@ var finishScript = redis.NewScript(`
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
-if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
+` + unwaitLua("KEYS[4]", "ARGV[1]") + `if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
 return 1
 `)
 

@@ -29,7 +29,18 @@ func (k Keys) Batch(id string) string     { return k.base + "batch:" + id }
 func (k Keys) Batches() string            { return k.base + "batches" }
 func (k Keys) Waiting() string            { return k.base + "waiting" }
 func (k Keys) Lock(batchID string) string { return k.base + "lock:" + batchID }
-func (k Keys) Suppressed() string         { return k.base + "suppressed" }
+
+// WaitingOf is the backpressure zset of priority p's formed batches that no
+// handler picked up yet: {P}:waiting for normal (as before priorities
+// existed), {P}:waiting:high and {P}:waiting:bulk.
+func (k Keys) WaitingOf(p string) string {
+	if p == PriorityHigh || p == PriorityBulk {
+		return k.Waiting() + ":" + p
+	}
+	return k.Waiting()
+}
+
+func (k Keys) Suppressed() string { return k.base + "suppressed" }
 
 // SMS is {P}:sms:<smsid> for smsID in its canonical form (CanonicalSMSID).
 func (k Keys) SMS(smsID string) string { return k.base + "sms:" + CanonicalSMSID(smsID) }

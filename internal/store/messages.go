@@ -115,8 +115,11 @@ type Record struct {
 	// OnAmbiguous overrides the worker's policy for this message when ROX's
 	// outcome is unknown: resend|reconcile|fail ("" = the default).
 	OnAmbiguous string
-	SendAt      time.Time
-	Metadata    map[string]string
+	// Priority is high, normal or bulk ("" = normal). It is part of the
+	// group (WithPriority): batches never mix priorities.
+	Priority string
+	SendAt   time.Time
+	Metadata map[string]string
 	// Hash is the content hash for idempotency (see ContentHash).
 	Hash string
 	// Group is the coalescing group (see Group); Enqueue sets it.
@@ -157,6 +160,8 @@ const (
 	FieldSMSID     = "sms_id"
 	FieldRequestID = "request_id"
 	FieldAttempts  = "attempts"
+	// FieldPriority is written only for high and bulk (absent = normal).
+	FieldPriority = "priority"
 	// FieldTimePrefix + status is the unix ms when the status was reached.
 	FieldTimePrefix = "t_"
 )
@@ -188,11 +193,18 @@ func groupSendLater(sendAt, now time.Time) string {
 }
 
 // ParseGroup splits a group key into the SendLater time (zero for GroupNow),
-// receipt mode and reply mode.
+// receipt mode and reply mode. Tagged components after the first three
+// ("|p=high", see WithPriority) are read by their own functions
+// (GroupPriority).
 func ParseGroup(group string) (sendLater time.Time, receipt, reply string, err error) {
 	parts := strings.Split(group, "|")
-	if len(parts) != 3 {
+	if len(parts) < 3 {
 		return time.Time{}, "", "", fmt.Errorf("store: group %q: want <sendlater>|<receipt>|<reply>", group)
+	}
+	for _, p := range parts[3:] {
+		if !strings.Contains(p, "=") {
+			return time.Time{}, "", "", fmt.Errorf("store: group %q: component %q is not <tag>=<value>", group, p)
+		}
 	}
 	if parts[0] != GroupNow {
 		sec, err := strconv.ParseInt(parts[0], 10, 64)
@@ -224,6 +236,9 @@ func (r *Record) ContentHash() string {
 	put(r.Reply)
 	if r.OnAmbiguous != "" {
 		put("on_ambiguous=" + r.OnAmbiguous) // absent: hashes as before
+	}
+	if r.Priority != "" && r.Priority != PriorityNormal {
+		put("priority=" + r.Priority) // normal: hashes as before
 	}
 	keys := make([]string, 0, len(r.Metadata))
 	for k := range r.Metadata {
@@ -280,7 +295,8 @@ func (o EnqueueOutcome) String() string {
 //
 // KEYS: msg, ready list of the group, groups set, scheduled zset, suppressed set
 // ARGV: id hash mode(now|lead|sched) now_ms ttl_ms send_at_ms group to name
-// email text receipt reply meta on_ambiguous
+// email text receipt reply meta on_ambiguous, then optional record fields as
+// name, value pairs (written only when the value is not empty: priority, ...)
 // Returns {code, status}: 0 created, 1 existing (same hash), 2 conflict,
 // 3 created suppressed.
 var enqueueScript = redis.NewScript(`
@@ -312,6 +328,9 @@ redis.call('HSET', KEYS[1],
   'hash', ARGV[2], 'group', ARGV[7], 'status', status, 'attempts', 0,
   't_' .. status, ARGV[4])
 if ARGV[15] and ARGV[15] ~= '' then redis.call('HSET', KEYS[1], 'on_ambiguous', ARGV[15]) end
+for i = 16, #ARGV - 1, 2 do
+  if ARGV[i + 1] ~= '' then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return {code, status}
 `)
@@ -357,7 +376,14 @@ func (s *Store) Enqueue(ctx context.Context, recs []Record) ([]EnqueueOutcome, [
 			}
 			meta = string(b)
 		}
-		group := Group(r.SendAt, s.cfg.ScheduleLead, now, r.Receipt, r.Reply)
+		if r.Priority != "" && !ValidPriority(r.Priority) {
+			return nil, nil, fmt.Errorf("store: enqueue: record %d: unknown priority %q", i, r.Priority)
+		}
+		prio := r.Priority
+		if prio == PriorityNormal {
+			prio = ""
+		}
+		group := WithPriority(Group(r.SendAt, s.cfg.ScheduleLead, now, r.Receipt, r.Reply), r.Priority)
 		mode := "now"
 		ttl := s.cfg.StatusTTL
 		sendAtMS := int64(0)
@@ -372,7 +398,8 @@ func (s *Store) Enqueue(ctx context.Context, recs []Record) ([]EnqueueOutcome, [
 		calls[i] = call{
 			keys: []string{s.keys.Msg(r.ID), s.keys.Ready(group), s.keys.Groups(), s.keys.Scheduled(), s.keys.Suppressed()},
 			args: []any{r.ID, hash, mode, now.UnixMilli(), ttlMS(ttl), sendAtMS, group,
-				r.To, r.Name, r.Email, r.Text, r.Receipt, r.Reply, meta, r.OnAmbiguous},
+				r.To, r.Name, r.Email, r.Text, r.Receipt, r.Reply, meta, r.OnAmbiguous,
+				FieldPriority, prio},
 		}
 	}
 	outcomes := make([]EnqueueOutcome, len(recs))
@@ -477,6 +504,10 @@ func RecordFromHash(id string, m map[string]string) (*Record, error) {
 		Status: Status(m[FieldStatus]), Err: m[FieldErr], SMSID: m[FieldSMSID], RequestID: m[FieldRequestID],
 		OnAmbiguous: m["on_ambiguous"],
 		Batch:       m[FieldBatch],
+		Priority:    m[FieldPriority],
+	}
+	if r.Priority == "" {
+		r.Priority = PriorityNormal
 	}
 	if v, err := strconv.ParseInt(m[FieldManualRetry], 10, 64); err == nil {
 		// An archived task run again: the one step back from failed.

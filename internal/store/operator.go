@@ -161,7 +161,7 @@ end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
-if ARGV[5] == '1' and #keep > 0 then
+` + unwaitLua("KEYS[4]", "ARGV[1]") + `if ARGV[5] == '1' and #keep > 0 then
   redis.call('HSET', KEYS[5], 'group', b[1], 'ids', cjson.encode(keep), 'archived', ARGV[3], 'reason', ARGV[2])
   redis.call('PEXPIRE', KEYS[5], ARGV[4])
   redis.call('ZADD', KEYS[6], ARGV[3], ARGV[1])

@@ -392,7 +392,7 @@ if #keep == 0 then
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[3], ARGV[2])
   redis.call('ZREM', KEYS[4], ARGV[2])
-else
+  ` + unwaitLua("KEYS[4]", "ARGV[2]") + `else
   redis.call('HSET', KEYS[1], 'ids', cjson.encode(keep))
 end
 if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end

@@ -312,12 +312,14 @@ type messageIn struct {
 	Metadata map[string]string `json:"metadata"`
 	// OnAmbiguous: resend|reconcile|fail, "" = ROXD_AMBIGUOUS.
 	OnAmbiguous string `json:"on_ambiguous"`
+	// Priority: high|normal|bulk, "" = normal.
+	Priority string `json:"priority"`
 }
 
 func (m *messageIn) message() (producer.Message, *apiError) {
 	out := producer.Message{ID: m.ID, To: m.To, Text: m.Text, Name: m.Name, Email: m.Email,
 		Receipt: producer.ReceiptMode(m.Receipt), Reply: producer.ReplyMode(m.Reply), Metadata: m.Metadata,
-		OnAmbiguous: producer.AmbiguousMode(m.OnAmbiguous)}
+		OnAmbiguous: producer.AmbiguousMode(m.OnAmbiguous), Priority: producer.Priority(m.Priority)}
 	if m.SendAt != "" {
 		t, err := producer.ParseTime(m.SendAt)
 		if err != nil {
@@ -483,6 +485,8 @@ type messageOut struct {
 	History   []eventOut        `json:"history"`
 	// OnAmbiguous is the message's own policy, absent when it has none.
 	OnAmbiguous string `json:"on_ambiguous,omitempty"`
+	// Priority is high, normal or bulk.
+	Priority string `json:"priority"`
 	// CancellableUntil: see resultOut.
 	CancellableUntil *time.Time `json:"cancellable_until,omitempty"`
 	Task             *taskOut   `json:"task,omitempty"`
@@ -503,7 +507,7 @@ func (a *api) getMessage(w http.ResponseWriter, r *http.Request) {
 		RequestID: rec.RequestID, Error: rec.Err, Receipt: rec.Receipt, Reply: rec.Reply,
 		Attempts: rec.Attempts, Metadata: rec.Metadata, History: publicHistory(rec.History),
 		CancellableUntil: timeOrNil(a.p.CancellableUntil(rec.Status, rec.SendAt)),
-		OnAmbiguous:      rec.OnAmbiguous}
+		OnAmbiguous:      rec.OnAmbiguous, Priority: rec.Priority}
 	if !rec.SendAt.IsZero() {
 		t := rec.SendAt.UTC()
 		out.SendAt = &t
@@ -515,6 +519,9 @@ func (a *api) getMessage(w http.ResponseWriter, r *http.Request) {
 		q := a.cfg.Queue
 		if q == "" {
 			q = DefaultQueue
+		}
+		if rec.Batch != "" { // a send task: in the queue of its priority
+			q = store.PriorityQueue(q, rec.Priority)
 		}
 		out.Task = &taskOut{ID: id, Queue: q}
 	}

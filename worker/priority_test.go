@@ -1,0 +1,104 @@
+package worker
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redoxygen/roxd/internal/store"
+	"github.com/redoxygen/roxd/rox/roxsim"
+)
+
+// waitFor polls cond every 20 ms until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// recipientsIn returns, in the order ROX received them, the texts of the
+// accepted recipients, and checks that no request mixed priorities (texts
+// start with their priority's name).
+func recipientsIn(t *testing.T, b *bundle) []string {
+	t.Helper()
+	rs := b.sim.Recipients()
+	byReq := map[string]string{}
+	out := make([]string, 0, len(rs))
+	for _, r := range rs {
+		if r.SMSID == "" {
+			continue
+		}
+		cls, _, _ := strings.Cut(r.Text, " ")
+		if prev, ok := byReq[r.RequestID]; ok && prev != cls {
+			t.Fatalf("request %s mixes %s and %s messages", r.RequestID, prev, cls)
+		}
+		byReq[r.RequestID] = cls
+		out = append(out, r.Text)
+	}
+	return out
+}
+
+// A high message enqueued behind a bulk backlog reaches ROX after at most
+// the requests already in flight (and a few formed meanwhile), not after
+// the backlog: neither the ready list nor the asynq queue holds it back.
+func TestHighOvertakesBulkBacklog(t *testing.T) {
+	b := setup(t, roxsim.Faults{Latency: 30 * time.Millisecond}, func(c *Config) {
+		c.MaxBatch = 50
+		c.SendConcurrency = 3
+	})
+	const nBulk = 4000 // 80 requests of 50: seconds of backlog
+	b.enqueue(nBulk, "bulk", func(_ int, r *store.Record) { r.Priority = store.PriorityBulk })
+	b.start()
+	waitFor(t, 30*time.Second, "bulk sending to start", func() bool { return len(b.sim.Recipients()) >= 200 })
+	before := len(recipientsIn(t, b))
+	high := b.enqueue(1, "high", func(_ int, r *store.Record) { r.Priority = store.PriorityHigh })
+	enq := time.Now()
+	waitFor(t, 30*time.Second, "the high message to reach ROX", func() bool {
+		return b.countStatus(high, "submitted") == 1
+	})
+	took := time.Since(enq)
+	got := recipientsIn(t, b)
+	pos := -1
+	for i, txt := range got {
+		if txt == "high 0" {
+			pos = i
+		}
+	}
+	// At most the requests in flight when it came (3) and a few more that
+	// a free handler took before the high batch was formed: 6 of 50.
+	if pos < 0 || pos > before+6*50 {
+		t.Fatalf("high message is recipient %d of %d; %d bulk were accepted when it was enqueued (took %s)", pos, len(got), before, took)
+	}
+	if pos > nBulk/2 {
+		t.Fatalf("high message waited behind the backlog: position %d", pos)
+	}
+	t.Logf("high message after %d bulk recipients (%d when enqueued), %s from enqueue", pos, before, took)
+}
+
+// Bulk is never starved: with a high backlog that keeps every strict lane
+// busy, the floor lane still sends bulk batches.
+func TestBulkNotStarvedByHighBacklog(t *testing.T) {
+	b := setup(t, roxsim.Faults{Latency: 30 * time.Millisecond}, func(c *Config) {
+		c.MaxBatch = 50
+		c.SendConcurrency = 3
+	})
+	const nHigh = 4000
+	high := b.enqueue(nHigh, "high", func(_ int, r *store.Record) { r.Priority = store.PriorityHigh })
+	bulk := b.enqueue(100, "bulk", func(_ int, r *store.Record) { r.Priority = store.PriorityBulk })
+	norm := b.enqueue(100, "normal", nil)
+	b.start()
+	waitFor(t, 60*time.Second, "the bulk and normal messages to reach ROX", func() bool {
+		return b.countStatus(bulk, "submitted") == len(bulk) && b.countStatus(norm, "submitted") == len(norm)
+	})
+	if n := b.countStatus(high, "submitted"); n > nHigh*3/4 {
+		t.Fatalf("bulk and normal were sent only after %d of %d high messages: starved", n, nHigh)
+	}
+	t.Logf("bulk and normal all sent after %d of %d high", b.countStatus(high, "submitted"), nHigh)
+	recipientsIn(t, b) // no request mixes priorities
+
+}
