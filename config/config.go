@@ -86,6 +86,7 @@ type Config struct {
 	StatusTTL        time.Duration `env:"ROXD_STATUS_TTL, default=168h" min:"1s" max:"8784h" desc:"How long message records and statuses are kept"`
 	ScheduleLead     time.Duration `env:"ROXD_SCHEDULE_LEAD, default=1m" min:"0s" max:"24h" desc:"How long before SendAt a scheduled message is handed to ROX with SendLater"`
 	MaxScheduleAhead time.Duration `env:"ROXD_MAX_SCHEDULE_AHEAD, default=8760h" min:"1s" max:"87600h" desc:"Furthest SendAt accepted"`
+	DefaultValidity  time.Duration `env:"ROXD_DEFAULT_VALIDITY, default=0s" min:"0s" max:"8760h" desc:"Validity of a message that gives neither valid_for nor expires_at, counted from its send_at (or from when it is accepted): not handed to ROX by then, it ends expired and is never sent; 0 = no limit"`
 	BatchLinger      time.Duration `env:"ROXD_BATCH_LINGER, default=5ms" min:"0s" max:"10s" desc:"How long the former waits to fill a batch"`
 	SendConcurrency  int           `env:"ROXD_SEND_CONCURRENCY, default=16" min:"1" max:"4096" desc:"Concurrent ROX requests per process"`
 	DequeueLanes     int           `env:"ROXD_DEQUEUE_LANES, default=2" min:"1" max:"64" desc:"asynq servers per process"`

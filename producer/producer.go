@@ -75,6 +75,13 @@ type Message struct {
 	OnAmbiguous AmbiguousMode
 	// Priority is high, normal or bulk; empty means normal.
 	Priority Priority
+	// ValidFor is how long the message is worth sending, counted from
+	// SendAt (from now when it is sent at once); ExpiresAt is the same as
+	// an instant. Give at most one; neither means Config.DefaultValidity
+	// (zero: no limit). A message not handed to ROX by then ends expired
+	// and is never sent.
+	ValidFor  time.Duration
+	ExpiresAt time.Time
 }
 
 // Result is the outcome of one message.
@@ -90,6 +97,9 @@ type Result struct {
 	// Encoding is EncodingGSM7 or EncodingUCS2; Segments the SMS parts.
 	Encoding string
 	Segments int
+	// ExpiresAt is when a new message expires if not handed to ROX by then
+	// (zero: never, and for a replay: Get tells the stored one).
+	ExpiresAt time.Time
 	// CancellableUntil is the time until which Cancel is sure to succeed
 	// (SendAt minus the schedule lead) for a scheduled message; zero for
 	// any other status (a queued message may be taken by the worker at any
@@ -140,6 +150,9 @@ type Config struct {
 	// MaxSchedulePast: a SendAt older than this is refused; a younger past
 	// SendAt means now.
 	MaxSchedulePast time.Duration
+	// DefaultValidity is the validity of a message that gives neither
+	// ValidFor nor ExpiresAt (ROXD_DEFAULT_VALIDITY; zero: no limit).
+	DefaultValidity time.Duration
 	Store           store.Config
 }
 
@@ -187,6 +200,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("producer: config: MaxScheduleAhead %s is negative", c.MaxScheduleAhead)
 	case c.MaxSchedulePast < 0:
 		return fmt.Errorf("producer: config: MaxSchedulePast %s is negative", c.MaxSchedulePast)
+	case c.DefaultValidity < 0:
+		return fmt.Errorf("producer: config: DefaultValidity %s is negative", c.DefaultValidity)
 	}
 	return c.Store.Validate()
 }
@@ -264,6 +279,7 @@ func (p *Producer) SendMany(ctx context.Context, msgs []Message) ([]Result, erro
 		r.CancellableUntil = p.CancellableUntil(r.Status, recs[j].SendAt)
 		switch outcomes[j] {
 		case store.Created, store.Suppressed:
+			r.ExpiresAt = recs[j].ExpiresAt
 			created++
 			metrics.MessagesAccepted.WithLabelValues(string(r.Status)).Inc()
 			if outcomes[j] == store.Suppressed {

@@ -385,3 +385,44 @@ func TestGetCancel(t *testing.T) {
 		t.Errorf("cancel unknown: %v", err)
 	}
 }
+
+func TestDefaultValidityAndPriority(t *testing.T) {
+	b := setup(t)
+	b.p.cfg.DefaultValidity = 10 * time.Minute
+	sendAt := b.now.Add(time.Hour)
+	res, err := b.p.SendMany(b.ctx, []Message{
+		{ID: "d-now", To: "0412345678", Text: "x"},
+		{ID: "d-sched", To: "0412345678", Text: "x", SendAt: sendAt},
+		{ID: "d-own", To: "0412345678", Text: "x", ValidFor: time.Minute, Priority: PriorityHigh},
+		{ID: "d-bad", To: "0412345678", Text: "x", Priority: "urgent"},
+		{ID: "d-neg", To: "0412345678", Text: "x", ValidFor: -time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []time.Time{b.now.Add(10 * time.Minute), sendAt.Add(10 * time.Minute), b.now.Add(time.Minute)} {
+		if res[i].Err != nil || !res[i].ExpiresAt.Equal(want.Truncate(time.Millisecond)) {
+			t.Errorf("%s: expires %s err %v, want %s", res[i].ID, res[i].ExpiresAt, res[i].Err, want)
+		}
+		r, err := b.p.Get(b.ctx, res[i].ID)
+		if err != nil || !r.ExpiresAt.Equal(res[i].ExpiresAt) {
+			t.Errorf("%s: stored %+v %v", res[i].ID, r, err)
+		}
+	}
+	if r, _ := b.p.Get(b.ctx, "d-own"); r.Priority != store.PriorityHigh || store.GroupPriority(r.Group) != store.PriorityHigh {
+		t.Errorf("priority %q group %q", r.Priority, r.Group)
+	}
+	var fe *FieldError
+	if !errors.As(res[3].Err, &fe) || fe.Field != "priority" {
+		t.Errorf("priority urgent: %v", res[3].Err)
+	}
+	if !errors.As(res[4].Err, &fe) || fe.Field != "valid_for" {
+		t.Errorf("valid_for negative: %v", res[4].Err)
+	}
+	// A deployment default is not content: a replay an hour later (another
+	// default expiry) is the same message.
+	b.now = b.now.Add(time.Hour)
+	if r, err := b.p.Send(b.ctx, Message{ID: "d-now", To: "0412345678", Text: "x"}); err != nil || !r.Replayed {
+		t.Errorf("replay: %+v %v", r, err)
+	}
+}

@@ -3,6 +3,7 @@ package producer
 import (
 	"fmt"
 	"net/mail"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -227,6 +228,10 @@ func (p *Producer) prepare(m *Message, now time.Time) (store.Record, Result) {
 	if !m.Priority.Valid() {
 		return fail(fieldErr("priority", CodeInvalid, "%q: want high, normal or bulk", truncate(string(m.Priority))))
 	}
+	expires, validity, ferr := p.validity(m, now)
+	if ferr != nil {
+		return fail(ferr)
+	}
 	if len(m.Metadata) > p.cfg.MaxMetadataKeys {
 		return fail(fieldErr("metadata", CodeTooMany, "%d keys, at most %d", len(m.Metadata), p.cfg.MaxMetadataKeys))
 	}
@@ -260,8 +265,48 @@ func (p *Producer) prepare(m *Message, now time.Time) (store.Record, Result) {
 		// as now, but the hash keeps the caller's value so replays match.
 		rec.SendAt = m.SendAt.Truncate(time.Millisecond)
 	}
+	rec.ExpiresAt, rec.Validity = expires, validity
 	rec.Hash = rec.ContentHash()
 	return rec, res
+}
+
+// validity works out when m expires (zero: never) and the validity it gave
+// (for the content hash; "" for none), or the *FieldError naming the field:
+// a ValidFor that is not positive or longer than MaxScheduleAhead, both
+// fields given, or an expiry not after the send time (SendAt, or now).
+// ValidFor counts from SendAt when it is ahead, else from now.
+func (p *Producer) validity(m *Message, now time.Time) (time.Time, string, *FieldError) {
+	start := now
+	if m.SendAt.After(now) {
+		start = m.SendAt
+	}
+	switch {
+	case m.ValidFor != 0 && !m.ExpiresAt.IsZero():
+		return time.Time{}, "", fieldErr("expires_at", CodeInvalid, "give valid_for or expires_at, not both")
+	case m.ValidFor < 0:
+		return time.Time{}, "", fieldErr("valid_for", CodeInvalid, "%s is negative", m.ValidFor)
+	case m.ValidFor > p.cfg.MaxScheduleAhead:
+		return time.Time{}, "", fieldErr("valid_for", CodeTooFarAhead, "%s is longer than %s", m.ValidFor, p.cfg.MaxScheduleAhead)
+	case m.ValidFor > 0:
+		return start.Add(m.ValidFor).Truncate(time.Millisecond), "valid_for=" + m.ValidFor.String(), nil
+	case !m.ExpiresAt.IsZero():
+		at := m.ExpiresAt.Truncate(time.Millisecond)
+		if !at.After(start) {
+			what := "now"
+			if start.Equal(m.SendAt) {
+				what = "send_at " + m.SendAt.UTC().Format(time.RFC3339Nano)
+			}
+			return time.Time{}, "", fieldErr("expires_at", CodeInvalid, "%s is not after %s: the message would expire before it may be sent",
+				at.UTC().Format(time.RFC3339Nano), what)
+		}
+		if at.After(now.Add(2 * p.cfg.MaxScheduleAhead)) {
+			return time.Time{}, "", fieldErr("expires_at", CodeTooFarAhead, "%s is more than %s ahead", at.UTC().Format(time.RFC3339), 2*p.cfg.MaxScheduleAhead)
+		}
+		return at, "expires_at=" + strconv.FormatInt(at.UnixMilli(), 10), nil
+	case p.cfg.DefaultValidity > 0:
+		return start.Add(p.cfg.DefaultValidity).Truncate(time.Millisecond), "", nil
+	}
+	return time.Time{}, "", nil
 }
 
 func truncate(s string) string {

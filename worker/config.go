@@ -35,6 +35,10 @@ const (
 	// their record (relative to the working directory).
 	DefaultJournalDir    = "./var/journal"
 	DefaultTaskRetention = time.Hour
+	// DefaultReceiptsStream and DefaultStreamMaxLen are the callbacks
+	// receiver's defaults (ROXD_RECEIPTS_STREAM, ROXD_STREAM_MAXLEN).
+	DefaultReceiptsStream = "rox:receipts"
+	DefaultStreamMaxLen   = 1_000_000
 	// TaskType is the asynq task type of one batch.
 	TaskType = "rox:send"
 )
@@ -115,6 +119,12 @@ type Config struct {
 	// TaskRetention keeps a completed rox:send task (and its result: ROX's
 	// RequestId and counts) visible in the dashboard this long.
 	TaskRetention time.Duration
+	// ReceiptsStream is the stream where a message that expired before it
+	// was handed to ROX is announced (kind "expired"), as receipts are
+	// (DefaultReceiptsStream when empty); StreamMaxLen its approximate
+	// MAXLEN (DefaultStreamMaxLen when 0, none when negative).
+	ReceiptsStream string
+	StreamMaxLen   int64
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -159,6 +169,12 @@ func (c Config) WithDefaults() Config {
 		c.Ambiguous = store.AmbiguousReconcile
 	}
 	def(&c.TaskRetention, DefaultTaskRetention)
+	if c.ReceiptsStream == "" {
+		c.ReceiptsStream = DefaultReceiptsStream
+	}
+	if c.StreamMaxLen == 0 {
+		c.StreamMaxLen = DefaultStreamMaxLen
+	}
 	return c
 }
 

@@ -165,6 +165,11 @@ func (w *Worker) process(ctx context.Context, bid string, last bool) error {
 	if claim.Suppressed > 0 {
 		metrics.MessagesSuppressed.Add(float64(claim.Suppressed))
 	}
+	if claim.Expired > 0 {
+		// Their validity ran out before this request: never sent.
+		metrics.MessagesExpired.Add(float64(claim.Expired))
+		log.Info().Int("expired", claim.Expired).Msg("messages expired before they were handed to ROX: not sent")
+	}
 	w.observeReconcile(log, claim.Reconcile, "unanswered_earlier_request")
 	if claim.Reconcile.Waiting > 0 {
 		return w.waitReconcile(wctx, log, bid, token, claim.Reconcile, last)

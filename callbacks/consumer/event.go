@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -13,6 +14,10 @@ import (
 const (
 	KindReceipt = "receipt"
 	KindReply   = "reply"
+	// KindExpired: a message whose validity (valid_for, expires_at) ran
+	// out before it was handed to ROX; it was never sent. On the receipts
+	// stream, with status and status_after "expired".
+	KindExpired = "expired"
 )
 
 // Receipt is a delivery receipt: the outcome of one SMS.
@@ -58,13 +63,27 @@ type Reply struct {
 	Metadata     map[string]string
 }
 
-// Event is one stream entry. Exactly one of Receipt and Reply is set when
-// Err is nil.
+// Expired says a message was never sent: its validity ran out before the
+// worker handed it to ROX. Its status is final ("expired").
+type Expired struct {
+	EventID   string // "expired-" + MessageID: the same on a redelivery
+	MessageID string
+	AccountID string
+	DestTn    string // the number it was for, E.164
+	ExpiresAt time.Time
+	Reason    string
+	Timestamp time.Time // when it was found expired
+	Metadata  map[string]string
+}
+
+// Event is one stream entry. Exactly one of Receipt, Reply and Expired is
+// set when Err is nil.
 type Event struct {
 	ID      string // stream entry id
 	Kind    string
 	Receipt *Receipt
 	Reply   *Reply
+	Expired *Expired
 	// Fields are the entry's raw fields.
 	Fields map[string]string
 	// Err is set when the entry could not be fully parsed (an unknown kind,
@@ -115,6 +134,14 @@ func ParseFields(id string, f map[string]string) Event {
 			EventID: f["event_id"], MessageID: f["message_id"], SMSID: f["sms_id"], RequestID: f["request_id"],
 			AccountID: f["account_id"], From: f["reply_from"], Text: f["reply_text"], SMSText: f["sms_text"],
 			Keyword: f["keyword"], OptOut: f["optout"], OptOutNumber: f["optout_number"], Timestamp: ts, Metadata: meta,
+		}
+	case KindExpired:
+		ev.Expired = &Expired{
+			EventID: f["event_id"], MessageID: f["message_id"], AccountID: f["account_id"], DestTn: f["dest_tn"],
+			Reason: f["result_text"], Timestamp: ts, Metadata: meta,
+		}
+		if ms, err := strconv.ParseInt(f["expires_at"], 10, 64); err == nil && ms > 0 {
+			ev.Expired.ExpiresAt = time.UnixMilli(ms).UTC()
 		}
 	default:
 		errs = append(errs, fmt.Errorf("%w %q in entry %s", ErrUnknownKind, ev.Kind, id))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -29,7 +30,7 @@ func (m sendMetadataFlag) Set(v string) error {
 }
 
 func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := apiFlagSet("send", "send --to NUMBER --text TEXT [--id ID] [--at RFC3339] [--priority high|normal|bulk] [--metadata k=v]...", stderr)
+	fs := apiFlagSet("send", "send --to NUMBER --text TEXT [--id ID] [--at RFC3339] [--priority high|normal|bulk] [--valid-for 10m | --expires-at RFC3339] [--metadata k=v]...", stderr)
 	client := apiFlags(fs)
 	to := fs.String("to", "", "recipient phone number (E.164, or local to the server's default region)")
 	text := fs.String("text", "", "message text")
@@ -41,6 +42,8 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	reply := fs.String("reply", "", "reply mode: http, email, sms or both (server default when empty)")
 	onAmbiguous := fs.String("on-ambiguous", "", "if ROX's outcome is unknown (crash or timeout mid-request): resend, reconcile or fail (ROXD_AMBIGUOUS when empty)")
 	priority := fs.String("priority", "", "priority: high, normal or bulk (normal when empty)")
+	validFor := fs.String("valid-for", "", "validity from send time: a duration (90s, 10m) or whole seconds; not handed to ROX by then, the SMS expires unsent (ROXD_DEFAULT_VALIDITY when empty)")
+	expiresAt := fs.String("expires-at", "", "validity as an RFC 3339 time (instead of --valid-for)")
 	meta := sendMetadataFlag{}
 	fs.Var(meta, "metadata", "metadata key=value, repeatable")
 	pos, err := apiParseArgs(fs, args)
@@ -57,9 +60,18 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	body := map[string]any{"to": *to, "text": *text}
 	for k, v := range map[string]string{"id": *id, "send_at": *at, "name": *name, "email": *email,
-		"receipt": *receipt, "reply": *reply, "on_ambiguous": *onAmbiguous, "priority": *priority} {
+		"receipt": *receipt, "reply": *reply, "on_ambiguous": *onAmbiguous, "priority": *priority,
+		"expires_at": *expiresAt} {
 		if v != "" {
 			body[k] = v
+		}
+	}
+	if *validFor != "" {
+		// Whole seconds travel as a JSON number, a duration as a string.
+		if n, err := strconv.ParseInt(*validFor, 10, 64); err == nil {
+			body["valid_for"] = n
+		} else {
+			body["valid_for"] = *validFor
 		}
 	}
 	if len(meta) > 0 {

@@ -154,6 +154,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		prod, err := producer.New(rdb, producer.Config{
 			DefaultRegion: cfg.DefaultRegion, DefaultReceipt: producer.ReceiptMode(cfg.Receipt),
 			DefaultReply: producer.ReplyMode(cfg.Reply), MaxScheduleAhead: cfg.MaxScheduleAhead, Store: storeCfg,
+			DefaultValidity: cfg.DefaultValidity,
 		}, log)
 		if err != nil {
 			return fmt.Errorf("producer: %w", err)
@@ -195,7 +196,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 			RetryMaxInterval: cfg.RetryMaxInterval, MaxAttempts: cfg.MaxAttempts,
 			PermanentCodes: cfg.PermanentCodes, ReceiptCallbackURL: receiptURL, ReplyCallbackURL: replyURL,
 			AccountID: cfg.ROXAccountID, Ambiguous: cfg.Ambiguous, ReconcileWindow: cfg.ReconcileWindow,
-			JournalDir: cfg.JournalDir,
+			JournalDir: cfg.JournalDir, ReceiptsStream: cfg.ReceiptsStream, StreamMaxLen: cfg.StreamMaxLen,
 		}, rdb, conn.Asynq(), sender, log.With().Str("component", "worker").Logger())
 		if errors.Is(err, worker.ErrJournalDir) {
 			return fmt.Errorf("ROXD_JOURNAL_DIR: %w", err)

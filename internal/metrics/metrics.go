@@ -49,6 +49,11 @@ var (
 	MessagesSuppressed = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: ns, Name: "messages_suppressed_total", Help: "Messages not sent because the number opted out.",
 	})
+	// MessagesExpired counts messages whose validity ran out before they
+	// were handed to ROX (status expired, never sent).
+	MessagesExpired = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: ns, Name: "messages_expired_total", Help: "Messages not sent because their validity (valid_for, expires_at) ran out first.",
+	})
 
 	// ROXRequestDuration is the latency of POST /smsapi/send, by outcome
 	// (ok, auth_error, sending_error, http_error, transport_error, timeout).
@@ -115,7 +120,7 @@ func init() {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		MessagesAccepted, MessagesSubmitted, MessagesDelivered, MessagesFailed, MessagesRetried,
-		MessagesArchived, MessagesCancelled, MessagesSuppressed,
+		MessagesArchived, MessagesCancelled, MessagesSuppressed, MessagesExpired,
 		ROXRequestDuration, ROXRecipientsPerRequest, ROXAuthPaused,
 		Callbacks, CallbackDuration, SpoolDepth, QueueSize, QueueLatency,
 		JournalPending, JournalApplied, JournalApplyErrors,

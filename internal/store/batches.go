@@ -25,6 +25,7 @@ type Batches struct {
 	k   Keys
 	ttl time.Duration
 	rc  ReconcileParams // see WithReconcile
+	ex  ExpiryParams    // see WithExpiry
 }
 
 // DefaultBatchStatusTTL is the TTL given to {P}:sms:<smsid> keys when the
@@ -249,7 +250,7 @@ func (b *Batches) Form(ctx context.Context, p FormParams, now time.Time) ([]Form
 	return out, nil
 }
 
-var claimScript = redis.NewScript(ReconcileLua + `
+var claimScript = redis.NewScript(ReconcileLua + ExpireLua + `
 local b = redis.call('HMGET', KEYS[1], 'group', 'ids')
 if not b[1] then return {'gone'} end
 if not redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[4]) then return {'locked'} end
@@ -261,17 +262,20 @@ local now = ARGV[5]
 -- max attempts, flight TTL, status TTL
 local window, def, maxatt = tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[8])
 local fttl, ttl = tonumber(ARGV[9]), tonumber(ARGV[10])
+-- expiry (internal/store/expiry.go): stream, maxlen, account, RFC 3339 now
+local xstream, xmax, xacct, xts = ARGV[11], ARGV[12], ARGV[13], ARGV[14]
+local expired = 0
 local gp = {}
 for p in string.gmatch(b[1], '[^|]+') do gp[#gp + 1] = p end
 if gp[2] == 'never' and gp[3] ~= 'http' then window = 0 end
 local rc = {0, 0, 0, 0, 0, 0, 0}
 local ids = cjson.decode(b[2])
-local out = {'ok', b[1], 0, 0, 0, rc}
+local out = {'ok', b[1], 0, 0, 0, rc, 0}
 local keep = {}
 local send = {}
 for _, id in ipairs(ids) do
   local k = base .. 'msg:' .. id
-  local f = redis.call('HMGET', k, 'status', 'sms_id', 'to', 'name', 'email', 'text', 'attempts', 'flight', 'on_ambiguous', 'rc')
+  local f = redis.call('HMGET', k, 'status', 'sms_id', 'to', 'name', 'email', 'text', 'attempts', 'flight', 'on_ambiguous', 'rc', 'expires_at')
   local st = f[1]
   if (not st) or (f[2] and f[2] ~= '') then
     out[5] = out[5] + 1
@@ -304,7 +308,11 @@ else
   for _, s in ipairs(send) do
     local id, f = s[1], s[2]
     local k = base .. 'msg:' .. id
-    if f[3] and redis.call('SISMEMBER', KEYS[4], f[3]) == 1 then
+    if roxd_expired(f[11], now) then
+      -- its validity ran out: never sent, retries end here
+      roxd_expire(base, k, id, now, ttl, xstream, xmax, xacct, xts)
+      expired = expired + 1
+    elseif f[3] and redis.call('SISMEMBER', KEYS[4], f[3]) == 1 then
       redis.call('HSET', k, 'status', 'suppressed', 't_suppressed', now)
       roxd_rc_land(base, k, id)
       out[4] = out[4] + 1
@@ -333,8 +341,14 @@ if #keep ~= #ids then
   end
 end
 redis.call('HINCRBY', KEYS[1], 'attempt', 1)
+out[7] = expired
 return out
 `)
+
+// claimHeader is the number of values before the items in the claim
+// script's answer: 'ok', group, cancelled, suppressed, skipped, reconcile
+// counts, expired.
+const claimHeader = 7
 
 // ClaimState is the outcome of Claim.
 type ClaimState int
@@ -365,6 +379,9 @@ type Claim struct {
 	// cancelled before hand-over, suppressed now (their status was set),
 	// and skipped (already submitted: the duplicate guard, or gone).
 	Cancelled, Suppressed, Skipped int
+	// Expired counts the messages whose expires_at had passed: set expired
+	// now (never sent), each announced on the receipts stream.
+	Expired int
 	// Reconcile says what happened to recipients whose earlier request was
 	// never answered (internal/store/reconcile.go). While Reconcile.Waiting
 	// > 0, Items is empty and the batch must be claimed again at
@@ -383,7 +400,7 @@ type Claim struct {
 func (b *Batches) Claim(ctx context.Context, batchID, token string, lockTTL time.Duration, now time.Time) (Claim, error) {
 	res, err := claimScript.Run(ctx, b.rdb,
 		[]string{b.k.Batch(batchID), b.k.Lock(batchID), b.k.Waiting(), b.k.Suppressed(), b.k.AuthPause()},
-		append([]any{b.k.Base(), batchID, token, lockTTL.Milliseconds(), now.UnixMilli()}, b.reconcileArgs(lockTTL)...)...).Slice()
+		append(append([]any{b.k.Base(), batchID, token, lockTTL.Milliseconds(), now.UnixMilli()}, b.reconcileArgs(lockTTL)...), b.expiryArgs(now)...)...).Slice()
 	if err != nil {
 		return Claim{}, fmt.Errorf("store: claim batch %s: %w", batchID, err)
 	}
@@ -406,7 +423,7 @@ func (b *Batches) Claim(ctx context.Context, batchID, token string, lockTTL time
 	default:
 		return Claim{}, fmt.Errorf("store: claim batch %s: %w", batchID, ErrBatchReply)
 	}
-	if len(res) < 6 || (len(res)-6)%5 != 0 {
+	if len(res) < claimHeader || (len(res)-claimHeader)%5 != 0 {
 		return Claim{}, fmt.Errorf("store: claim batch %s: %w", batchID, ErrBatchReply)
 	}
 	c := Claim{State: ClaimOK}
@@ -417,8 +434,9 @@ func (b *Batches) Claim(ctx context.Context, batchID, token string, lockTTL time
 	if c.Reconcile, err = parseReconcileCounts(res[5]); err != nil {
 		return Claim{}, fmt.Errorf("store: claim batch %s: %w", batchID, err)
 	}
-	c.Items = make([]BatchItem, 0, (len(res)-6)/5)
-	for i := 6; i < len(res); i += 5 {
+	c.Expired = batchInt(res[6])
+	c.Items = make([]BatchItem, 0, (len(res)-claimHeader)/5)
+	for i := claimHeader; i < len(res); i += 5 {
 		var it BatchItem
 		it.ID, _ = res[i].(string)
 		it.To, _ = res[i+1].(string)

@@ -85,6 +85,9 @@ const (
 	StatusFailed     Status = "failed"
 	StatusCancelled  Status = "cancelled"
 	StatusSuppressed Status = "suppressed"
+	// StatusExpired: its validity (valid_for, expires_at) ran out before it
+	// was handed to ROX; it was never sent. Final.
+	StatusExpired Status = "expired"
 )
 
 // Rank orders statuses: a transition is allowed only to a higher rank.
@@ -96,7 +99,7 @@ func (s Status) Rank() int {
 		return 1
 	case StatusSubmitted:
 		return 2
-	case StatusDelivered, StatusFailed, StatusCancelled, StatusSuppressed:
+	case StatusDelivered, StatusFailed, StatusCancelled, StatusSuppressed, StatusExpired:
 		return 3
 	default:
 		return -1

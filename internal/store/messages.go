@@ -119,6 +119,13 @@ type Record struct {
 	// group (WithPriority): batches never mix priorities.
 	Priority string
 	SendAt   time.Time
+	// ExpiresAt is when the message stops being worth sending (zero =
+	// never): not handed to ROX by then, it ends expired. Stored in unix ms.
+	ExpiresAt time.Time
+	// Validity is the caller's own validity as given (e.g. "valid_for=30s"
+	// or "expires_at=<unix ms>"), part of the content hash; "" when none
+	// was given (a deployment default is not content).
+	Validity string
 	Metadata map[string]string
 	// Hash is the content hash for idempotency (see ContentHash).
 	Hash string
@@ -162,6 +169,8 @@ const (
 	FieldAttempts  = "attempts"
 	// FieldPriority is written only for high and bulk (absent = normal).
 	FieldPriority = "priority"
+	// FieldExpiresAt is the unix ms of ExpiresAt (absent = never).
+	FieldExpiresAt = "expires_at"
 	// FieldTimePrefix + status is the unix ms when the status was reached.
 	FieldTimePrefix = "t_"
 )
@@ -239,6 +248,9 @@ func (r *Record) ContentHash() string {
 	}
 	if r.Priority != "" && r.Priority != PriorityNormal {
 		put("priority=" + r.Priority) // normal: hashes as before
+	}
+	if r.Validity != "" {
+		put("validity=" + r.Validity) // none given: hashes as before
 	}
 	keys := make([]string, 0, len(r.Metadata))
 	for k := range r.Metadata {
@@ -399,7 +411,7 @@ func (s *Store) Enqueue(ctx context.Context, recs []Record) ([]EnqueueOutcome, [
 			keys: []string{s.keys.Msg(r.ID), s.keys.Ready(group), s.keys.Groups(), s.keys.Scheduled(), s.keys.Suppressed()},
 			args: []any{r.ID, hash, mode, now.UnixMilli(), ttlMS(ttl), sendAtMS, group,
 				r.To, r.Name, r.Email, r.Text, r.Receipt, r.Reply, meta, r.OnAmbiguous,
-				FieldPriority, prio},
+				FieldPriority, prio, FieldExpiresAt, expiresMS(r.ExpiresAt)},
 		}
 	}
 	outcomes := make([]EnqueueOutcome, len(recs))
@@ -459,6 +471,14 @@ func (s *Store) Enqueue(ctx context.Context, recs []Record) ([]EnqueueOutcome, [
 	return outcomes, statuses, nil
 }
 
+// expiresMS is t in unix ms for the record, "" for zero (no field).
+func expiresMS(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return strconv.FormatInt(t.UnixMilli(), 10)
+}
+
 func ttlMS(d time.Duration) int64 {
 	ms := d.Milliseconds()
 	if ms < 1 {
@@ -509,6 +529,9 @@ func RecordFromHash(id string, m map[string]string) (*Record, error) {
 	if r.Priority == "" {
 		r.Priority = PriorityNormal
 	}
+	if v, err := strconv.ParseInt(m[FieldExpiresAt], 10, 64); err == nil && v > 0 {
+		r.ExpiresAt = time.UnixMilli(v).UTC()
+	}
 	if v, err := strconv.ParseInt(m[FieldManualRetry], 10, 64); err == nil {
 		// An archived task run again: the one step back from failed.
 		r.History = append(r.History, Event{Status: EventManualRetry, At: time.UnixMilli(v).UTC()})
@@ -556,7 +579,7 @@ func historyStep(s Status) int {
 		return 3
 	case StatusDelivered:
 		return 4
-	case StatusCancelled, StatusSuppressed:
+	case StatusCancelled, StatusSuppressed, StatusExpired:
 		return 3
 	}
 	return s.Rank()
@@ -662,13 +685,14 @@ func (s *Store) Cancel(ctx context.Context, id string) (Status, error) {
 // (prepend it to the script's source). CanTransition is the same rule in Go.
 const TransitionLua = `
 local roxd_rank = {queued=0, scheduled=0, sending=1, reconciling=1, submitted=2,
-  delivered=3, failed=3, cancelled=3, suppressed=3}
+  delivered=3, failed=3, cancelled=3, suppressed=3, expired=3}
 local function roxd_can(cur, to)
   local rc, rt = roxd_rank[cur], roxd_rank[to]
   if rc == nil or rt == nil then return false end
   if cur == 'failed' and to == 'delivered' then return true end
   if rt <= rc then return false end
   if (to == 'cancelled' or to == 'suppressed') and rc ~= 0 then return false end
+  if to == 'expired' and rc > 1 then return false end
   return true
 end
 `
@@ -688,6 +712,9 @@ func CanTransition(from, to Status) bool {
 	}
 	if (to == StatusCancelled || to == StatusSuppressed) && rf != 0 {
 		return false
+	}
+	if to == StatusExpired && rf > 1 {
+		return false // handed to ROX: too late to expire
 	}
 	return true
 }

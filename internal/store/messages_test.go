@@ -351,7 +351,7 @@ func TestCancel(t *testing.T) {
 }
 
 func TestTransitionForwardOnly(t *testing.T) {
-	all := []Status{StatusQueued, StatusScheduled, StatusSending, StatusSubmitted, StatusDelivered, StatusFailed, StatusCancelled, StatusSuppressed}
+	all := []Status{StatusQueued, StatusScheduled, StatusSending, StatusSubmitted, StatusDelivered, StatusFailed, StatusCancelled, StatusSuppressed, StatusExpired}
 	b := setupMsg(t)
 	n := 0
 	for _, from := range all {
@@ -372,6 +372,7 @@ func TestTransitionForwardOnly(t *testing.T) {
 					StatusFailed:     {StatusSending, StatusFailed},
 					StatusCancelled:  {StatusCancelled},
 					StatusSuppressed: {StatusSuppressed},
+					StatusExpired:    {StatusSending, StatusExpired},
 				}[from]
 				for _, p := range path {
 					if ok, _, err := b.s.Transition(b.ctx, id, p, nil); !ok || err != nil {
@@ -411,6 +412,9 @@ func TestTransitionForwardOnly(t *testing.T) {
 		{StatusDelivered, StatusFailed, false}, {StatusSubmitted, StatusSending, false},
 		{StatusFailed, StatusDelivered, true}, {StatusFailed, StatusCancelled, false},
 		{StatusQueued, StatusScheduled, false}, {StatusQueued, "bogus", false},
+		{StatusQueued, StatusExpired, true}, {StatusSending, StatusExpired, true},
+		{StatusReconciling, StatusExpired, true}, {StatusSubmitted, StatusExpired, false},
+		{StatusExpired, StatusDelivered, false}, {StatusFailed, StatusExpired, false},
 	} {
 		if got := CanTransition(tc.from, tc.to); got != tc.want {
 			t.Errorf("CanTransition(%s, %s) = %v", tc.from, tc.to, got)

@@ -314,6 +314,10 @@ type messageIn struct {
 	OnAmbiguous string `json:"on_ambiguous"`
 	// Priority: high|normal|bulk, "" = normal.
 	Priority string `json:"priority"`
+	// ValidFor: a Go duration string ("90s", "10m") or an integer number
+	// of seconds; ExpiresAt: RFC 3339. At most one of them.
+	ValidFor  json.RawMessage `json:"valid_for"`
+	ExpiresAt string          `json:"expires_at"`
 }
 
 func (m *messageIn) message() (producer.Message, *apiError) {
@@ -329,6 +333,20 @@ func (m *messageIn) message() (producer.Message, *apiError) {
 		}
 		out.SendAt = t
 	}
+	if d, given, e := parseValidFor(m.ValidFor); e != nil {
+		return out, e
+	} else if given {
+		out.ValidFor = d
+	}
+	if m.ExpiresAt != "" {
+		t, err := producer.ParseTime(m.ExpiresAt)
+		if err != nil {
+			return out, &apiError{Code: producer.CodeInvalid, Field: "expires_at",
+				Message: "not an RFC 3339 date-time such as 2030-01-02T15:04:05Z: " +
+					strings.TrimPrefix(err.Error(), producer.ErrBadTime.Error()+": ")}
+		}
+		out.ExpiresAt = t
+	}
 	return out, nil
 }
 
@@ -343,7 +361,9 @@ type resultOut struct {
 	// CancellableUntil: a DELETE before this time is sure to succeed
 	// (scheduled messages only).
 	CancellableUntil *time.Time `json:"cancellable_until,omitempty"`
-	Error            *apiError  `json:"error,omitempty"`
+	// ExpiresAt: not handed to ROX by then, the message ends expired.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	Error     *apiError  `json:"error,omitempty"`
 }
 
 // resultError maps a per-message error to its answer; ok is false for an
@@ -362,10 +382,56 @@ func resultError(err error) (status int, e apiError, ok bool) {
 
 func toOut(r producer.Result) resultOut {
 	return resultOut{ID: r.ID, Status: string(r.Status.Public()), To: r.To, Encoding: r.Encoding,
-		Segments: r.Segments, Replayed: r.Replayed, CancellableUntil: timeOrNil(r.CancellableUntil)}
+		Segments: r.Segments, Replayed: r.Replayed, CancellableUntil: timeOrNil(r.CancellableUntil),
+		ExpiresAt: timeOrNil(r.ExpiresAt)}
 }
 
 // timeOrNil is t in UTC, or nil when t is zero (the field is left out).
+// parseValidFor reads valid_for: a JSON string holding a Go duration
+// ("90s", "1h30m") or a JSON integer of seconds; absent or null is not
+// given. It must be positive (leave it out for ROXD_DEFAULT_VALIDITY).
+func parseValidFor(raw json.RawMessage) (time.Duration, bool, *apiError) {
+	bad := func(msg string) (time.Duration, bool, *apiError) {
+		return 0, false, &apiError{Code: producer.CodeInvalid, Field: "valid_for", Message: msg}
+	}
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, false, nil
+	}
+	var d time.Duration
+	switch raw[0] {
+	case '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return bad("not a JSON string")
+		}
+		v, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil {
+			return bad(fmt.Sprintf("%q is not a duration such as \"90s\" or \"1h30m\" (or give whole seconds as a number)", truncateStr(s)))
+		}
+		d = v
+	default:
+		n, err := strconv.ParseInt(string(raw), 10, 64)
+		if err != nil {
+			return bad("want a duration string such as \"90s\" or a whole number of seconds, not " + truncateStr(string(raw)))
+		}
+		if n > int64(1<<62/time.Second) || n < -int64(1<<62/time.Second) {
+			return bad(fmt.Sprintf("%d seconds is out of range", n))
+		}
+		d = time.Duration(n) * time.Second
+	}
+	if d <= 0 {
+		return bad(fmt.Sprintf("%s is not positive: leave valid_for out for the default (ROXD_DEFAULT_VALIDITY)", d))
+	}
+	return d, true, nil
+}
+
+func truncateStr(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "..."
+	}
+	return s
+}
+
 func timeOrNil(t time.Time) *time.Time {
 	if t.IsZero() {
 		return nil
@@ -487,6 +553,9 @@ type messageOut struct {
 	OnAmbiguous string `json:"on_ambiguous,omitempty"`
 	// Priority is high, normal or bulk.
 	Priority string `json:"priority"`
+	// ExpiresAt is when the message expires if not handed to ROX by then
+	// (null: never).
+	ExpiresAt *time.Time `json:"expires_at"`
 	// CancellableUntil: see resultOut.
 	CancellableUntil *time.Time `json:"cancellable_until,omitempty"`
 	Task             *taskOut   `json:"task,omitempty"`
@@ -507,7 +576,7 @@ func (a *api) getMessage(w http.ResponseWriter, r *http.Request) {
 		RequestID: rec.RequestID, Error: rec.Err, Receipt: rec.Receipt, Reply: rec.Reply,
 		Attempts: rec.Attempts, Metadata: rec.Metadata, History: publicHistory(rec.History),
 		CancellableUntil: timeOrNil(a.p.CancellableUntil(rec.Status, rec.SendAt)),
-		OnAmbiguous:      rec.OnAmbiguous, Priority: rec.Priority}
+		OnAmbiguous:      rec.OnAmbiguous, Priority: rec.Priority, ExpiresAt: timeOrNil(rec.ExpiresAt)}
 	if !rec.SendAt.IsZero() {
 		t := rec.SendAt.UTC()
 		out.SendAt = &t

@@ -245,6 +245,18 @@ func TestBadInputQueuesNothing(t *testing.T) {
 		{"unknown field", `{"to":"0412345678","text":"x","urgency":1}`, 400, "urgency"},
 		{"priority", `{"to":"0412345678","text":"x","priority":"urgent"}`, 400, "priority"},
 		{"priority not a string", `{"to":"0412345678","text":"x","priority":1}`, 400, "priority"},
+		{"valid_for negative", `{"to":"0412345678","text":"x","valid_for":-5}`, 400, "valid_for"},
+		{"valid_for negative duration", `{"to":"0412345678","text":"x","valid_for":"-5s"}`, 400, "valid_for"},
+		{"valid_for zero", `{"to":"0412345678","text":"x","valid_for":0}`, 400, "valid_for"},
+		{"valid_for not a duration", `{"to":"0412345678","text":"x","valid_for":"soon"}`, 400, "valid_for"},
+		{"valid_for fraction", `{"to":"0412345678","text":"x","valid_for":1.5}`, 400, "valid_for"},
+		{"valid_for bool", `{"to":"0412345678","text":"x","valid_for":true}`, 400, "valid_for"},
+		{"valid_for too long", `{"to":"0412345678","text":"x","valid_for":"100000h"}`, 400, "valid_for"},
+		{"valid_for and expires_at", map[string]any{"to": "0412345678", "text": "x", "valid_for": "1m", "expires_at": ahead}, 400, "expires_at"},
+		{"expires_at before send_at", map[string]any{"to": "0412345678", "text": "x",
+			"send_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "expires_at": time.Now().Add(30 * time.Minute).UTC().Format(time.RFC3339)}, 400, "expires_at"},
+		{"expires_at past", map[string]any{"to": "0412345678", "text": "x", "expires_at": past}, 400, "expires_at"},
+		{"expires_at format", `{"to":"0412345678","text":"x","expires_at":"tomorrow"}`, 400, "expires_at"},
 		{"malformed", `{"to":"0412345678",`, 400, ""},
 		{"empty", ``, 400, ""},
 		{"trailing", `{"to":"0412345678","text":"x"} {}`, 400, ""},
@@ -702,5 +714,51 @@ func TestOnAmbiguous(t *testing.T) {
 	// The same id with another policy is other content: a conflict.
 	if r := b.do(t, "POST", "/v1/messages", map[string]any{"id": "otp-1", "to": "0412345678", "text": "code 1234", "on_ambiguous": "resend"}); r.code != 409 {
 		t.Fatalf("replay with another on_ambiguous: %d %s, want 409", r.code, r.raw)
+	}
+}
+
+func TestValidity(t *testing.T) {
+	b := setup(t)
+	t0 := time.Now()
+	for _, tc := range []struct {
+		id   string
+		body map[string]any
+		want time.Time
+	}{
+		{"v-dur", map[string]any{"valid_for": "90s"}, t0.Add(90 * time.Second)},
+		{"v-sec", map[string]any{"valid_for": 600}, t0.Add(600 * time.Second)},
+		{"v-at", map[string]any{"expires_at": t0.Add(time.Hour).UTC().Format(time.RFC3339Nano)}, t0.Add(time.Hour)},
+		{"v-sched", map[string]any{"send_at": t0.Add(2 * time.Hour).UTC().Format(time.RFC3339Nano), "valid_for": "30m"}, t0.Add(150 * time.Minute)},
+	} {
+		body := map[string]any{"id": tc.id, "to": "0412345678", "text": "code"}
+		for k, v := range tc.body {
+			body[k] = v
+		}
+		r := b.do(t, "POST", "/v1/messages", body)
+		if r.code != 202 {
+			t.Fatalf("%s: %d %s", tc.id, r.code, r.raw)
+		}
+		got, err := time.Parse(time.RFC3339Nano, fmt.Sprint(r.body["expires_at"]))
+		if err != nil || got.Sub(tc.want).Abs() > 2*time.Second {
+			t.Errorf("%s: expires_at %v, want about %s", tc.id, r.body["expires_at"], tc.want)
+		}
+		g := b.do(t, "GET", "/v1/messages/"+tc.id, nil)
+		if g.code != 200 || g.body["expires_at"] != r.body["expires_at"] {
+			t.Errorf("%s: GET expires_at %v, POST said %v", tc.id, g.body["expires_at"], r.body["expires_at"])
+		}
+		// The same message again is a replay; another validity is a conflict.
+		if r := b.do(t, "POST", "/v1/messages", body); r.code != 200 {
+			t.Errorf("%s: replay %d %s", tc.id, r.code, r.raw)
+		}
+	}
+	if r := b.do(t, "POST", "/v1/messages", map[string]any{"id": "v-dur", "to": "0412345678", "text": "code", "valid_for": "91s"}); r.code != 409 {
+		t.Errorf("other valid_for: %d %s, want 409", r.code, r.raw)
+	}
+	// Without a validity: none (the default ROXD_DEFAULT_VALIDITY is 0).
+	if r := b.do(t, "POST", "/v1/messages", map[string]any{"id": "v-none", "to": "0412345678", "text": "x"}); r.code != 202 || r.body["expires_at"] != nil {
+		t.Errorf("no validity: %d %s", r.code, r.raw)
+	}
+	if g := b.do(t, "GET", "/v1/messages/v-none", nil); g.body["expires_at"] != nil {
+		t.Errorf("GET without validity: %s", g.raw)
 	}
 }

@@ -1,0 +1,130 @@
+package worker
+
+import (
+	"testing"
+	"time"
+
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
+
+	"github.com/redoxygen/roxd/internal/metrics"
+	"github.com/redoxygen/roxd/internal/store"
+	"github.com/redoxygen/roxd/producer"
+	"github.com/redoxygen/roxd/rox/roxsim"
+)
+
+func (b *bundle) streamEntries(t *testing.T) []map[string]any {
+	t.Helper()
+	xs, err := b.rdb.XRange(b.ctx, b.cfg.ReceiptsStream, "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]map[string]any, len(xs))
+	for i, x := range xs {
+		out[i] = x.Values
+	}
+	return out
+}
+
+func setupExpiry(t *testing.T, f roxsim.Faults, mod func(*Config)) *bundle {
+	return setup(t, f, func(c *Config) {
+		// Under the prefix's hash tag: removed with the test's keys.
+		c.ReceiptsStream = store.NewKeys(c.Store.Prefix).Base() + "receipts"
+		if mod != nil {
+			mod(c)
+		}
+	})
+}
+
+// A message whose validity ran out before the worker reached it ends
+// expired: never sent, a stream entry, the metric.
+func TestExpiredBeforeSendIsNeverSent(t *testing.T) {
+	b := setupExpiry(t, roxsim.Faults{}, nil)
+	before := promtest.ToFloat64(metrics.MessagesExpired)
+	exp := b.enqueue(3, "late", func(i int, r *store.Record) {
+		r.ExpiresAt = time.Now().Add(-time.Millisecond) // waited too long (a worker outage, a backlog)
+		r.Metadata = map[string]string{"n": "x"}
+	})
+	ok := b.enqueue(2, "fresh", func(i int, r *store.Record) { r.ExpiresAt = time.Now().Add(time.Hour) })
+	b.start()
+	waitFor(t, 30*time.Second, "the valid messages to be submitted", func() bool { return b.countStatus(ok, "submitted") == 2 })
+	waitFor(t, 30*time.Second, "the expired ones to end expired", func() bool { return b.countStatus(exp, "expired") == 3 })
+	for txt, n := range b.accepted() {
+		if len(txt) >= 4 && txt[:4] == "late" {
+			t.Fatalf("%q reached ROX %d times: an expired message was sent", txt, n)
+		}
+	}
+	if got := promtest.ToFloat64(metrics.MessagesExpired) - before; got != 3 {
+		t.Fatalf("roxd_messages_expired_total grew by %v, want 3", got)
+	}
+	seen := map[string]bool{}
+	for _, e := range b.streamEntries(t) {
+		if e["kind"] == store.KindExpired && e["status"] == "expired" && e["metadata"] == `{"n":"x"}` {
+			seen[e["message_id"].(string)] = true
+		}
+	}
+	if len(seen) != 3 {
+		t.Fatalf("stream announces %v, want the 3 expired messages", seen)
+	}
+}
+
+// Retries stop at expiry: a recipient ROX keeps refusing with a retryable
+// code is retried until its validity runs out, then ends expired and is
+// never sent again.
+func TestExpiryEndsRetries(t *testing.T) {
+	b := setupExpiry(t, roxsim.Faults{RecipientErrors: 1}, nil)
+	ids := b.enqueue(1, "retry", func(_ int, r *store.Record) { r.ExpiresAt = time.Now().Add(1500 * time.Millisecond) })
+	b.start()
+	waitFor(t, 30*time.Second, "the message to expire during its retries", func() bool { return b.countStatus(ids, "expired") == 1 })
+	rec, err := b.st.Get(b.ctx, ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Attempts < 2 {
+		t.Fatalf("attempts %d: the message was not retried before it expired", rec.Attempts)
+	}
+	n := len(b.sim.FindRecipients(roxsim.RecipientFilter{Text: "retry 0"}))
+	time.Sleep(500 * time.Millisecond) // well past several retry delays (20-200 ms)
+	if m := len(b.sim.FindRecipients(roxsim.RecipientFilter{Text: "retry 0"})); m != n {
+		t.Fatalf("ROX got the message %d more times after it expired", m-n)
+	}
+	for _, r := range b.sim.FindRecipients(roxsim.RecipientFilter{Text: "retry 0"}) {
+		if r.ReceivedAt.After(rec.ExpiresAt) {
+			t.Fatalf("a request at %s carried it after its expiry %s", r.ReceivedAt, rec.ExpiresAt)
+		}
+	}
+}
+
+// A scheduled message's validity counts from its send_at: one handed over
+// (ahead, with SendLater) after "now + valid_for" but before "send_at +
+// valid_for" is sent.
+func TestScheduledValidityCountsFromSendAt(t *testing.T) {
+	b := setupExpiry(t, roxsim.Faults{}, nil)
+	p, err := producer.New(b.rdb, producer.Config{Store: b.cfg.Store.WithDefaults()}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	sendAt := now.Add(4 * time.Second) // within the 1m lead: handed over at once, with SendLater
+	res, err := p.SendMany(b.ctx, []producer.Message{
+		{ID: "sched", To: "+61412345678", Text: "sched", SendAt: sendAt, ValidFor: time.Second},
+		{ID: "now", To: "+61412345679", Text: "now", ValidFor: time.Second},
+	})
+	if err != nil || res[0].Err != nil || res[1].Err != nil {
+		t.Fatalf("send: %v %+v", err, res)
+	}
+	if want := sendAt.Add(time.Second).Truncate(time.Millisecond); !res[0].ExpiresAt.Equal(want) {
+		t.Fatalf("expires_at %s, want send_at + 1s = %s", res[0].ExpiresAt, want)
+	}
+	// The worker comes later than now + valid_for.
+	time.Sleep(time.Until(now.Add(1500 * time.Millisecond)))
+	b.start()
+	waitFor(t, 30*time.Second, "both to end", func() bool {
+		st := b.statuses([]string{"sched", "now"})
+		return st["sched"] == "submitted" && st["now"] == "expired"
+	})
+	rs := b.sim.FindRecipients(roxsim.RecipientFilter{Text: "sched"})
+	if len(rs) != 1 || rs[0].SendLater.IsZero() {
+		t.Fatalf("scheduled message reached ROX as %+v, want once with SendLater", rs)
+	}
+}
