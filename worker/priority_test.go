@@ -69,13 +69,13 @@ func TestHighOvertakesBulkBacklog(t *testing.T) {
 			pos = i
 		}
 	}
-	// At most the requests in flight when it came (3) and a few more that
-	// a free handler took before the high batch was formed: 6 of 50.
-	if pos < 0 || pos > before+6*50 {
-		t.Fatalf("high message is recipient %d of %d; %d bulk were accepted when it was enqueued (took %s)", pos, len(got), before, took)
-	}
-	if pos > nBulk/2 {
-		t.Fatalf("high message waited behind the backlog: position %d", pos)
+	// Behind the backlog (one ready list, one FIFO queue) it would be
+	// recipient ~nBulk. Strict priority lets through only the requests in
+	// flight when it came and the few a free handler took before its batch
+	// was formed (about 6 of 50 on a quiet machine); the bound leaves room
+	// for a loaded one.
+	if pos < 0 || pos > before+(nBulk-before)/3 {
+		t.Fatalf("high message is recipient %d of %d; %d bulk were accepted when it was enqueued (took %s): it waited behind the backlog", pos, len(got), before, took)
 	}
 	t.Logf("high message after %d bulk recipients (%d when enqueued), %s from enqueue", pos, before, took)
 }

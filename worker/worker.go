@@ -203,9 +203,11 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 // formPerCall bounds the batches one Form script makes: each full batch
-// costs about a millisecond of Redis, and a shorter script lets a high
-// message's enqueue and claim in between (the loop calls again at once).
-const formPerCall = 8
+// costs about a millisecond of Redis (much more on a starved machine), and
+// the loop calls again at once, so between two calls a high message that
+// arrived meanwhile is formed first (the script takes high groups first),
+// and its enqueue and claim run in between instead of after a long script.
+const formPerCall = 2
 
 // formLoop forms batches every FormInterval and enqueues their tasks.
 func (w *Worker) formLoop(ctx context.Context) {

@@ -34,7 +34,7 @@ import (
 )
 
 func init() {
-	register("bench", "benchmark: `bench [pipeline]` or `bench callbacks`", runBench)
+	register("bench", "benchmark: `bench [pipeline]`, `bench callbacks` or `bench priority`", runBench)
 }
 
 func runBench(ctx context.Context, args []string) error {
@@ -44,8 +44,10 @@ func runBench(ctx context.Context, args []string) error {
 			return benchPipeline(ctx, args[1:], os.Stdout)
 		case "callbacks":
 			return benchCallbacks(ctx, args[1:])
+		case "priority":
+			return benchPriority(ctx, args[1:], os.Stdout)
 		default:
-			fmt.Fprintf(os.Stderr, "roxd bench: unknown benchmark %q (want pipeline or callbacks)\n", args[0])
+			fmt.Fprintf(os.Stderr, "roxd bench: unknown benchmark %q (want pipeline, callbacks or priority)\n", args[0])
 			return errUsage
 		}
 	}
@@ -207,7 +209,7 @@ func (b *benchRun) cleanup() {
 	}
 	insp := asynq.NewInspector(b.aopt)
 	defer insp.Close()
-	for _, q := range []string{b.queue, b.queue + "-bare"} {
+	for _, q := range append(store.PriorityQueues(b.queue), b.queue+"-bare") {
 		_ = insp.DeleteQueue(q, true)
 		// DeleteQueue leaves the processed/failed counters behind.
 		if keys, err := b.rdb.Keys(ctx, "asynq:{"+q+"}:*").Result(); err == nil && len(keys) > 0 {
@@ -292,6 +294,8 @@ type benchSender struct {
 	done     chan struct{}
 	once     sync.Once
 	lastAt   atomic.Int64
+	// observe, when set, sees each request as it leaves (bench priority).
+	observe func(now time.Time, m rox.Messages)
 }
 
 func newBenchSender(inner worker.Sender) *benchSender {
@@ -300,6 +304,9 @@ func newBenchSender(inner worker.Sender) *benchSender {
 
 func (s *benchSender) Send(ctx context.Context, m rox.Messages) (*rox.SendResponse, error) {
 	now := time.Now()
+	if s.observe != nil {
+		s.observe(now, m)
+	}
 	lat := make([]time.Duration, 0, len(m.Recipients))
 	for _, r := range m.Recipients {
 		txt := r.SMSText
