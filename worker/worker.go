@@ -131,11 +131,13 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	// Priorities (README, "Priority"): one asynq queue per priority. The
 	// lanes serve them strictly (high, then normal, then bulk: a high task
-	// is the next one taken whenever a handler is free); one more server,
-	// the floor lane with one handler, serves only normal and bulk (equal
-	// weights), so neither is ever starved by a higher class.
+	// is the next one taken whenever a handler is free). Two more servers
+	// with one handler each: the floor lane serves only normal and bulk
+	// (equal weights), so neither is ever starved by a higher class; the
+	// reserve lane serves only high, so a high task never waits for a bulk
+	// request to end when every other handler holds one.
 	lanes := w.cfg.DequeueLanes
-	mainConc := max(1, w.cfg.SendConcurrency-1)
+	mainConc := max(1, w.cfg.SendConcurrency-2)
 	per := (mainConc + lanes - 1) / lanes
 	qs := map[string]int{
 		store.PriorityQueue(w.cfg.Queue, store.PriorityHigh):   3,
@@ -146,7 +148,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		store.PriorityQueue(w.cfg.Queue, store.PriorityNormal): 1,
 		store.PriorityQueue(w.cfg.Queue, store.PriorityBulk):   1,
 	}
-	servers := make([]*asynq.Server, 0, lanes+1)
+	reserveQs := map[string]int{store.PriorityQueue(w.cfg.Queue, store.PriorityHigh): 1}
+	servers := make([]*asynq.Server, 0, lanes+2)
 	shutdown := func() {
 		var wg sync.WaitGroup
 		for _, s := range servers {
@@ -159,10 +162,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	mux := asynq.NewServeMux()
 	mux.Handle(TaskType, w)
 	mux.HandleFunc(TaskTypeSchedule, w.processSchedule)
-	for i := 0; i <= lanes; i++ {
+	for i := 0; i < lanes+2; i++ {
 		conc, queues, strict := per, qs, true
-		if i == lanes {
+		switch i {
+		case lanes:
 			conc, queues, strict = 1, floorQs, false // the floor lane
+		case lanes + 1:
+			conc, queues = 1, reserveQs // the reserve lane
 		}
 		srv := asynq.NewServer(w.asynqOpt, asynq.Config{
 			Concurrency:              conc,
@@ -182,7 +188,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		servers = append(servers, srv)
 	}
-	w.log.Info().Str("queue", w.cfg.Queue).Int("lanes", lanes).Int("concurrency", per*lanes+1).
+	w.log.Info().Str("queue", w.cfg.Queue).Int("lanes", lanes).Int("concurrency", per*lanes+2).
 		Str("account", w.cfg.AccountID).Msg("worker started")
 
 	loopCtx, stopLoops := context.WithCancel(ctx)
