@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"strings"
@@ -220,6 +221,35 @@ func TestCommandsRegistered(t *testing.T) {
 	for _, n := range []string{"send", "status", "cancel", "suppress"} {
 		if _, ok := commands[n]; !ok {
 			t.Errorf("command %s not registered", n)
+		}
+	}
+}
+
+func TestCLISendPriorityAndValidity(t *testing.T) {
+	b := setupCLI(t)
+	out, err := b.run(t, runSend, "--to", "0412345678", "--text", "code 1", "--id", "p1", "--priority", "high", "--valid-for", "90")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp, perr := time.Parse(time.RFC3339Nano, fmt.Sprint(out["expires_at"]))
+	if perr != nil || time.Until(exp) < 80*time.Second || time.Until(exp) > 95*time.Second {
+		t.Errorf("--valid-for 90 (seconds): expires_at %v", out["expires_at"])
+	}
+	rec, err := b.p.Get(b.ctx, "p1")
+	if err != nil || rec.Priority != store.PriorityHigh {
+		t.Errorf("record %+v %v", rec, err)
+	}
+	if _, err := b.run(t, runSend, "--to", "0412345678", "--text", "x", "--valid-for", "10m", "--priority", "bulk"); err != nil {
+		t.Errorf("--valid-for 10m: %v", err)
+	}
+	var ae *apiCallError
+	for _, tc := range []struct{ flag, val, field string }{
+		{"--priority", "urgent", "priority"}, {"--valid-for", "-5", "valid_for"}, {"--valid-for", "soon", "valid_for"},
+		{"--expires-at", "2001-01-01T00:00:00Z", "expires_at"},
+	} {
+		_, err := b.run(t, runSend, "--to", "0412345678", "--text", "x", tc.flag, tc.val)
+		if !errors.As(err, &ae) || ae.Status != 400 || ae.Field != tc.field {
+			t.Errorf("send %s %s: %v, want a 400 naming %s", tc.flag, tc.val, err, tc.field)
 		}
 	}
 }
