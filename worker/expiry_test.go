@@ -72,10 +72,17 @@ func TestExpiredBeforeSendIsNeverSent(t *testing.T) {
 // code is retried until its validity runs out, then ends expired and is
 // never sent again.
 func TestExpiryEndsRetries(t *testing.T) {
-	b := setupExpiry(t, roxsim.Faults{RecipientErrors: 1}, nil)
+	// Attempts enough to outlast the validity (retries every 20-200 ms).
+	b := setupExpiry(t, roxsim.Faults{RecipientErrors: 1}, func(c *Config) { c.MaxAttempts = 1000 })
 	ids := b.enqueue(1, "retry", func(_ int, r *store.Record) { r.ExpiresAt = time.Now().Add(1500 * time.Millisecond) })
 	b.start()
-	waitFor(t, 30*time.Second, "the message to expire during its retries", func() bool { return b.countStatus(ids, "expired") == 1 })
+	waitFor(t, 60*time.Second, "the message to expire during its retries", func() bool {
+		if st := b.statuses(ids)[ids[0]]; st != "sending" && st != "queued" && st != "expired" {
+			r, _ := b.st.Get(b.ctx, ids[0])
+			t.Fatalf("status %s (err %q, attempts %d), want expired", st, r.Err, r.Attempts)
+		}
+		return b.countStatus(ids, "expired") == 1
+	})
 	rec, err := b.st.Get(b.ctx, ids[0])
 	if err != nil {
 		t.Fatal(err)

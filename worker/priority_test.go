@@ -87,7 +87,7 @@ func TestBulkNotStarvedByHighBacklog(t *testing.T) {
 		c.MaxBatch = 50
 		c.SendConcurrency = 3
 	})
-	const nHigh = 4000
+	const nHigh = 6000
 	high := b.enqueue(nHigh, "high", func(_ int, r *store.Record) { r.Priority = store.PriorityHigh })
 	bulk := b.enqueue(100, "bulk", func(_ int, r *store.Record) { r.Priority = store.PriorityBulk })
 	norm := b.enqueue(100, "normal", nil)
@@ -95,7 +95,8 @@ func TestBulkNotStarvedByHighBacklog(t *testing.T) {
 	waitFor(t, 60*time.Second, "the bulk and normal messages to reach ROX", func() bool {
 		return b.countStatus(bulk, "submitted") == len(bulk) && b.countStatus(norm, "submitted") == len(norm)
 	})
-	if n := b.countStatus(high, "submitted"); n > nHigh*3/4 {
+	// Starved, they would go after the last high message (n == nHigh).
+	if n := b.countStatus(high, "submitted"); n > nHigh*9/10 {
 		t.Fatalf("bulk and normal were sent only after %d of %d high messages: starved", n, nHigh)
 	}
 	t.Logf("bulk and normal all sent after %d of %d high", b.countStatus(high, "submitted"), nHigh)

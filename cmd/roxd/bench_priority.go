@@ -25,6 +25,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/redoxygen/roxd/internal/store"
 	"github.com/redoxygen/roxd/producer"
 	"github.com/redoxygen/roxd/rox"
 	"github.com/redoxygen/roxd/worker"
@@ -169,6 +170,7 @@ func benchPriority(ctx context.Context, args []string, out io.Writer) error {
 	cpu0, rcpu0, bulk0 := cbProcessCPU(), redisCPU(ctx, rdb), bulkSent.Load()
 	tick := time.NewTicker(time.Second / time.Duration(f.rate))
 	offered := 0
+	var offeredAt []time.Time
 	stopBulk := int64(float64(f.bulk) * f.stopAt)
 	for time.Since(wStart) < f.duration && bulkSent.Load() < stopBulk {
 		select {
@@ -188,6 +190,7 @@ func benchPriority(ctx context.Context, args []string, out io.Writer) error {
 			tick.Stop()
 			return fmt.Errorf("offer high: %w", err)
 		}
+		offeredAt = append(offeredAt, now)
 		offered++
 	}
 	tick.Stop()
@@ -210,6 +213,13 @@ func benchPriority(ctx context.Context, args []string, out io.Writer) error {
 		offered, f.rate, window.Round(time.Millisecond), bulkInWindow, f.bulk)
 	fmt.Fprintf(out, "  high: enqueue → ROX request p50 %s, p99 %s, max %s (%d of %d reached ROX)\n",
 		p50.Round(100*time.Microsecond), p99.Round(100*time.Microsecond), maxDur(lat).Round(100*time.Microsecond), len(lat), offered)
+	// Where the time went: enqueue → claim (t_sending, written by the
+	// claim script: forming, the asynq queue, a free handler) and the rest.
+	if toClaim := highClaimDelays(ctx, rdb, b.prefix, offeredAt); len(toClaim) > 0 {
+		c50, c99 := percentiles(toClaim)
+		fmt.Fprintf(out, "  of which enqueue → claim (formed, queued in asynq, taken by a handler, claimed): p50 %s, p99 %s\n",
+			c50.Round(100*time.Microsecond), c99.Round(100*time.Microsecond))
+	}
 	fmt.Fprintf(out, "  bulk: %.0f msg/s sent meanwhile\n", float64(bulkInWindow)/window.Seconds())
 	fmt.Fprintf(out, "  requests mixing bulk and high: %d\n", mixed.Load())
 	if msgs > 0 {
@@ -275,6 +285,26 @@ func producePriority(ctx context.Context, p *producer.Producer, producers, n int
 	wg.Wait()
 	close(errc)
 	return <-errc
+}
+
+// highClaimDelays reads t_sending (ms, set by the claim script) of the high
+// messages h0..hN and returns, per message, the time from its enqueue.
+func highClaimDelays(ctx context.Context, rdb *redis.Client, prefix string, at []time.Time) []time.Duration {
+	k := store.NewKeys(prefix)
+	cmds := make([]*redis.StringCmd, len(at))
+	_, _ = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range at {
+			cmds[i] = p.HGet(ctx, k.Msg("h"+strconv.Itoa(i)), "t_sending")
+		}
+		return nil
+	})
+	out := make([]time.Duration, 0, len(at))
+	for i, c := range cmds {
+		if ms, err := strconv.ParseInt(c.Val(), 10, 64); err == nil {
+			out = append(out, time.UnixMilli(ms).Sub(at[i]))
+		}
+	}
+	return out
 }
 
 // loadAvg is the 1, 5 and 15 minute load average from /proc/loadavg.

@@ -147,7 +147,7 @@ func Count(ev Evidence) Tally {
 		}
 		n := sms[m.DestTn]
 		switch {
-		case n == 0 && st != store.StatusFailed && st != store.StatusCancelled && st != store.StatusSuppressed:
+		case n == 0 && st != store.StatusFailed && st != store.StatusCancelled && st != store.StatusSuppressed && st != store.StatusExpired:
 			t.Lost++
 		case n > 1:
 			t.SentTwice += n - 1
