@@ -77,3 +77,25 @@ func TestBenchWholeShort(t *testing.T) {
 		t.Error("no idle run")
 	}
 }
+
+// TestIdleRedisCommands: an idle `roxd serve` (all roles) does not poll
+// Redis (it was ~3,500 commands/s with the former's 1 ms tick and asynq's
+// 5 ms checks), and a message offered then still leaves at once
+// (functional bounds, not a timed test).
+func TestIdleRedisCommands(t *testing.T) {
+	_, sum := runBenchWhole(t, "-mode", "latency,idle", "-rate", "20", "-duration", "2s", "-idle", "10s")
+	runs := map[string]wholeResult{}
+	for _, r := range sum.Runs {
+		runs[r.Run] = r
+	}
+	idle, lat := runs["idle"], runs["latency"]
+	if idle.IdleCmdS > 200 {
+		t.Errorf("idle: %.0f Redis commands/s, want < 200 (target 50)", idle.IdleCmdS)
+	}
+	if lat.Sent != 40 {
+		t.Errorf("latency run: %d of 40 sent", lat.Sent)
+	}
+	if lat.P50ms > 1000 || lat.MaxMs > 5000 {
+		t.Errorf("a message at low rate took p50 %.1f ms, max %.1f ms from POST to ROX", lat.P50ms, lat.MaxMs)
+	}
+}
