@@ -48,6 +48,7 @@ type wholeFlags struct {
 	n, bareN            int
 	batch, posters      int
 	textLen             int
+	recipients          int
 	rate                int
 	duration            time.Duration
 	idle                time.Duration
@@ -55,6 +56,7 @@ type wholeFlags struct {
 	profileDir          string
 	profileSeconds      int
 	env                 multiFlag
+	redisArgs           multiFlag
 	asJSON              bool
 	keep                bool
 }
@@ -103,11 +105,13 @@ func benchWhole(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&f.batch, "batch", 500, "messages per POST /v1/messages/batch")
 	fs.IntVar(&f.posters, "posters", 4, "concurrent load generator connections")
 	fs.IntVar(&f.textLen, "text-len", 160, "characters per text")
+	fs.IntVar(&f.recipients, "recipients", 0, "distinct numbers the messages go to, in turn (0: every message to its own number)")
 	fs.IntVar(&f.rate, "rate", 1000, "single-message POSTs per second in the latency run")
 	fs.DurationVar(&f.duration, "duration", 10*time.Second, "length of the latency run")
 	fs.DurationVar(&f.idle, "idle", 10*time.Second, "length of the idle measurement")
 	fs.StringVar(&f.profileDir, "profile-dir", "", "write CPU profiles of roxd serve (all-roles run, API of the ingest run) here (sets ROXD_PPROF)")
 	fs.IntVar(&f.profileSeconds, "profile-seconds", 5, "length of each CPU profile")
+	fs.Var(&f.redisArgs, "redis-arg", "argument added to the private redis-server's command line (repeatable), e.g. -redis-arg=--hash-max-listpack-value -redis-arg=256")
 	fs.Var(&f.env, "env", "KEY=VALUE added to the environment of every roxd serve (repeatable)")
 	fs.BoolVar(&f.asJSON, "json", false, "print the figures as one JSON object at the end")
 	fs.BoolVar(&f.keep, "keep", false, "keep the temporary directory (child logs)")
@@ -328,8 +332,9 @@ func (w *wholeRun) startRedis(ctx context.Context) error {
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		return err
 	}
-	p, err := w.start("redis", nil, w.f.redisServer, "--port", port, "--bind", "127.0.0.1", "--dir", data,
-		"--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction", "--daemonize", "no")
+	args := append([]string{"--port", port, "--bind", "127.0.0.1", "--dir", data,
+		"--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction", "--daemonize", "no"}, w.f.redisArgs...)
+	p, err := w.start("redis", nil, w.f.redisServer, args...)
 	if err != nil {
 		return err
 	}
@@ -478,6 +483,7 @@ type cpuSnap struct {
 	sim   time.Duration
 	redis time.Duration
 	cmds  int64
+	stats map[string]int64 // calls by command
 }
 
 func (w *wholeRun) snap(ctx context.Context) cpuSnap {
@@ -490,7 +496,49 @@ func (w *wholeRun) snap(ctx context.Context) cpuSnap {
 	}
 	s.redis = redisCPU(ctx, w.rdb)
 	s.cmds, _ = commandCalls(ctx, w.rdb)
+	s.stats = commandStats(ctx, w.rdb)
 	return s
+}
+
+// commandStats is INFO commandstats' calls by command name.
+func commandStats(ctx context.Context, rdb *redis.Client) map[string]int64 {
+	m := map[string]int64{}
+	s, err := rdb.Info(ctx, "commandstats").Result()
+	if err != nil {
+		return m
+	}
+	for _, line := range strings.Split(s, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "cmdstat_"), ":")
+		if !ok {
+			continue
+		}
+		for _, kv := range strings.Split(rest, ",") {
+			if v, ok := strings.CutPrefix(kv, "calls="); ok {
+				m[name], _ = strconv.ParseInt(v, 10, 64)
+			}
+		}
+	}
+	return m
+}
+
+// topCommands formats the commands of b-a per message, most first.
+func topCommands(a, b cpuSnap, n, k int) string {
+	type c struct {
+		name string
+		d    int64
+	}
+	var cs []c
+	for name, v := range b.stats {
+		if d := v - a.stats[name]; d > 0 {
+			cs = append(cs, c{name, d})
+		}
+	}
+	sort.Slice(cs, func(i, j int) bool { return cs[i].d > cs[j].d })
+	var parts []string
+	for i := 0; i < len(cs) && i < k; i++ {
+		parts = append(parts, fmt.Sprintf("%s %.2f", cs[i].name, float64(cs[i].d)/float64(n)))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // procCPU is utime+stime of pid from /proc/<pid>/stat (all threads).
@@ -584,6 +632,14 @@ func newPoster(base string, conns int) *poster {
 // wholeNumber is the i-th of a spread of valid Australian mobile numbers.
 func wholeNumber(i int) string { return fmt.Sprintf("+614%08d", 10000000+i%89999999) }
 
+// number is the number of the i-th message (-recipients).
+func (w *wholeRun) number(i int) string {
+	if w.f.recipients > 0 {
+		i %= w.f.recipients
+	}
+	return wholeNumber(i)
+}
+
 // batch posts msgs and returns how many were accepted.
 func (p *poster) batch(ctx context.Context, msgs []apiMsg) (int, error) {
 	body, _ := json.Marshal(struct {
@@ -661,7 +717,7 @@ func (w *wholeRun) offer(ctx context.Context, base string, n int, tag string) (i
 				msgs := make([]apiMsg, 0, to-from)
 				for i := from; i < to; i++ {
 					id := tag + strconv.Itoa(i)
-					msgs = append(msgs, apiMsg{ID: id, To: wholeNumber(i), Text: wholeText(id, w.f.textLen)})
+					msgs = append(msgs, apiMsg{ID: id, To: w.number(i), Text: wholeText(id, w.f.textLen)})
 				}
 				k, err := p.batch(ctx, msgs)
 				accepted.Add(int64(k))
@@ -736,8 +792,9 @@ func (w *wholeRun) throughput(ctx context.Context, split bool) (wholeResult, err
 	a := w.snap(ctx)
 	var waitProf func()
 	if !split {
-		waitProf = w.profile(api, "serve-all")
+		waitProf = w.profile(api, "serve-all-ingest")
 	}
+	var waitProf2 func()
 	var acceptedN int64
 	var acceptedAt time.Time
 	var offerErr error
@@ -768,6 +825,10 @@ func (w *wholeRun) throughput(ctx context.Context, split bool) (wholeResult, err
 		}
 		select {
 		case <-offered:
+			if waitProf2 == nil && !split {
+				// Ingest done: what is left is sending and receipts.
+				waitProf2 = w.profile(api, "serve-all-receipts")
+			}
 			if offerErr != nil {
 				return wholeResult{}, offerErr
 			}
@@ -785,6 +846,9 @@ func (w *wholeRun) throughput(ctx context.Context, split bool) (wholeResult, err
 	if waitProf != nil {
 		waitProf()
 	}
+	if waitProf2 != nil {
+		waitProf2()
+	}
 	r := wholeResult{Messages: n, Accepted: acceptedN, Sent: sent, Stored: stored, Load: load0 + " / " + loadAvg()}
 	el := func(t time.Time) float64 { return float64(n) / t.Sub(a.at).Seconds() }
 	r.AcceptedS, r.SentS, r.StoredS = el(acceptedAt), el(sentAt), el(storedAt)
@@ -793,7 +857,7 @@ func (w *wholeRun) throughput(ctx context.Context, split bool) (wholeResult, err
 		name, n, w.f.textLen, w.f.batch, w.f.posters)
 	fmt.Fprintf(w.out, "  msg/s accepted %.0f, sent %.0f, with receipt stored %.0f\n", r.AcceptedS, r.SentS, r.StoredS)
 	fmt.Fprintf(w.out, "  CPU per message: roxd %.1f µs, Redis %.1f µs, simulator %.1f µs\n", r.RoxdCPU, r.RedisCPU, r.SimCPU)
-	fmt.Fprintf(w.out, "  Redis commands per message %.2f\n", r.Commands)
+	fmt.Fprintf(w.out, "  Redis commands per message %.2f (%s)\n", r.Commands, topCommands(a, b, n, 10))
 	fmt.Fprintf(w.out, "  load average %s\n", r.Load)
 	return r, nil
 }
@@ -827,7 +891,7 @@ func (w *wholeRun) ingest(ctx context.Context) (wholeResult, error) {
 	fmt.Fprintf(w.out, "\n[ingest: roxd serve api alone] %d messages of %d characters, POST /v1/messages/batch of %d from %d connections:\n",
 		n, w.f.textLen, w.f.batch, w.f.posters)
 	fmt.Fprintf(w.out, "  msg/s accepted %.0f (%d accepted)\n", r.AcceptedS, acc)
-	fmt.Fprintf(w.out, "  CPU per message: roxd %.1f µs, Redis %.1f µs; Redis commands per message %.2f\n", r.RoxdCPU, r.RedisCPU, r.Commands)
+	fmt.Fprintf(w.out, "  CPU per message: roxd %.1f µs, Redis %.1f µs; Redis commands per message %.2f (%s)\n", r.RoxdCPU, r.RedisCPU, r.Commands, topCommands(a, b, n, 8))
 	fmt.Fprintf(w.out, "  Redis memory per queued message %.0f B (used_memory delta over the backlog of %d)\n", r.MemPerMsg, acc)
 	fmt.Fprintf(w.out, "  load average %s\n", r.Load)
 	return r, nil
@@ -862,7 +926,7 @@ func (w *wholeRun) latency(ctx context.Context) (wholeResult, error) {
 			for i := range jobs {
 				id := "l" + strconv.Itoa(i)
 				tag := id + " " + strconv.FormatInt(time.Now().UnixNano(), 10)
-				if err := p.one(ctx, apiMsg{ID: id, To: wholeNumber(i), Text: wholeText(tag, w.f.textLen)}); err != nil {
+				if err := p.one(ctx, apiMsg{ID: id, To: w.number(i), Text: wholeText(tag, w.f.textLen)}); err != nil {
 					errs.Add(1)
 				}
 			}
@@ -956,6 +1020,7 @@ func (w *wholeRun) idleRun(ctx context.Context) (wholeResult, error) {
 	r.IdleCmdS = float64(b.cmds-a.cmds) / secs
 	fmt.Fprintf(w.out, "\n[idle] all roles in one roxd serve, no messages, %s:\n", w.f.idle)
 	fmt.Fprintf(w.out, "  roxd %.2f%% of a core, Redis %.2f%% of a core, %.0f Redis commands/s\n", 100*r.RoxdIdleCore, 100*r.RedisIdleCore, r.IdleCmdS)
+	fmt.Fprintf(w.out, "  commands in %s: %s\n", w.f.idle, topCommands(a, b, 1, 12))
 	fmt.Fprintf(w.out, "  load average %s\n", r.Load)
 	return r, nil
 }
