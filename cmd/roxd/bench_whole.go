@@ -373,6 +373,9 @@ func (w *wholeRun) startSim(ctx context.Context, record bool) error {
 	if !record {
 		args = append(args, "--count-only")
 	}
+	if w.f.profileDir != "" {
+		args = append(args, "--pprof")
+	}
 	p, err := w.start("sim", nil, w.f.binary, args...)
 	if err != nil {
 		return err
@@ -828,6 +831,9 @@ func (w *wholeRun) throughput(ctx context.Context, split bool) (wholeResult, err
 			if waitProf2 == nil && !split {
 				// Ingest done: what is left is sending and receipts.
 				waitProf2 = w.profile(api, "serve-all-receipts")
+				waitSim := w.profile(&wproc{http: w.simAt}, "sim")
+				prev := waitProf2
+				waitProf2 = func() { prev(); waitSim() }
 			}
 			if offerErr != nil {
 				return wholeResult{}, offerErr
