@@ -117,3 +117,24 @@ func BenchmarkNormalizeNumberCached(b *testing.B) {
 		_, _ = normalizeNumber("to", "+61412345678", "AU")
 	}
 }
+
+// BenchmarkNormalizeNumberDistinct: every number new (the cache's worst
+// case, all misses) against libphonenumber alone.
+func BenchmarkNormalizeNumberDistinct(b *testing.B) {
+	b.Run("cache", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			i++
+			_, _ = normalizeNumber("to", "+614"+strconv.Itoa(10000000+i), "AU")
+		}
+	})
+	b.Run("plain", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			i++
+			_ = libNumber("+614"+strconv.Itoa(10000000+i), "AU")
+		}
+	})
+}

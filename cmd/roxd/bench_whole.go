@@ -705,8 +705,13 @@ func (p *poster) one(ctx context.Context, m apiMsg) error {
 // the count accepted and when the last POST was answered.
 func (w *wholeRun) offer(ctx context.Context, base string, n int, tag string) (int64, time.Time, error) {
 	p := newPoster(base, w.f.posters)
-	var next, accepted atomic.Int64
+	var next, accepted, retries atomic.Int64
 	var firstErr error
+	defer func() {
+		if n := retries.Load(); n > 0 {
+			fmt.Fprintf(w.out, "  (%d POSTs repeated after a 503 or transport error)\n", n)
+		}
+	}()
 	var once sync.Once
 	var wg sync.WaitGroup
 	for g := 0; g < w.f.posters; g++ {
@@ -722,7 +727,18 @@ func (w *wholeRun) offer(ctx context.Context, base string, n int, tag string) (i
 					id := tag + strconv.Itoa(i)
 					msgs = append(msgs, apiMsg{ID: id, To: w.number(i), Text: wholeText(id, w.f.textLen)})
 				}
-				k, err := p.batch(ctx, msgs)
+				// A 503 (the API's budget ran out on an overloaded machine)
+				// or a transport error is retried with the same ids, as a
+				// client would: the API answers replays with their status.
+				var k int
+				var err error
+				for try := 0; try < 30 && ctx.Err() == nil; try++ {
+					if k, err = p.batch(ctx, msgs); err == nil {
+						break
+					}
+					retries.Add(1)
+					time.Sleep(500 * time.Millisecond)
+				}
 				accepted.Add(int64(k))
 				if err != nil {
 					once.Do(func() { firstErr = err })
