@@ -52,7 +52,6 @@ type wholeFlags struct {
 	rate                int
 	duration            time.Duration
 	idle                time.Duration
-	backlog             int
 	profileDir          string
 	profileSeconds      int
 	env                 multiFlag
