@@ -306,16 +306,3 @@ func highClaimDelays(ctx context.Context, rdb *redis.Client, prefix string, at [
 	}
 	return out
 }
-
-// loadAvg is the 1, 5 and 15 minute load average from /proc/loadavg.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}

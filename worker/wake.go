@@ -1,0 +1,235 @@
+package worker
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/redoxygen/roxd/internal/store"
+)
+
+// No polling while idle. The producer publishes on {P}:wake with every
+// enqueue; the former, the scheduler and the schedule-group sync wait on
+// that (and on a slow IdleInterval safety tick) instead of ticking. The
+// former ticks every FormInterval only while messages wait in ready lists.
+// asynq polls for tasks with a sleep (TaskCheckInterval) when its queues
+// are empty: one lane always runs with the slow IdleInterval poll, and the
+// other lanes (polling every TaskCheckInterval) run only while this process
+// enqueued a task within HotLinger.
+
+// signal is a wake-up with no payload: a kick while one is pending is
+// merged into it, so a kick is never lost and never blocks.
+type signal chan struct{}
+
+func newSignal() signal { return make(signal, 1) }
+
+func (s signal) kick() {
+	select {
+	case s <- struct{}{}:
+	default:
+	}
+}
+
+// wakeLoop subscribes to {P}:wake and kicks every signal for each message.
+// go-redis resubscribes after a lost connection; a notification lost
+// meanwhile costs at most IdleInterval.
+func (w *Worker) wakeLoop(ctx context.Context, sigs ...signal) {
+	sub := w.rdb.Subscribe(ctx, w.b.Keys().Wake())
+	defer sub.Close()
+	ch := sub.Channel()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+			for _, s := range sigs {
+				s.kick()
+			}
+		}
+	}
+}
+
+// waitWork waits until ctx ends (false), sig is kicked, or d passes.
+func waitWork(ctx context.Context, sig signal, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-sig:
+		return true
+	case <-t.C:
+		return true
+	}
+}
+
+// sleepCtx waits d unless ctx ends first (false).
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// lanes owns the asynq servers of the process: one that always runs
+// (polling every IdleInterval when its queue is empty) and hot ones
+// (polling every TaskCheckInterval), started by kick and stopped HotLinger
+// after the last kick.
+type lanes struct {
+	w       *Worker
+	mux     *asynq.ServeMux
+	per     int
+	nHot    int
+	mu      sync.Mutex
+	base    *asynq.Server
+	hot     []*asynq.Server
+	stopped bool
+	last    atomic.Int64 // unix nanos of the last kick
+	running atomic.Bool  // hot servers up (read without mu in kick)
+	stops   sync.WaitGroup
+}
+
+// Priorities (README, "Priority"): one asynq queue per priority. Every lane
+// serves them strictly (high, then normal, then bulk: a high task is the
+// next one taken whenever a handler is free). While the lanes are hot two
+// more servers of one handler each run beside them: the floor lane serves
+// only normal and bulk (equal weights), so neither is ever starved by a
+// higher class, and the reserve lane serves only high, so a high task never
+// waits for a bulk request to end when every other handler holds one.
+// Their handlers do not count against SendConcurrency (reservedKey).
+func (w *Worker) server(check time.Duration) *asynq.Server {
+	return w.serverOf(check, w.lanes.per, map[string]int{
+		store.PriorityQueue(w.cfg.Queue, store.PriorityHigh):   3,
+		store.PriorityQueue(w.cfg.Queue, store.PriorityNormal): 2,
+		store.PriorityQueue(w.cfg.Queue, store.PriorityBulk):   1,
+	}, true)
+}
+
+// reservedServers are the floor and reserve lanes (see server).
+func (w *Worker) reservedServers() []*asynq.Server {
+	return []*asynq.Server{
+		w.serverOf(w.cfg.TaskCheckInterval, 1, map[string]int{
+			store.PriorityQueue(w.cfg.Queue, store.PriorityNormal): 1,
+			store.PriorityQueue(w.cfg.Queue, store.PriorityBulk):   1,
+		}, false),
+		w.serverOf(w.cfg.TaskCheckInterval, 1, map[string]int{store.PriorityQueue(w.cfg.Queue, store.PriorityHigh): 1}, false),
+	}
+}
+
+// reservedKey marks a handler run of the floor or reserve lane: it does not
+// wait for the SendConcurrency semaphore.
+type reservedKey struct{}
+
+// reservedMux serves the floor and reserve lanes: mux, runs marked.
+func reservedMux(w *Worker) *asynq.ServeMux {
+	m := asynq.NewServeMux()
+	m.HandleFunc(TaskType, func(ctx context.Context, t *asynq.Task) error {
+		return w.ProcessTask(context.WithValue(ctx, reservedKey{}, true), t)
+	})
+	m.HandleFunc(TaskTypeSchedule, w.processSchedule)
+	return m
+}
+
+func (w *Worker) serverOf(check time.Duration, conc int, queues map[string]int, strict bool) *asynq.Server {
+	return asynq.NewServer(w.asynqOpt, asynq.Config{
+		Concurrency:              conc,
+		Queues:                   queues,
+		StrictPriority:           strict,
+		TaskCheckInterval:        check,
+		DelayedTaskCheckInterval: w.cfg.DelayedTaskCheckInterval,
+		ShutdownTimeout:          w.cfg.ShutdownTimeout,
+		RetryDelayFunc:           w.retryDelay,
+		IsFailure:                isFailure,
+		Logger:                   w.asynqLog,
+		LogLevel:                 w.asynqLevel,
+	})
+}
+
+// start starts the base server.
+func (l *lanes) start() error {
+	l.base = l.w.server(max(l.w.cfg.IdleInterval, l.w.cfg.TaskCheckInterval))
+	return l.base.Start(l.mux)
+}
+
+// kick notes that a task was enqueued and starts the hot servers when they
+// are not running.
+func (l *lanes) kick() {
+	l.last.Store(time.Now().UnixNano())
+	if l.running.Load() {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopped || len(l.hot) > 0 {
+		return
+	}
+	for i := 0; i < l.nHot; i++ {
+		s := l.w.server(l.w.cfg.TaskCheckInterval)
+		if err := s.Start(l.mux); err != nil {
+			l.w.log.Warn().Err(err).Msg("start a hot asynq lane (the base lane still polls)")
+			break
+		}
+		l.hot = append(l.hot, s)
+	}
+	if len(l.hot) > 0 {
+		rm := reservedMux(l.w)
+		for _, s := range l.w.reservedServers() {
+			if err := s.Start(rm); err != nil {
+				l.w.log.Warn().Err(err).Msg("start the floor or reserve asynq lane (the strict lanes still serve every priority)")
+				break
+			}
+			l.hot = append(l.hot, s)
+		}
+	}
+	l.running.Store(len(l.hot) > 0)
+}
+
+// cool stops the hot servers when no task was enqueued for HotLinger.
+func (l *lanes) cool(ctx context.Context) {
+	for sleepCtx(ctx, min(l.w.cfg.HotLinger/2, time.Second)) {
+		if !l.running.Load() || time.Since(time.Unix(0, l.last.Load())) < l.w.cfg.HotLinger {
+			continue
+		}
+		l.mu.Lock()
+		hot := l.hot
+		l.hot = nil
+		l.running.Store(false)
+		l.mu.Unlock()
+		for _, s := range hot {
+			l.stops.Add(1)
+			go func() { defer l.stops.Done(); s.Shutdown() }()
+		}
+	}
+}
+
+// shutdown stops every server and waits for them.
+func (l *lanes) shutdown() {
+	l.mu.Lock()
+	l.stopped = true
+	all := append([]*asynq.Server(nil), l.hot...)
+	if l.base != nil {
+		all = append(all, l.base)
+	}
+	l.hot = nil
+	l.running.Store(false)
+	l.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, s := range all {
+		wg.Go(s.Shutdown)
+	}
+	wg.Wait()
+	l.stops.Wait()
+}
