@@ -140,12 +140,18 @@ for c = 1, 3 do
 end
 local out = {}
 local formed = 0
+-- maxform is per priority: a flood of high (or normal) messages never keeps
+-- the lower priorities from being formed (the asynq queues order them).
+-- (maxform 1, an auth probe: one batch in all)
+local total = 3 * maxform
+if maxform == 1 then total = 1 end
 for c = 1, 3 do
+  local fc = 0
   for _, g in ipairs(order[c]) do
-    if formed >= maxform then break end
+    if fc >= maxform or formed >= total then break end
     local rk = base .. 'ready:' .. g
     local len = redis.call('LLEN', rk)
-    while len > 0 and formed < maxform do
+    while len > 0 and fc < maxform and formed < total do
       local take = 0
       if c == 3 and w[c] >= maxbulk then
         -- bulk: at most maxbulk batches wait for a handler; the backlog
@@ -162,6 +168,7 @@ for c = 1, 3 do
       local ids = redis.call('LPOP', rk, take)
       local bid = prefix .. (seq + formed)
       formed = formed + 1
+      fc = fc + 1
       redis.call('HSET', base .. 'batch:' .. bid, 'group', g, 'ids', cjson.encode(ids), 'created', now, 'attempt', 0)
       redis.call('ZADD', KEYS[3], now, bid)
       redis.call('ZADD', wk[c], now, bid)
@@ -199,7 +206,9 @@ type FormParams struct {
 	// fewer than this many bulk batches wait for a handler, so a bulk
 	// backlog stays in its ready list instead of flooding asynq (0 = 64).
 	MaxWaitingBulk int
-	// MaxForm bounds the batches formed by one call.
+	// MaxForm bounds the batches of each priority formed by one call (a
+	// call forms up to 3 × MaxForm; MaxForm 1, an auth probe, forms one
+	// in all).
 	MaxForm int
 	// WaitingHorizon drops waiting entries older than this (a batch whose
 	// task was lost must not block partial batches forever). Default 60 s.

@@ -138,3 +138,28 @@ func TestFormHighFirstUnderBulkBacklog(t *testing.T) {
 		t.Fatalf("formed %+v, want one more bulk batch", f)
 	}
 }
+
+// A flood of high messages never keeps bulk from being formed: the
+// per-call bound is per priority (the asynq queues order them).
+func TestFormHighFloodStillFormsBulk(t *testing.T) {
+	bb := setupBatch(t)
+	bb.add(t, 3000, "high", func(_ int, r *Record) { r.Priority = PriorityHigh })
+	bb.add(t, 600, "bulk", func(_ int, r *Record) { r.Priority = PriorityBulk })
+	f := bb.form(t, FormParams{MaxBatch: 500, Linger: time.Hour, MaxWaiting: 4, MaxForm: 2}, time.Now())
+	var high, bulk int
+	for _, x := range f {
+		switch GroupPriority(x.Group) {
+		case PriorityHigh:
+			high++
+		case PriorityBulk:
+			bulk++
+		}
+	}
+	if high != 2 || bulk != 1 || GroupPriority(f[0].Group) != PriorityHigh {
+		t.Fatalf("formed %d high and %d bulk batches (%+v), want 2 high first and 1 bulk", high, bulk, f)
+	}
+	// An auth probe (MaxForm 1) forms one batch in all.
+	if f := bb.form(t, FormParams{MaxBatch: 500, Linger: time.Hour, MaxWaiting: 4, MaxForm: 1}, time.Now()); len(f) != 1 {
+		t.Fatalf("probe formed %d batches, want 1", len(f))
+	}
+}
