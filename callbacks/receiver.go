@@ -111,6 +111,12 @@ func New(cfg Config, rdb redis.UniversalClient, log zerolog.Logger) (*Receiver, 
 	return r, nil
 }
 
+// Unready returns why callbacks cannot be stored now ("" when they can):
+// the last store (or stream push) was refused by Redis for a reason
+// replaying cannot cure (CROSSSLOT, WRONGTYPE, NOPERM, a script error). It
+// clears when a later store succeeds. /readyz reports it.
+func (r *Receiver) Unready() string { return r.st.health.reason() }
+
 // Run stores callbacks until ctx is done: it starts the pipelined batchers,
 // the spool replayer (which first replays what an earlier process left) and
 // the resolver of deferred callbacks (deferred.go), and waits for them.
@@ -130,6 +136,9 @@ func (r *Receiver) Run(ctx context.Context) error {
 		wg.Go(func() { r.replayLoop(ctx) })
 	}
 	wg.Go(func() { r.resolveLoop(ctx) })
+	if r.st.split {
+		wg.Go(func() { r.outboxLoop(ctx) })
+	}
 	<-ctx.Done()
 	wg.Wait()
 	close(r.stopped)
@@ -249,7 +258,11 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	outcome, err := r.store(ev)
 	if err != nil {
 		r.log.Error().Err(err).Str("kind", kind).Str("event_id", ev.EventID).Msg("callback not stored; answered 503")
-		r.fail(w, kind, OutcomeError, http.StatusServiceUnavailable, ResultNotStored, "not stored: storage unavailable, post it again later")
+		text := "not stored: storage unavailable, post it again later"
+		if spoolReason(err) == SpoolRefused {
+			text = "not stored: storage refused the write, post it again later"
+		}
+		r.fail(w, kind, OutcomeError, http.StatusServiceUnavailable, ResultNotStored, text)
 		return
 	}
 	r.count(kind, outcome)

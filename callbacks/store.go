@@ -2,6 +2,7 @@ package callbacks
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -20,6 +21,8 @@ type result struct {
 	moved    bool   // a receipt moved the record's status forward
 	id       string // stream entry id when stored
 	err      error
+
+	pending *outboxEntry // stored; its stream entry waits in the outbox (outbox.go)
 }
 
 // job is one event waiting for the batcher; done has room for one result
@@ -38,6 +41,11 @@ type storer struct {
 	// deferred is {P}:cb:deferred: callbacks whose SMSId was unknown, by
 	// due time (unix ms).
 	deferred string
+	// split: the streams are in other cluster slots than {P}; entries go
+	// through the outbox {P}:cb:outbox (outbox.go).
+	split  bool
+	outbox string
+	health health
 }
 
 // deferredKey is the zset of callbacks waiting for their SMSId to be
@@ -52,8 +60,13 @@ func newStorer(rdb redis.UniversalClient, cfg Config) *storer {
 		cfg:      cfg,
 		jobs:     make(chan *job, cfg.Pipelines*cfg.MaxBatch),
 		deferred: deferredKey(keys),
+		split:    splitStreams(rdb, keys.Base(), cfg.ReceiptsStream, cfg.RepliesStream),
+		outbox:   outboxKey(keys),
 	}
 }
+
+// outboxes are the outbox keys the storer writes (outbox.go).
+func (s *storer) outboxes() []string { return []string{s.outbox} }
 
 func (s *storer) stream(kind string) string {
 	if kind == KindReply {
@@ -68,6 +81,10 @@ func (s *storer) stream(kind string) string {
 // empty message_id.
 func (s *storer) scriptArgs(e *event) ([]string, []any) {
 	keys := []string{s.keys.CallbackSeen(e.EventID), s.keys.SMS(e.SMSID), s.stream(e.Kind), s.keys.Suppressed(), s.deferred}
+	if s.split {
+		keys[2] = s.outbox // the stream is not touched: keep KEYS in one slot
+		keys = append(keys, s.outbox)
+	}
 	errText, done := "", ""
 	if e.OptOutDone {
 		done = "1"
@@ -129,11 +146,57 @@ func (s *storer) exec(ctx context.Context, evs []*event) []result {
 				for _, i := range todo {
 					res[i] = result{err: fmt.Errorf("callbacks: load script: %w", err)}
 				}
+				s.observe(res, nil)
 				return res
 			}
 		}
 	}
+	// Entries left in the outbox: push them now. A failed push leaves them
+	// there for drainOutbox; the callbacks are stored either way.
+	var pend []outboxEntry
+	var at []int
+	for i := range res {
+		if p := res[i].pending; p != nil {
+			p.eventID = evs[i].EventID
+			pend = append(pend, *p)
+			at = append(at, i)
+		}
+	}
+	var pushErr error
+	if len(pend) > 0 {
+		var ids []string
+		ids, pushErr = s.push(ctx, s.outbox, pend)
+		for k, i := range at {
+			res[i].id = ids[k]
+		}
+	}
+	s.observe(res, pushErr)
 	return res
+}
+
+// observe updates the storer's health from a round trip's results: a
+// refusal replaying cannot cure (CROSSSLOT, WRONGTYPE, a script error...)
+// makes /readyz fail until a later store succeeds.
+func (s *storer) observe(res []result, pushErr error) {
+	var refused error
+	stored := false
+	for _, x := range res {
+		switch {
+		case x.err == nil:
+			stored = true
+		case !transient(x.err) && refused == nil:
+			refused = x.err
+		}
+	}
+	if pushErr != nil && !transient(pushErr) && refused == nil {
+		refused = pushErr
+	}
+	switch {
+	case refused != nil:
+		s.health.fail(refused)
+	case stored && pushErr == nil:
+		s.health.ok()
+	}
 }
 
 func parseResult(v any, err error) result {
@@ -152,6 +215,12 @@ func parseResult(v any, err error) result {
 		return result{dup: true}
 	case 1:
 		return result{id: id, moved: moved == 1}
+	case 4:
+		var e outboxEntry
+		if err := json.Unmarshal([]byte(id), &e); err != nil {
+			return result{err: fmt.Errorf("callbacks: store: outbox entry: %w", err)}
+		}
+		return result{moved: moved == 1, pending: &e}
 	case 2:
 		return result{deferred: true}
 	case 3:

@@ -368,8 +368,17 @@ func (c Config) Validate(roles ...string) error {
 	}
 	checkName("ROXD_KEY_PREFIX", c.KeyPrefix)
 	checkName("ROXD_QUEUE", c.Queue)
-	checkName("ROXD_RECEIPTS_STREAM", c.ReceiptsStream)
-	checkName("ROXD_REPLIES_STREAM", c.RepliesStream)
+	// Stream names are whole keys: one hash tag is allowed (it picks the
+	// stream's Redis Cluster slot), other braces are not.
+	checkStream := func(name, v string) {
+		if v == "" {
+			bad(name, "must not be empty")
+		} else if err := redisconn.CheckTaggedName(v); err != nil {
+			bad(name, "%s", err.Error())
+		}
+	}
+	checkStream("ROXD_RECEIPTS_STREAM", c.ReceiptsStream)
+	checkStream("ROXD_REPLIES_STREAM", c.RepliesStream)
 	if c.StatusTTL <= 0 {
 		bad("ROXD_STATUS_TTL", "must be > 0")
 	}

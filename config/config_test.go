@@ -95,6 +95,9 @@ func TestOverrides(t *testing.T) {
 	m["ROXD_BATCH_LINGER"] = "0s"
 	m["ROXD_PUBLIC_URL"] = "https://sms.example.com/base/"
 	m["LOG_LEVEL"] = " " // empty means default here (the table says so)
+	// A stream name may carry one hash tag (it picks its cluster slot).
+	m["ROXD_RECEIPTS_STREAM"] = "{roxd}:receipts"
+	m["ROXD_REPLIES_STREAM"] = "events:{r}"
 	c, err := Load(env(m))
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +108,8 @@ func TestOverrides(t *testing.T) {
 	if !reflect.DeepEqual(c.Roles, []string{"worker", "api"}) || c.HasRole(RoleCallbacks) ||
 		!reflect.DeepEqual(c.PermanentCodes, []rox.Code{"2015", "2099"}) || c.DefaultRegion != "NZ" ||
 		c.ReceiptFlag() != rox.ReceiptOnError || c.ReplyType() != rox.ReplyBoth || !c.DashboardReadOnly ||
-		c.MaxAttempts != 3 || c.BatchLinger != 0 || c.LogLevel != "info" {
+		c.MaxAttempts != 3 || c.BatchLinger != 0 || c.LogLevel != "info" ||
+		c.ReceiptsStream != "{roxd}:receipts" || c.RepliesStream != "events:{r}" {
 		t.Fatalf("overrides: %v", c)
 	}
 	if c.Policy().RetryableCode("2015") || !c.Policy().RetryableCode("2016") {
@@ -174,7 +178,9 @@ func TestBadValues(t *testing.T) {
 		{"ROXD_RECEIPT", "sometimes", nil},
 		{"ROXD_REPLY", "H", nil},
 		{"ROXD_RECEIPTS_STREAM", "a b", nil},
-		{"ROXD_REPLIES_STREAM", "{x}", nil},
+		{"ROXD_REPLIES_STREAM", "{}x", nil},
+		{"ROXD_REPLIES_STREAM", "a}b{c", nil},
+		{"ROXD_RECEIPTS_STREAM", "{a}{b}", nil},
 		{"ROXD_STREAM_MAXLEN", "0", nil},
 		{"ROXD_STREAM_MAXLEN", "lots", nil},
 		{"ROXD_CALLBACK_MAX_BODY", "64KiB", nil},

@@ -95,6 +95,8 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		go health.run(healthCtx, interval)
 	}
 
+	// recv is set before any listener starts (below).
+	var recv *callbacks.Receiver
 	internalMux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), ReadyzBudget)
 		defer cancel()
@@ -104,6 +106,8 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 			ok, reason = false, "redis unreachable"
 		case ok && cfg.HasRole(config.RoleWorker) && !workerUp.Load():
 			ok, reason = false, "worker not running"
+		case ok && recv != nil && recv.Unready() != "":
+			ok, reason = false, recv.Unready()
 		}
 		writeReadyz(w, ok, reason, warnings)
 	})
@@ -165,7 +169,6 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		internalMux.Handle("/v1/", withBudget(cfg.APITimeout, api))
 	}
 
-	var recv *callbacks.Receiver
 	if cfg.HasRole(config.RoleCallbacks) {
 		recv, err = callbacks.New(callbacks.Config{
 			Prefix: cfg.KeyPrefix, Token: cfg.CallbackToken, AccountID: cfg.ROXAccountID,

@@ -283,7 +283,7 @@ func (o EnqueueOutcome) String() string {
 // email text receipt reply meta on_ambiguous
 // Returns {code, status}: 0 created, 1 existing (same hash), 2 conflict,
 // 3 created suppressed.
-var enqueueScript = redis.NewScript(`
+var enqueueScript = NewScript("store.enqueue", `
 if redis.call('EXISTS', KEYS[1]) == 1 then
   local h = redis.call('HGET', KEYS[1], 'hash')
   local st = redis.call('HGET', KEYS[1], 'status') or ''
@@ -585,7 +585,7 @@ func sortSteps(h []Event) {
 
 // cancelScript: KEYS msg, scheduled; ARGV id now_ms ttl_ms.
 // Returns {1,'cancelled'}, {0,current} or {-1,”} when missing.
-var cancelScript = redis.NewScript(`
+var cancelScript = NewScript("store.cancel", `
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return {-1, ''} end
 if cur == 'queued' or cur == 'scheduled' then
@@ -663,7 +663,7 @@ func CanTransition(from, to Status) bool {
 
 // transitionScript: KEYS msg; ARGV to now_ms ttl_ms field value ...
 // Returns {1,to}, {0,current} or {-1,”} when missing.
-var transitionScript = redis.NewScript(TransitionLua + `
+var transitionScript = NewScript("store.transition", TransitionLua+`
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return {-1, ''} end
 local to = ARGV[1]
