@@ -98,9 +98,9 @@ func TestClusterStreamsInOtherSlots(t *testing.T) {
 
 	// The drain and a late push of the same entry add it once (marker in
 	// the stream's slot).
-	e := outboxEntry{T: time.Now().Add(-time.Minute).UnixMilli(), Kind: KindReceipt, Fields: []string{"event_id", "ev-x", "kind", "receipt"}, eventID: "ev-x"}
+	e := outboxEntry{T: time.Now().Add(-time.Minute).UnixMilli(), Kind: KindReceipt, Fields: []string{"event_id", "ev-x", "kind", "receipt"}, eventID: "ev-x", outbox: b.recv.st.outbox}
 	for range 2 {
-		if _, err := b.recv.st.push(ctx, b.recv.st.outbox, []outboxEntry{e}); err != nil {
+		if _, err := b.recv.st.push(ctx, []outboxEntry{e}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -126,4 +126,47 @@ func TestClusterStreamInPrefixSlot(t *testing.T) {
 	if e := b.entries(t, b.cfg.ReceiptsStream); len(e) != 1 || e[0].Values["message_id"] != "m1" {
 		t.Fatalf("entries %v", e)
 	}
+}
+
+// With shards, a callback is stored in the shard its URL names (s=<n>, as
+// the worker sets it); one without s= is found by its SMSId; either way
+// the entry carries the message id, and a STOP is copied to every shard.
+func TestShardedCallbacks(t *testing.T) {
+	b := setup(t, nil, func(c *Config) { c.Shards = 3 })
+	ctx := context.Background()
+	all := b.recv.st.shards
+	sb := &bundle{rdb: b.rdb, keys: all[2].keys}
+	sb.record(t, "m1", "sms-s1", "submitted", map[string]string{"k": "1"})
+	sb.record(t, "m2", "sms-s2", "submitted", nil)
+	b.mustOK(t, KindReceipt, receiptBody(testAccount, "sms-s1", "0000", ts1)) // no s=: looked up
+	code, out := b.post(t, b.url(KindReceipt)+"?s=2", receiptBody(testAccount, "sms-s2", "0000", ts1))
+	if code != 200 {
+		t.Fatalf("POST ?s=2: %d %s", code, out)
+	}
+	code, out = b.post(t, b.url(KindReply)+"?s=2", replyBody("ROX_API_Reply", testAccount, "sms-s2", "+61407555001", "STOP", ts1))
+	if code != 200 {
+		t.Fatalf("POST reply ?s=2: %d %s", code, out)
+	}
+	for _, id := range []string{"m1", "m2"} {
+		if s := sb.status(t, id)["status"]; s != "delivered" {
+			t.Errorf("%s: %s, want delivered", id, s)
+		}
+	}
+	e := b.entries(t, b.cfg.ReceiptsStream)
+	if len(e) != 2 || e[0].Values["message_id"] != "m1" || e[1].Values["message_id"] != "m2" {
+		t.Fatalf("entries %v", e)
+	}
+	if b.rdb.Exists(ctx, all[2].keys.CallbackSeen(e[0].Values["event_id"].(string))).Val() != 1 {
+		t.Error("dedup marker not in the message's shard")
+	}
+	for i, sk := range all {
+		if !b.rdb.SIsMember(ctx, sk.keys.Suppressed(), "+61407555001").Val() {
+			t.Errorf("STOP not copied to shard %d", i)
+		}
+	}
+	t.Cleanup(func() {
+		for _, sk := range all {
+			cleanupKeys(b.rdb, Config{Prefix: strings.TrimSuffix(strings.TrimPrefix(sk.keys.Base(), "{"), "}:")})
+		}
+	})
 }

@@ -49,6 +49,7 @@ type outboxEntry struct {
 	Fields []string `json:"f"`
 
 	eventID string
+	outbox  string // the outbox key holding it
 }
 
 // splitStreams reports whether the store script must leave stream entries
@@ -90,7 +91,7 @@ func (h *health) reason() string {
 // one if the script cache was empty), then removes them from outbox. It
 // returns one stream entry id per entry ("" when pushed earlier) and the
 // first error.
-func (s *storer) push(ctx context.Context, outbox string, entries []outboxEntry) ([]string, error) {
+func (s *storer) push(ctx context.Context, entries []outboxEntry) ([]string, error) {
 	ids := make([]string, len(entries))
 	todo := make([]int, len(entries))
 	for i := range todo {
@@ -98,7 +99,7 @@ func (s *storer) push(ctx context.Context, outbox string, entries []outboxEntry)
 	}
 	maxLen := max(s.cfg.StreamMaxLen, 0)
 	var first error
-	var done []string
+	done := map[string][]string{} // outbox -> event ids pushed
 	for attempt := 0; attempt < 2 && len(todo) > 0; attempt++ {
 		pipe := s.rdb.Pipeline()
 		cmds := make([]*redis.Cmd, len(todo))
@@ -125,7 +126,7 @@ func (s *storer) push(ctx context.Context, outbox string, entries []outboxEntry)
 				}
 			default:
 				ids[i], _ = cmds[k].Val().(string)
-				done = append(done, entries[i].eventID)
+				done[entries[i].outbox] = append(done[entries[i].outbox], entries[i].eventID)
 			}
 		}
 		todo = again
@@ -136,7 +137,11 @@ func (s *storer) push(ctx context.Context, outbox string, entries []outboxEntry)
 		}
 	}
 	if len(done) > 0 {
-		if err := s.rdb.HDel(ctx, outbox, done...).Err(); err != nil && first == nil {
+		pipe := s.rdb.Pipeline()
+		for outbox, ids := range done {
+			pipe.HDel(ctx, outbox, ids...)
+		}
+		if _, err := pipe.Exec(ctx); err != nil && first == nil {
 			first = fmt.Errorf("callbacks: outbox: %w", err)
 		}
 	}
@@ -165,12 +170,12 @@ func (s *storer) drainOutbox(ctx context.Context) (int, error) {
 					return n, fmt.Errorf("callbacks: outbox entry %s: %w", strconv.Quote(kv[i]), err)
 				}
 				if e.T <= limit {
-					e.eventID = kv[i]
+					e.eventID, e.outbox = kv[i], outbox
 					old = append(old, e)
 				}
 			}
 			if len(old) > 0 {
-				if _, err := s.push(ctx, outbox, old); err != nil {
+				if _, err := s.push(ctx, old); err != nil {
 					return n, err
 				}
 				n += len(old)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -109,6 +110,21 @@ func New(cfg Config, rdb redis.UniversalClient, log zerolog.Logger) (*Receiver, 
 		r.log.Warn().Msg("no spool directory: callbacks that cannot reach Redis are answered 503")
 	}
 	return r, nil
+}
+
+// ShardParam is the query parameter of the callback URLs the worker hands
+// ROX: the shard of the request's messages (store/shards.go), so that a
+// callback's records are found without a lookup. URLs carry it only when
+// the deployment has more than one shard.
+const ShardParam = "s"
+
+// shardParam is 1 + the shard v names among n, or 0 when v names none.
+func shardParam(v string, n int) int {
+	i, err := strconv.Atoi(v)
+	if v == "" || err != nil || i < 0 || i >= n {
+		return 0
+	}
+	return i + 1
 }
 
 // Unready returns why callbacks cannot be stored now ("" when they can):
@@ -255,6 +271,7 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 			"wrong account: Sender.AccountId is not this receiver's ROX account"+r.salvage(req.Context(), kind, buf.Bytes()))
 		return
 	}
+	ev.Shard = shardParam(req.URL.Query().Get(ShardParam), max(r.cfg.Shards, 1))
 	outcome, err := r.store(ev)
 	if err != nil {
 		r.log.Error().Err(err).Str("kind", kind).Str("event_id", ev.EventID).Msg("callback not stored; answered 503")

@@ -34,7 +34,7 @@ import (
 )
 
 func init() {
-	register("bench", "benchmark: `bench [pipeline]` or `bench callbacks`", runBench)
+	register("bench", "benchmark: `bench [pipeline]`, `bench callbacks` or `bench cluster`", runBench)
 }
 
 func runBench(ctx context.Context, args []string) error {
@@ -44,8 +44,10 @@ func runBench(ctx context.Context, args []string) error {
 			return benchPipeline(ctx, args[1:], os.Stdout)
 		case "callbacks":
 			return benchCallbacks(ctx, args[1:])
+		case "cluster":
+			return benchCluster(ctx, args[1:], os.Stdout)
 		default:
-			fmt.Fprintf(os.Stderr, "roxd bench: unknown benchmark %q (want pipeline or callbacks)\n", args[0])
+			fmt.Fprintf(os.Stderr, "roxd bench: unknown benchmark %q (want pipeline, callbacks or cluster)\n", args[0])
 			return errUsage
 		}
 	}
@@ -343,6 +345,26 @@ type env struct {
 }
 
 func (b *benchRun) startEnv(ctx context.Context, startWorker bool) (*env, error) {
+	e, err := b.newSimEnv()
+	if err != nil {
+		return nil, err
+	}
+	e.prod, err = producer.New(b.rdb, producer.Config{Store: store.Config{Prefix: b.prefix}}, b.log)
+	if err != nil {
+		e.stop()
+		return nil, err
+	}
+	if startWorker {
+		if err := b.startWorker(ctx, e); err != nil {
+			e.stop()
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// newSimEnv starts the simulator and the ROX client of an env.
+func (b *benchRun) newSimEnv() (*env, error) {
 	sim, err := roxsim.New(roxsim.Config{CountOnly: true, Faults: roxsim.Faults{
 		Latency: b.f.simLatency,
 		// Keep the simulator's receipts out of the measurement: they would
@@ -360,22 +382,11 @@ func (b *benchRun) startEnv(ctx context.Context, startWorker bool) (*env, error)
 		return nil, err
 	}
 	e := &env{sim: sim, srv: srv, sender: newBenchSender(client)}
-	e.prod, err = producer.New(b.rdb, producer.Config{Store: store.Config{Prefix: b.prefix}}, b.log)
-	if err != nil {
-		srv.Close()
-		return nil, err
-	}
 	e.stop = func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = sim.Close(cctx)
 		srv.Close()
-	}
-	if startWorker {
-		if err := b.startWorker(ctx, e); err != nil {
-			e.stop()
-			return nil, err
-		}
 	}
 	return e, nil
 }

@@ -8,7 +8,7 @@ import (
 )
 
 // Every Lua script of roxd is made with NewScript, so that the cluster test
-// (internal/app's TestClusterScripts) can run each one on a real Redis
+// (internal/app's TestClusterEndToEnd) can run each one on a real Redis
 // Cluster and a new script without such a test fails (a test refuses
 // redis.NewScript anywhere else).
 var (
