@@ -35,7 +35,9 @@ func clusterClient(t testing.TB) redis.UniversalClient {
 func TestClusterStreamsInOtherSlots(t *testing.T) {
 	rdb := clusterClient(t)
 	ctx := context.Background()
-	b := setup(t, rdb, func(c *Config) { c.ReceiptsStream, c.RepliesStream = "rox:receipts:"+testutil.Name("r"), "rox:replies:"+testutil.Name("p") })
+	b := setup(t, rdb, func(c *Config) {
+		c.ReceiptsStream, c.RepliesStream = "rox:receipts:"+testutil.Name("r"), "rox:replies:"+testutil.Name("p")
+	})
 	if !b.recv.st.split {
 		t.Fatalf("streams %s, %s and prefix %s: expected the outbox path on a cluster", b.cfg.ReceiptsStream, b.cfg.RepliesStream, b.keys.Base())
 	}
