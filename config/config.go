@@ -83,7 +83,7 @@ type Config struct {
 
 	KeyPrefix        string        `env:"ROXD_KEY_PREFIX, default=roxd" desc:"Prefix (Redis hash tag) of roxd's keys"`
 	Queue            string        `env:"ROXD_QUEUE, default=roxd" desc:"asynq queue of send tasks"`
-	Shards           int           `env:"ROXD_SHARDS, default=1" min:"1" max:"64" desc:"Shards of the keyspace: hash tags {P:0}..{P:N-1} (1: {P}), each with its own ready lists, schedule, batches and asynq queue <ROXD_QUEUE>:<n>, spread over a Redis Cluster's masters; fixed once a Redis holds data (a change is refused at start)"`
+	Shards           int           `env:"ROXD_SHARDS, default=1" min:"1" max:"64" desc:"Shards of the keyspace, spread over a Redis Cluster's masters: hash tags {P:i-k} (1: {P}), each with its own ready lists, schedule, batches and asynq queue; fixed once a Redis holds data (a change is refused at start)"`
 	StatusTTL        time.Duration `env:"ROXD_STATUS_TTL, default=168h" min:"1s" max:"8784h" desc:"How long message records and statuses are kept"`
 	ScheduleLead     time.Duration `env:"ROXD_SCHEDULE_LEAD, default=1m" min:"0s" max:"24h" desc:"How long before SendAt a scheduled message is handed to ROX with SendLater"`
 	MaxScheduleAhead time.Duration `env:"ROXD_MAX_SCHEDULE_AHEAD, default=8760h" min:"1s" max:"87600h" desc:"Furthest SendAt accepted"`

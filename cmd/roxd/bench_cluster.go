@@ -101,7 +101,7 @@ func benchCluster(ctx context.Context, args []string, out io.Writer) error {
 	tag := "benchc-" + hex.EncodeToString(rnd[:])
 	b := &benchRun{f: f, prefix: tag, queue: tag, out: out}
 	b.log = zerolog.New(os.Stderr).Level(zerolog.ErrorLevel).With().Timestamp().Logger()
-	defer clusterCleanup(cc, tag)
+	defer clusterCleanup(cc, tag, shards)
 
 	e, err := b.startEnvOn(cc, shards)
 	if err != nil {
@@ -142,6 +142,13 @@ func benchCluster(ctx context.Context, args []string, out io.Writer) error {
 
 	fmt.Fprintf(out, "roxd bench cluster: %s, %d shards, %d messages, prefix/queue %s, load average %s\n",
 		conn, shards, f.n, tag, loadAverage())
+	perMaster := map[string]int{}
+	for i := range shards {
+		if c, err := cc.MasterForKey(ctx, "{"+store.ShardPrefix(tag, shards, i)+"}"); err == nil {
+			perMaster[c.Options().Addr]++
+		}
+	}
+	fmt.Fprintf(out, "shards per master: %v\n", perMaster)
 	e.sender.target.Store(int64(f.n))
 	s0, err := masterStats(ctx, cc)
 	if err != nil {
@@ -211,7 +218,7 @@ func (b *benchRun) startEnvOn(rdb redis.UniversalClient, shards int) (*env, erro
 
 // clusterCleanup removes the run's keys (roxd's and asynq's) from every
 // master.
-func clusterCleanup(cc *redis.ClusterClient, tag string) {
+func clusterCleanup(cc *redis.ClusterClient, tag string, shards int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	_ = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
@@ -221,13 +228,11 @@ func clusterCleanup(cc *redis.ClusterClient, tag string) {
 				c.Unlink(ctx, iter.Val())
 			}
 		}
-		c.SRem(ctx, "asynq:queues", tag)
 		return nil
 	})
 	// asynq:queues lives in one slot: remove the shard queues through the
 	// cluster client.
-	for i := range store.MaxShards {
-		cc.SRem(ctx, "asynq:queues", store.ShardQueue(tag, 2, i))
+	for i := range shards {
+		cc.SRem(ctx, "asynq:queues", store.ShardQueue(tag, shards, i))
 	}
-	cc.SRem(ctx, "asynq:queues", tag)
 }

@@ -273,13 +273,20 @@ func TestClusterEndToEnd(t *testing.T) {
 	}, "STOP: the number is not suppressed in every shard")
 
 	// The keys spread over all three masters.
+	// Two shards each: the shard tags sit in equal slices of the slot
+	// space, and redis-cli --cluster create gives each master a third.
 	var mu sync.Mutex
 	perMaster := map[string]int{}
+	tags := map[string]map[string]bool{}
 	err = rdb.(*redis.ClusterClient).ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
 		keys, err := c.Keys(ctx, "{"+prefix+":*").Result()
 		mu.Lock()
+		defer mu.Unlock()
 		perMaster[c.Options().Addr] = len(keys)
-		mu.Unlock()
+		tags[c.Options().Addr] = map[string]bool{}
+		for _, k := range keys {
+			tags[c.Options().Addr][redisconn.HashTag(k)] = true
+		}
 		return err
 	})
 	if err != nil {
@@ -291,6 +298,11 @@ func TestClusterEndToEnd(t *testing.T) {
 	for addr, k := range perMaster {
 		if k == 0 {
 			t.Errorf("master %s holds none of the deployment's keys: %v", addr, perMaster)
+		}
+	}
+	for addr, tg := range tags {
+		if len(tg) != 2 {
+			t.Errorf("master %s holds the keys of %d shards, want 2: %v", addr, len(tg), tg)
 		}
 	}
 	t.Logf("keys per master: %v", perMaster)

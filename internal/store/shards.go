@@ -8,11 +8,14 @@ import (
 	"strconv"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redoxygen/roxd/internal/redisconn"
 )
 
 // Shards spread one deployment over several Redis Cluster slots (and so
-// masters). Shard i of prefix P owns every key under the hash tag {P:i}
-// (with one shard: {P}, today's names, so existing data keeps working): its
+// masters). Shard i of prefix P owns every key under the hash tag
+// {ShardTag(P, n, i)}, e.g. {roxd:0-3} (with one shard: {P}, today's names,
+// so existing data keeps working): its
 // message records, ready lists, schedule, batches, callbacks' dedup and
 // deferral, in-flight index, and (worker) its own asynq queue. A message
 // lives its whole life in one shard: ShardOf(id) places it by its id (the
@@ -25,24 +28,39 @@ import (
 const MaxShards = 64
 
 // ShardPrefix is the key prefix of shard i of n: prefix itself when n <= 1,
-// else "prefix:i" (hash tag {prefix:i}).
+// else ShardTag(prefix, n, i).
 func ShardPrefix(prefix string, n, i int) string {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	if n <= 1 {
-		return prefix
-	}
-	return prefix + ":" + strconv.Itoa(i)
+	return ShardTag(prefix, n, i)
 }
 
 // ShardQueue is the asynq queue of shard i of n: queue itself when n <= 1,
-// else "queue:i".
-func ShardQueue(queue string, n, i int) string {
+// else ShardTag(queue, n, i) (asynq's keys then hash like the shard's).
+func ShardQueue(queue string, n, i int) string { return ShardTag(queue, n, i) }
+
+// ShardTag is name when n <= 1, else "name:i-k" with k the smallest
+// number >= 0 that puts the tag's Redis Cluster slot in the i-th of n equal
+// slices of the slot space. Plain "name:i" tags would not spread: CRC16 is
+// linear, so names that differ in their last characters land in nearby
+// slots ({roxd:0}..{roxd:5} put four of six shards on one master of three
+// whose slots redis-cli --cluster create split evenly). With the slices,
+// n shards spread over m masters that own equal contiguous slot ranges as
+// evenly as n and m allow (exactly when m divides n). Deterministic: every
+// process computes the same names.
+func ShardTag(name string, n, i int) string {
 	if n <= 1 {
-		return queue
+		return name
 	}
-	return queue + ":" + strconv.Itoa(i)
+	lo, hi := i*redisconn.SlotCount/n, (i+1)*redisconn.SlotCount/n
+	base := name + ":" + strconv.Itoa(i) + "-"
+	for k := 0; ; k++ {
+		tag := base + strconv.Itoa(k)
+		if s := redisconn.Slot(tag); s >= lo && s < hi {
+			return tag
+		}
+	}
 }
 
 // ShardOf is the shard of message id among n: FNV-1a (32 bits) of the id

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/redoxygen/roxd/internal/redisconn"
 	"github.com/redoxygen/roxd/internal/store"
 	"github.com/redoxygen/roxd/internal/testutil"
 )
@@ -18,11 +19,21 @@ func TestShardNames(t *testing.T) {
 	if k := store.ShardKeys("roxd", 1)[0].Msg("x"); k != "{roxd}:msg:x" {
 		t.Fatalf("one shard keeps today's keys: %q", k)
 	}
-	if k := store.ShardKeys("roxd", 6)[5].Msg("x"); k != "{roxd:5}:msg:x" {
+	if k := store.ShardKeys("roxd", 6)[5].Msg("x"); !strings.HasPrefix(k, "{roxd:5-") || !strings.HasSuffix(k, "}:msg:x") {
 		t.Fatalf("shard 5 of 6: %q", k)
 	}
-	if q := store.ShardQueue("roxd", 6, 2); q != "roxd:2" {
-		t.Fatalf("queue %q", q)
+	if q := store.ShardQueue("roxd", 6, 2); q != store.ShardPrefix("roxd", 6, 2) {
+		t.Fatalf("queue %q: want the shard's tag", q)
+	}
+	// Each shard's slot is in its own slice of the slot space, so shards
+	// spread over masters owning equal ranges ({roxd:i} would not).
+	for _, n := range []int{2, 3, 6, 12, 64} {
+		for i := range n {
+			s := redisconn.Slot(store.ShardPrefix("roxd", n, i))
+			if s < i*redisconn.SlotCount/n || s >= (i+1)*redisconn.SlotCount/n {
+				t.Fatalf("shard %d of %d in slot %d", i, n, s)
+			}
+		}
 	}
 	// Stable (a fixed id keeps its shard across releases) and spread.
 	if s := store.ShardOf("order-42", 6); s != store.ShardOf("order-42", 6) || store.ShardOf("order-42", 1) != 0 {
