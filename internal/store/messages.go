@@ -393,6 +393,17 @@ func (s *Store) Enqueue(ctx context.Context, recs []Record) ([]EnqueueOutcome, [
 				r.To, r.Name, r.Email, r.Text, r.Receipt, r.Reply, meta, r.OnAmbiguous},
 		}
 	}
+	wake := s.shards[:1]
+	if len(s.shards) > 1 {
+		seen := make(map[int]bool, len(s.shards))
+		wake = nil
+		for i := range recs {
+			if sh := ShardOf(recs[i].ID, len(s.shards)); !seen[sh] {
+				seen[sh] = true
+				wake = append(wake, s.shards[sh])
+			}
+		}
+	}
 	outcomes := make([]EnqueueOutcome, len(recs))
 	statuses := make([]Status, len(recs))
 	todo := make([]int, len(recs))
@@ -411,6 +422,14 @@ func (s *Store) Enqueue(ctx context.Context, recs []Record) ([]EnqueueOutcome, [
 		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for j, i := range todo {
 				cmds[j] = enqueueScript.EvalSha(ctx, p, calls[i].keys, calls[i].args...)
+			}
+			// Wake the workers' formers and schedulers (they do not poll
+			// while idle). One message per pipeline; a lost one costs at
+			// most the worker's idle tick.
+			// With shards: each shard written to (its worker listens on its
+			// own channel).
+			for _, k := range wake {
+				p.Publish(ctx, k.Wake(), "1")
 			}
 			return nil
 		})
