@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"path/filepath"
 	"strconv"
-	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
