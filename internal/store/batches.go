@@ -48,7 +48,7 @@ func (b *Batches) Keys() Keys { return b.k }
 // understand (a bug, or a key tampered with).
 var ErrBatchReply = errors.New("store: unexpected script reply")
 
-var scheduleScript = redis.NewScript(`
+var scheduleScript = NewScript("store.schedule", `
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
 local moved = 0
 for _, id in ipairs(ids) do
@@ -109,7 +109,7 @@ func (b *Batches) NextScheduled(ctx context.Context) (time.Time, bool, error) {
 	return time.UnixMilli(int64(zs[0].Score)), true, nil
 }
 
-var formScript = redis.NewScript(`
+var formScript = NewScript("store.form", `
 if redis.call('EXISTS', KEYS[4]) == 1 then return {-1} end
 local groups = redis.call('SMEMBERS', KEYS[1])
 if #groups == 0 then return {} end
@@ -281,12 +281,12 @@ func (b *Batches) Form(ctx context.Context, p FormParams, now time.Time) ([]Form
 	return out, nil
 }
 
-var claimScript = redis.NewScript(ReconcileLua + ExpireLua + `
+var claimScript = NewScript("store.claim", ReconcileLua+ExpireLua+`
 local b = redis.call('HMGET', KEYS[1], 'group', 'ids')
 if not b[1] then return {'gone'} end
 if not redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[4]) then return {'locked'} end
 redis.call('ZREM', KEYS[3], ARGV[2])
-` + unwaitLua("KEYS[3]", "ARGV[2]") + `if redis.call('EXISTS', KEYS[5]) == 1 then return {'paused', b[1]} end
+`+unwaitLua("KEYS[3]", "ARGV[2]")+`if redis.call('EXISTS', KEYS[5]) == 1 then return {'paused', b[1]} end
 local base = ARGV[1]
 local now = ARGV[5]
 -- reconcile (internal/store/reconcile.go): window, default policy,
@@ -490,7 +490,7 @@ func batchInt(v any) int {
 	return 0
 }
 
-var recordScript = redis.NewScript(ReconcileLua + `
+var recordScript = NewScript("store.record", ReconcileLua+`
 local base = ARGV[1]
 local now = ARGV[4]
 local ttl = tonumber(ARGV[5])
@@ -530,7 +530,7 @@ if #retry == 0 then
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[3], ARGV[2])
   redis.call('ZREM', KEYS[4], ARGV[2])
-  ` + unwaitLua("KEYS[4]", "ARGV[2]") + `else
+  `+unwaitLua("KEYS[4]", "ARGV[2]")+`else
   redis.call('HSET', KEYS[1], 'ids', cjson.encode(retry))
 end
 if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
@@ -593,7 +593,7 @@ func (b *Batches) Record(ctx context.Context, batchID, token, requestID string, 
 	return Recorded{Submitted: int(res[0]), Failed: int(res[1]), Retry: int(res[2])}, nil
 }
 
-var requeueScript = redis.NewScript(ReconcileLua + `
+var requeueScript = NewScript("store.requeue", ReconcileLua+`
 local b = redis.call('HMGET', KEYS[1], 'group', 'ids')
 local n = 0
 if b[1] and b[2] then
@@ -619,7 +619,7 @@ end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[3], ARGV[2])
 redis.call('ZREM', KEYS[4], ARGV[2])
-` + unwaitLua("KEYS[4]", "ARGV[2]") + `if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
+`+unwaitLua("KEYS[4]", "ARGV[2]")+`if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
 return n
 `)
 
@@ -637,11 +637,11 @@ func (b *Batches) Requeue(ctx context.Context, batchID, token string) (int, erro
 	return n, nil
 }
 
-var finishScript = redis.NewScript(`
+var finishScript = NewScript("store.finish", `
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
-` + unwaitLua("KEYS[4]", "ARGV[1]") + `if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
+`+unwaitLua("KEYS[4]", "ARGV[1]")+`if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
 return 1
 `)
 
@@ -656,7 +656,7 @@ func (b *Batches) Finish(ctx context.Context, batchID, token string) error {
 	return nil
 }
 
-var unlockScript = redis.NewScript(`
+var unlockScript = NewScript("store.unlock", `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 `)

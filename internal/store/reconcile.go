@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // Reconciling a batch whose outcome is unknown (docs/ARCHITECTURE.md,
@@ -342,7 +340,7 @@ local function roxd_rc_callback(base, kind, sf, eid, received, errtext, canon)
 end
 `
 
-var unknownScript = redis.NewScript(TransitionLua + ReconcileLua + `
+var unknownScript = NewScript("store.unknown", TransitionLua+ReconcileLua+`
 local base = ARGV[1]
 local now = tonumber(ARGV[4])
 local last = ARGV[5] == '1'
@@ -392,7 +390,7 @@ if #keep == 0 then
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[3], ARGV[2])
   redis.call('ZREM', KEYS[4], ARGV[2])
-  ` + unwaitLua("KEYS[4]", "ARGV[2]") + `else
+  `+unwaitLua("KEYS[4]", "ARGV[2]")+`else
   redis.call('HSET', KEYS[1], 'ids', cjson.encode(keep))
 end
 if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end

@@ -589,6 +589,8 @@ func (a *api) getMessage(w http.ResponseWriter, r *http.Request) {
 		if q == "" {
 			q = DefaultQueue
 		}
+		n := a.p.Store().Config().Shards
+		q = store.ShardQueue(q, n, store.ShardOf(rec.ID, n))
 		if rec.Batch != "" { // a send task: in the queue of its priority
 			q = store.PriorityQueue(q, rec.Priority)
 		}
