@@ -49,13 +49,15 @@ func (b *bundle) deadRun(n int, prefix string) (string, []string) {
 
 // enqueueTask enqueues batch bid's task as the former does and marks the
 // batch as having one.
-func (b *bundle) enqueueTask(bid string) {
+func (b *bundle) enqueueTask(bid string) { b.enqueueTaskRetry(bid, b.cfg.MaxAttempts-1) }
+
+func (b *bundle) enqueueTaskRetry(bid string, maxRetry int) {
 	b.t.Helper()
 	c := asynq.NewClient(b.aopt)
 	defer c.Close()
 	body, _ := json.Marshal(payload{Batch: bid})
 	if _, err := c.Enqueue(asynq.NewTask(TaskType, body), asynq.TaskID(bid), asynq.Queue(b.cfg.Queue),
-		asynq.MaxRetry(b.cfg.MaxAttempts-1), asynq.Timeout(b.cfg.TaskTimeout), asynq.Retention(time.Hour)); err != nil {
+		asynq.MaxRetry(maxRetry), asynq.Timeout(b.cfg.TaskTimeout), asynq.Retention(time.Hour)); err != nil {
 		b.t.Fatal(err)
 	}
 	if err := b.st.Batches().MarkEnqueued(b.ctx, bid); err != nil {
@@ -67,8 +69,13 @@ func (b *bundle) enqueueTask(bid string) {
 // was accepted by ROX exactly once.
 func (b *bundle) sentOnce(ids []string, prefix string, within time.Duration) {
 	b.t.Helper()
-	testutil.Eventually(b.t, within, func() bool { return b.countStatus(ids, "submitted") == len(ids) },
-		"all %d submitted (have %v)", len(ids), b.statusCounts(ids))
+	end := time.Now().Add(within)
+	for b.countStatus(ids, "submitted") != len(ids) {
+		if time.Now().After(end) {
+			b.t.Fatalf("after %s: not all %d submitted: %v", within, len(ids), b.statusCounts(ids))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	b.checkExactlyOnce(prefix, len(ids))
 }
 
@@ -241,4 +248,78 @@ func TestAsynqKeyLayout(t *testing.T) {
 		b.rdb.HGet(b.ctx, asynqKey(q, "t:lay-1"), "state").Val() != "active" {
 		t.Fatal("an active task is not where taskrepair.go looks")
 	}
+}
+
+// TestBatchFormedUnderOOMIsEnqueuedBySweep: under OOM the former's script
+// runs (its first write, LPOP, frees memory) but asynq refuses the task:
+// the batch is formed, has no task and no `task` mark. Once Redis takes
+// writes again the sweep enqueues it (a refused enqueue is never taken for
+// an operator's delete).
+func TestBatchFormedUnderOOMIsEnqueuedBySweep(t *testing.T) {
+	b, admin := setupPrivate(t, roxsim.Faults{}, sweepCfg)
+	ids := b.enqueue(20, "oomf", nil)
+	if err := admin.ConfigSet(b.ctx, "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	restored := false
+	defer func() {
+		if !restored {
+			_ = admin.ConfigSet(context.Background(), "maxmemory", "0").Err()
+		}
+	}()
+	b.start()
+	var bid string
+	testutil.Eventually(t, 20*time.Second, func() bool {
+		bs, _ := admin.ZRange(b.ctx, b.st.Keys().Batches(), 0, -1).Result()
+		if len(bs) == 1 {
+			bid = bs[0]
+		}
+		return bid != ""
+	}, "batch formed under OOM")
+	time.Sleep(2 * b.cfg.ReapAge)
+	if n := admin.Exists(b.ctx, asynqKey(b.cfg.Queue, "t:"+bid)).Val(); n != 0 {
+		t.Fatal("the batch's task was enqueued under OOM: the fault did not bite")
+	}
+	if m := admin.HGet(b.ctx, b.st.Keys().Batch(bid), "task").Val(); m != "" {
+		t.Fatalf("batch marked task=%q without a task", m)
+	}
+	if err := admin.ConfigSet(b.ctx, "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	restored = true
+	b.sentOnce(ids, "oomf", 30*time.Second)
+}
+
+// TestQuietLastRunLeavesBatchToSweep: a run on the task's last attempt that
+// finds the batch locked by another run ends without an error (archiving
+// would keep the task id taken): the task completes with the batch still
+// live. When that completed task is gone before a sweep sees it (asynq
+// deletes it after TaskRetention; here deleted by hand), the batch must
+// read as "never enqueued", not as deleted by an operator: it is sent
+// once, never failed.
+func TestQuietLastRunLeavesBatchToSweep(t *testing.T) {
+	b := setup(t, roxsim.Faults{}, func(c *Config) {
+		sweepCfg(c)
+		c.ReapAge = 4 * time.Second
+	})
+	ids := b.enqueue(20, "quiet", nil)
+	bs := b.st.Batches()
+	formed, err := bs.Form(b.ctx, store.FormParams{MaxBatch: 500, MaxForm: 1, MaxWaiting: 10, IDPrefix: testutil.Name("bt") + "-"}, time.Now())
+	if err != nil || len(formed) != 1 {
+		t.Fatalf("form: %v %+v", err, formed)
+	}
+	bid := formed[0].ID
+	// Another run holds the batch (and then dies: its lock expires below).
+	if c, err := bs.Claim(b.ctx, bid, "other-run", time.Minute, time.Now()); err != nil || c.State != store.ClaimOK {
+		t.Fatalf("claim: %v %+v", err, c)
+	}
+	b.enqueueTaskRetry(bid, 0) // its first run is its last
+	b.start()
+	insp := b.inspector()
+	b.waitTasks(insp, "completed", 1)
+	if err := insp.DeleteTask(b.cfg.Queue, bid); err != nil {
+		t.Fatal(err)
+	}
+	b.rdb.Del(b.ctx, b.st.Keys().Lock(bid))
+	b.sentOnce(ids, "quiet", 30*time.Second)
 }
