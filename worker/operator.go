@@ -422,8 +422,13 @@ func (o *Operator) repair(ctx context.Context, id string, res *SweepResult) bool
 	case taskOK, taskNone:
 		return false
 	case taskZombie:
+		// The mark first: a delete that lands before a refused enqueue then
+		// reads "never enqueued" at the next sweep, not an operator's delete.
 		if err := o.b.MarkUnenqueued(ctx, id); err != nil {
-			return true // deleted: the next sweep sees no task and enqueues
+			return true // nothing changed: the next sweep tries again
+		}
+		if err := dropZombie(ctx, o.rdb, o.cfg.Queue, id); err != nil {
+			return true
 		}
 		if err := o.enqueueBatch(ctx, id); err != nil {
 			o.log.Warn().Err(err).Str("batch", id).Msg("sweep: enqueue batch whose task was a hash without message (next sweep)")

@@ -9,27 +9,29 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// A batch's asynq task can be left in a state from which asynq never runs
-// it again, while Inspector.GetTaskInfo still reports a live state (or an
+// A batch's asynq task can be in a state from which asynq never runs it
+// again, while Inspector.GetTaskInfo still reports a live state (or an
 // error). The sweep repairs those (Operator.Sweep, docs/RELIABILITY.md
 // "The stuck batch"):
 //
 //   - `active` in its hash but missing from the active list or the lease
-//     set. asynq's done, markAsComplete, retry, requeue and archive scripts
-//     remove the task from the active list first and then answer NOT FOUND,
-//     without undoing it, when the lease entry is gone; the recoverer only
-//     looks at the lease set, and its retry answers NOT FOUND when the task
-//     is not in the active list (each asynq server, so each dequeue lane
-//     of each worker process, runs its own recoverer over the same lease
-//     set, and the processor's own done/retry writes race with them). The
-//     repair puts the task back in pending.
+//     set: no server dequeues it, and the recoverer (which reads the lease
+//     set) either never sees it or answers NOT FOUND at each attempt.
+//     asynq's done, markAsComplete, retry, requeue and archive scripts
+//     remove the task from the active list first and answer NOT FOUND,
+//     without undoing it, when its lease entry is missing. The repair puts
+//     the task back in pending.
 //   - `retry` or `scheduled` in its hash but not in its sorted set: the
 //     forwarder never moves it. The repair adds it, due now.
 //   - a hash without `msg`: asynq's ResultWriter is a plain HSET on the
 //     task's hash, so a result written after the task was deleted makes a
 //     hash with only `result`. GetTaskInfo fails on it and an enqueue with
 //     the batch's task id answers "task ID conflict", which counts as
-//     enqueued. The repair deletes it; the sweep enqueues a new task.
+//     enqueued. The sweep clears the batch's `task` mark, deletes the hash
+//     (dropZombie) and enqueues a new task: two steps, because roxd's keys
+//     and asynq's live in different Redis Cluster slots; the mark goes
+//     first so that a step refused in between never reads as an
+//     operator's delete.
 //
 // A task in a consistent state is never touched: a task in the active list
 // with a lease entry belongs to a handler run or to the recoverer (lease
@@ -39,14 +41,11 @@ import (
 // :pending, :active, :lease, :retry, :scheduled); TestAsynqKeyLayout pins it.
 
 // repairTaskScript: KEYS task pending active lease retry scheduled;
-// ARGV id now-unix-seconds now-unix-nanos. Returns ok, none, zombie,
-// active, retry or scheduled (what was repaired).
+// ARGV id now-unix-seconds now-unix-nanos. Returns ok, none, zombie (left
+// as is), active, retry or scheduled (what was repaired).
 var repairTaskScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'none' end
-if redis.call('HEXISTS', KEYS[1], 'msg') == 0 then
-  redis.call('DEL', KEYS[1])
-  return 'zombie'
-end
+if redis.call('HEXISTS', KEYS[1], 'msg') == 0 then return 'zombie' end
 local id = ARGV[1]
 local st = redis.call('HGET', KEYS[1], 'state')
 if st == 'active' then
@@ -71,8 +70,25 @@ return 'ok'
 const (
 	taskOK     = "ok"     // consistent (or in a state left alone)
 	taskNone   = "none"   // no such task
-	taskZombie = "zombie" // a hash without a message: deleted, enqueue anew
+	taskZombie = "zombie" // a hash without a message: dropZombie, enqueue anew
 )
+
+// dropZombieScript deletes a task hash that has no message. KEYS task.
+// Returns 1 when it deleted it.
+var dropZombieScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('HEXISTS', KEYS[1], 'msg') == 0 then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
+// dropZombie deletes task id's hash of queue q when it has no message.
+func dropZombie(ctx context.Context, rdb redis.UniversalClient, q, id string) error {
+	if err := dropZombieScript.Run(ctx, rdb, []string{"asynq:{" + q + "}:t:" + id}).Err(); err != nil {
+		return fmt.Errorf("worker: drop task hash %s: %w", id, err)
+	}
+	return nil
+}
 
 // repairTask checks the asynq task id of queue q and repairs an orphaned
 // state (see above). It returns what it found: taskOK, taskNone,
