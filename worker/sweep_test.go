@@ -323,3 +323,28 @@ func TestQuietLastRunLeavesBatchToSweep(t *testing.T) {
 	b.rdb.Del(b.ctx, b.st.Keys().Lock(bid))
 	b.sentOnce(ids, "quiet", 30*time.Second)
 }
+
+// TestFormerMovesOnAfterALostFormReply: a Form that ran in Redis while its
+// reply was lost (the connection cut by a Redis SHUTDOWN) left the former's
+// sequence behind; its next Form reused the batch id and overwrote the
+// batch, whose first messages then stayed `queued` in no batch for good
+// (`roxd chaos`, seed 74: 87 of 1,000 lost). Here the batch the lost reply
+// named exists before the worker starts: it must stay as it is, and the
+// new messages must go out once under other ids.
+func TestFormerMovesOnAfterALostFormReply(t *testing.T) {
+	b := setup(t, roxsim.Faults{}, sweepCfg)
+	w := b.newWorker()
+	lost := w.idPfx + "0"
+	if err := b.rdb.HSet(b.ctx, b.st.Keys().Batch(lost), "group", "now|always|http", "ids", `["not-this-run"]`, "created", time.Now().UnixMilli(), "attempt", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	ids := b.enqueue(20, "lostrep", nil)
+	ctx, cancel := context.WithCancel(b.ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	b.sentOnce(ids, "lostrep", 30*time.Second)
+	if got := b.rdb.HGet(b.ctx, b.st.Keys().Batch(lost), "ids").Val(); got != `["not-this-run"]` {
+		t.Fatalf("batch %s was overwritten: ids %s", lost, got)
+	}
+}

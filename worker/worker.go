@@ -213,6 +213,13 @@ func (w *Worker) formLoop(ctx context.Context) {
 			p.Seq = w.seq
 			formed, err := w.b.Form(ctx, p, time.Now())
 			if err != nil {
+				if !errors.Is(err, store.ErrAuthPaused) {
+					// The script may have run and formed batches whose reply
+					// never arrived (a connection cut by a Redis restart):
+					// never use their ids again, or the next batch would
+					// overwrite one and leave its messages in no batch.
+					w.seq += uint64(p.MaxForm)
+				}
 				if !errors.Is(err, store.ErrAuthPaused) && ctx.Err() == nil && time.Since(lastWarn) > time.Second {
 					lastWarn = time.Now()
 					w.log.Warn().Err(err).Msg("form batches (logged at most once a second)")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -116,8 +117,14 @@ for _, g in ipairs(groups) do
       if t == nil or now - t >= linger then take = len end
     end
     if take == 0 then break end
-    local ids = redis.call('LPOP', rk, take)
     local bid = prefix .. (seq + formed)
+    if redis.call('EXISTS', base .. 'batch:' .. bid) == 1 then
+      -- never overwrite a batch (its messages would be in no batch): the
+      -- caller's sequence is behind (a reply it never got)
+      if formed == 0 then return redis.error_reply('ROXD_BATCH_ID_IN_USE ' .. bid) end
+      return out
+    end
+    local ids = redis.call('LPOP', rk, take)
     formed = formed + 1
     redis.call('HSET', base .. 'batch:' .. bid, 'group', g, 'ids', cjson.encode(ids), 'created', now, 'attempt', 0)
     redis.call('ZADD', KEYS[3], now, bid)
@@ -171,6 +178,13 @@ type Formed struct {
 	First []string
 }
 
+// ErrBatchIDInUse is returned by Form when the first batch id it would
+// use names an existing batch: the caller's sequence is behind, typically
+// because an earlier Form ran in Redis but its reply was lost (a
+// connection cut by a restart). The caller must move its sequence on (by
+// at least MaxForm) and form again; Form never overwrites a batch.
+var ErrBatchIDInUse = errors.New("store: form: batch id in use")
+
 // ErrAuthPaused is returned by Form and Claim while {P}:authpause is set.
 var ErrAuthPaused = errors.New("store: sending paused: ROX rejected the credentials")
 
@@ -194,6 +208,9 @@ func (b *Batches) Form(ctx context.Context, p FormParams, now time.Time) ([]Form
 	if err != nil {
 		if errors.Is(err, redis.Nil) {
 			return nil, nil
+		}
+		if strings.HasPrefix(err.Error(), "ROXD_BATCH_ID_IN_USE") {
+			return nil, fmt.Errorf("%w: %s", ErrBatchIDInUse, err)
 		}
 		return nil, fmt.Errorf("store: form: %w", err)
 	}
