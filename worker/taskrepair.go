@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redoxygen/roxd/internal/store"
 )
 
 // A batch's asynq task can be in a state from which asynq never runs it
@@ -43,7 +45,7 @@ import (
 // repairTaskScript: KEYS task pending active lease retry scheduled;
 // ARGV id now-unix-seconds now-unix-nanos. Returns ok, none, zombie (left
 // as is), active, retry or scheduled (what was repaired).
-var repairTaskScript = redis.NewScript(`
+var repairTaskScript = store.NewScript("worker.repairTask", `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'none' end
 if redis.call('HEXISTS', KEYS[1], 'msg') == 0 then return 'zombie' end
 local id = ARGV[1]
@@ -75,7 +77,7 @@ const (
 
 // dropZombieScript deletes a task hash that has no message. KEYS task.
 // Returns 1 when it deleted it.
-var dropZombieScript = redis.NewScript(`
+var dropZombieScript = store.NewScript("worker.dropZombie", `
 if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('HEXISTS', KEYS[1], 'msg') == 0 then
   return redis.call('DEL', KEYS[1])
 end
