@@ -113,7 +113,9 @@ func (s *storer) exec(ctx context.Context, evs []*event) []result {
 			keys, argv := s.scriptArgs(evs[i])
 			cmds[k] = storeScript.EvalSha(ctx, pipe, keys, argv...)
 		}
+		wait := s.waitReplicated(ctx, pipe)
 		_, _ = pipe.Exec(ctx) // errors are read per command below
+		werr := s.cfg.Replicas.Check(wait)
 		var again []int
 		for k, i := range todo {
 			err := cmds[k].Err()
@@ -122,6 +124,12 @@ func (s *storer) exec(ctx context.Context, evs []*event) []result {
 				continue
 			}
 			res[i] = parseResult(cmds[k].Val(), err)
+			if res[i].err == nil && werr != nil {
+				// On the master, not on enough replicas: the caller spools
+				// it (replayed later, the dedup marker keeps it once) and
+				// answers ROX "0000" only then.
+				res[i] = result{err: fmt.Errorf("callbacks: store: %w", werr)}
+			}
 		}
 		todo = again
 		if len(todo) > 0 {
@@ -134,6 +142,14 @@ func (s *storer) exec(ctx context.Context, evs []*event) []result {
 		}
 	}
 	return res
+}
+
+// waitReplicated queues, after the store scripts in pipe (one
+// connection), the wait for ROXD_REDIS_MIN_REPLICAS replicas, so that a
+// callback is answered "0000" only once that many replicas have it (or it
+// is in the spool). nil when off.
+func (s *storer) waitReplicated(ctx context.Context, pipe redis.Pipeliner) *redis.Cmd {
+	return s.cfg.Replicas.Queue(ctx, pipe)
 }
 
 func parseResult(v any, err error) result {

@@ -72,7 +72,8 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go watchRedis(watchCtx, conn, rdb, log.With().Str("component", "redis").Logger())
-	storeCfg := store.Config{Prefix: cfg.KeyPrefix, StatusTTL: cfg.StatusTTL, ScheduleLead: cfg.ScheduleLead}
+	replicas := redisconn.Replicas{Min: cfg.RedisMinReplicas, Timeout: cfg.RedisWaitTimeout}
+	storeCfg := store.Config{Prefix: cfg.KeyPrefix, StatusTTL: cfg.StatusTTL, ScheduleLead: cfg.ScheduleLead, Replicas: replicas}
 
 	var workerUp atomic.Bool
 	internalMux := http.NewServeMux()
@@ -171,6 +172,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 			Prefix: cfg.KeyPrefix, Token: cfg.CallbackToken, AccountID: cfg.ROXAccountID,
 			ReceiptsStream: cfg.ReceiptsStream, RepliesStream: cfg.RepliesStream, StreamMaxLen: cfg.StreamMaxLen,
 			MaxBody: cfg.CallbackMaxBody, SpoolDir: cfg.SpoolDir, DefaultRegion: cfg.DefaultRegion,
+			Replicas: replicas,
 		}, rdb, log.With().Str("component", "callbacks").Logger())
 		if err != nil {
 			return fmt.Errorf("callbacks: %w", err)
