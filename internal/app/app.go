@@ -96,13 +96,22 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		go health.run(healthCtx, interval)
 	}
 
+	var recv *callbacks.Receiver // set below with role callbacks
 	internalMux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), ReadyzBudget)
 		defer cancel()
 		ok, reason, warnings := health.readiness()
+		// INFO replication answers for the ping too: a replica (a Sentinel
+		// failover under way, or a client still on the old master) and a
+		// master short of ROXD_REDIS_MIN_REPLICAS are not ready.
+		writable, err := replicas.Writable(ctx, rdb)
 		switch {
-		case rdb.Ping(ctx).Err() != nil:
+		case err != nil:
 			ok, reason = false, "redis unreachable"
+		case writable != "":
+			ok, reason = false, writable
+		case ok && recv != nil && recv.SpoolDepth() > 0:
+			ok, reason = false, "callbacks cannot be stored in redis: spooling to disk"
 		case ok && cfg.HasRole(config.RoleWorker) && !workerUp.Load():
 			ok, reason = false, "worker not running"
 		}
@@ -166,7 +175,6 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		internalMux.Handle("/v1/", withBudget(cfg.APITimeout, api))
 	}
 
-	var recv *callbacks.Receiver
 	if cfg.HasRole(config.RoleCallbacks) {
 		recv, err = callbacks.New(callbacks.Config{
 			Prefix: cfg.KeyPrefix, Token: cfg.CallbackToken, AccountID: cfg.ROXAccountID,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -142,4 +143,37 @@ func (r Replicas) RunScript(ctx context.Context, rdb redis.UniversalClient, s *r
 		return cmd, nil
 	}
 	return cmd, r.Check(w)
+}
+
+// Writable reports whether the server rdb talks to takes writes and has at
+// least r.Min replicas connected, for /readyz: "" when it does, else the
+// reason (a replica: a failover is under way or the client has not yet
+// followed it; fewer replicas than ROXD_REDIS_MIN_REPLICAS: every write
+// would answer ErrNotReplicated). An error means INFO did not answer. On a
+// Redis Cluster it says "" (each shard has its own master).
+func (r Replicas) Writable(ctx context.Context, rdb redis.UniversalClient) (string, error) {
+	if _, ok := rdb.(*redis.ClusterClient); ok {
+		return "", nil
+	}
+	info, err := rdb.Info(ctx, "replication").Result()
+	if err != nil {
+		return "", err
+	}
+	f := parseInfo(info)
+	if role := f["role"]; role != "master" {
+		return fmt.Sprintf("redis is a %s, not a master (failover under way?)", role), nil
+	}
+	if r.Min > 0 {
+		n := 0
+		for k, v := range f {
+			// slaveN:ip=...,port=...,state=online,offset=...,lag=...
+			if strings.HasPrefix(k, "slave") && strings.Contains(v, "state=online") {
+				n++
+			}
+		}
+		if n < r.Min {
+			return fmt.Sprintf("redis master has %d replicas online, ROXD_REDIS_MIN_REPLICAS is %d", n, r.Min), nil
+		}
+	}
+	return "", nil
 }
