@@ -161,6 +161,9 @@ func (r Replicas) Writable(ctx context.Context, rdb redis.UniversalClient) (stri
 	}
 	f := parseInfo(info)
 	if role := f["role"]; role != "master" {
+		if role == "slave" {
+			role = "replica"
+		}
 		return fmt.Sprintf("redis is a %s, not a master (failover under way?)", role), nil
 	}
 	if r.Min > 0 {
