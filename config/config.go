@@ -95,6 +95,7 @@ type Config struct {
 	RedisMinReplicas int           `env:"ROXD_REDIS_MIN_REPLICAS, default=0" min:"0" max:"16" desc:"Replicas that must acknowledge (WAIT) a message record, a callback and a recorded ROX answer before it is reported done (0: do not wait); short of them the API answers 503 and the callback is spooled"`
 	RedisWaitTimeout time.Duration `env:"ROXD_REDIS_WAIT_TIMEOUT, default=1s" min:"1ms" max:"2s" desc:"How long one WAIT for ROXD_REDIS_MIN_REPLICAS replicas may take (at most 2s: it is read within the 3 s socket budget of a Redis call)"`
 	AllowVolatile    bool          `env:"ROXD_ALLOW_VOLATILE_REDIS, default=false" desc:"Accept a Redis without persistence (appendonly/save) without the loud warning; roxd dev sets it"`
+	Pprof            bool          `env:"ROXD_PPROF, default=false" desc:"Serve Go's profiler (net/http/pprof) at /debug/pprof/ on ROXD_HTTP_ADDR, without authentication: for benchmarks and diagnosis on a private listener only"`
 
 	Receipt string `env:"ROXD_RECEIPT, default=always" desc:"Default receipts: always, on_error or never"`
 	Reply   string `env:"ROXD_REPLY, default=http" desc:"Default reply routing: http, email, sms or both"`

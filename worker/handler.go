@@ -112,6 +112,14 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	maxRetry, ok := asynq.GetMaxRetry(ctx)
 	last := ok && retried >= maxRetry
 	res := &attemptResult{Attempt: retried + 1}
+	if w.sem != nil {
+		select {
+		case w.sem <- struct{}{}:
+			defer func() { <-w.sem }()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	err := w.process(context.WithValue(ctx, resultKey{}, res), p.Batch, last)
 	w.writeResult(t, res)
 	return err
