@@ -156,6 +156,12 @@ func (r Replicas) Writable(ctx context.Context, rdb redis.UniversalClient) (stri
 		return "", nil
 	}
 	info, err := rdb.Info(ctx, "replication").Result()
+	var rerr redis.Error
+	if errors.As(err, &rerr) {
+		// The server answered but refuses INFO (ACL, renamed, an embedded
+		// Redis without it): it is reachable; WAIT still enforces Min.
+		return "", nil
+	}
 	if err != nil {
 		return "", err
 	}
