@@ -9,6 +9,7 @@ import (
 	"github.com/nyaruka/phonenumbers"
 
 	"github.com/redoxygen/roxd/internal/redisconn"
+	"github.com/redoxygen/roxd/internal/store"
 	"github.com/redoxygen/roxd/producer"
 )
 
@@ -67,6 +68,8 @@ const (
 type Config struct {
 	// Prefix is the store key prefix (store.DefaultPrefix when empty).
 	Prefix string
+	// Shards is the deployment's shard count (store/shards.go; 0 means 1).
+	Shards int
 	// Token is the secret path segment of the callback URLs
 	// /rox/{token}/receipt and /rox/{token}/reply. Required.
 	Token string
@@ -178,6 +181,8 @@ func cfgErr(field, format string, args ...any) error {
 // never prints the token.
 func (c Config) Validate() error {
 	switch {
+	case c.Shards < 0 || c.Shards > store.MaxShards:
+		return cfgErr("Shards", "%d: want 1..%d", c.Shards, store.MaxShards)
 	case strings.TrimSpace(c.Token) == "":
 		return cfgErr("Token", "required")
 	case strings.ContainsAny(c.Token, "/?#% "):
