@@ -27,7 +27,7 @@ func TestCallbacksWaitForReplicas(t *testing.T) {
 	b := setup(t, rdb, func(c *Config) {
 		c.DeferDelays = noDefer // unknown SMSIds, pushed at once
 		c.StoreTimeout = 3 * time.Second
-		c.Replicas = redisconn.Replicas{Min: 1, Timeout: 300 * time.Millisecond}
+		c.Replicas = redisconn.Replicas{Min: 1, Timeout: 2 * time.Second}
 	})
 	post := func(from, to int) {
 		for i := from; i < to; i++ {

@@ -30,7 +30,7 @@ func setupReplicas(t *testing.T) *replicaBundle {
 		rdb: redis.NewClient(&redis.Options{Addr: master.Addr()}),
 		rep: redis.NewClient(&redis.Options{Addr: replica.Addr()})}
 	t.Cleanup(func() { rb.rdb.Close(); rb.rep.Close() })
-	s, err := New(rb.rdb, Config{Prefix: "rep", Replicas: redisconn.Replicas{Min: 1, Timeout: 300 * time.Millisecond}})
+	s, err := New(rb.rdb, Config{Prefix: "rep", Replicas: redisconn.Replicas{Min: 1, Timeout: 2 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ func TestSendNotReplicated503(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: master.Addr()})
 	t.Cleanup(func() { rdb.Close() })
 	p, err := producer.New(rdb, producer.Config{Store: store.Config{Prefix: "rep",
-		Replicas: redisconn.Replicas{Min: 1, Timeout: 300 * time.Millisecond}}}, zerolog.Nop())
+		Replicas: redisconn.Replicas{Min: 1, Timeout: 2 * time.Second}}}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
