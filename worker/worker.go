@@ -89,7 +89,7 @@ func New(cfg Config, rdb redis.UniversalClient, asynqOpt asynq.RedisConnOpt, sen
 		policy:   rox.NewPolicy(cfg.PermanentCodes),
 		b: store.NewBatches(rdb, store.NewKeys(cfg.Store.Prefix), cfg.Store.StatusTTL).WithReconcile(store.ReconcileParams{
 			Window: cfg.ReconcileWindow, Default: cfg.Ambiguous, MaxAttempts: cfg.MaxAttempts,
-		}),
+		}).WithReplicas(cfg.Store.Replicas),
 		idPfx: "b" + time.Now().UTC().Format("060102150405") + "-" + hex.EncodeToString(rnd[:]) + "-",
 	}
 	if err := w.openJournal(); err != nil {
