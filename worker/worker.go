@@ -89,7 +89,8 @@ func New(cfg Config, rdb redis.UniversalClient, asynqOpt asynq.RedisConnOpt, sen
 		policy:   rox.NewPolicy(cfg.PermanentCodes),
 		b: store.NewBatches(rdb, store.NewKeys(cfg.Store.Prefix), cfg.Store.StatusTTL).WithReconcile(store.ReconcileParams{
 			Window: cfg.ReconcileWindow, Default: cfg.Ambiguous, MaxAttempts: cfg.MaxAttempts,
-		}).WithExpiry(store.ExpiryParams{Stream: cfg.ReceiptsStream, MaxLen: cfg.StreamMaxLen, AccountID: cfg.AccountID}),
+		}).WithExpiry(store.ExpiryParams{Stream: cfg.ReceiptsStream, MaxLen: cfg.StreamMaxLen, AccountID: cfg.AccountID}).
+			WithReplicas(cfg.Store.Replicas),
 		idPfx: "b" + time.Now().UTC().Format("060102150405") + "-" + hex.EncodeToString(rnd[:]) + "-",
 	}
 	if err := w.openJournal(); err != nil {
@@ -224,6 +225,13 @@ func (w *Worker) formLoop(ctx context.Context) {
 			formed, err := w.b.Form(ctx, p, time.Now())
 			if err != nil {
 				failed = true
+				if !errors.Is(err, store.ErrAuthPaused) {
+					// The script may have run and formed batches whose reply
+					// never arrived (a connection cut by a Redis restart):
+					// never use their ids again, or the next batch would
+					// overwrite one and leave its messages in no batch.
+					w.seq += uint64(p.MaxForm)
+				}
 				if !errors.Is(err, store.ErrAuthPaused) && ctx.Err() == nil && time.Since(lastWarn) > time.Second {
 					lastWarn = time.Now()
 					w.log.Warn().Err(err).Msg("form batches (logged at most once a second)")
