@@ -35,6 +35,11 @@ const (
 	// their record (relative to the working directory).
 	DefaultJournalDir    = "./var/journal"
 	DefaultTaskRetention = time.Hour
+	// DefaultAccount is the name of the ROX account of the single-account
+	// variables (ROX_ACCOUNT_ID, ...), in keys, logs and metrics.
+	DefaultAccount = "default"
+	// MaxRateLimit bounds RateLimit and RequestRateLimit.
+	MaxRateLimit = 1_000_000
 	// TaskType is the asynq task type of one batch.
 	TaskType = "rox:send"
 )
@@ -112,6 +117,12 @@ type Config struct {
 	// reconciling recipient waits for a receipt or reply before it is sent
 	// again (store.DefaultReconcileWindow when 0).
 	ReconcileWindow time.Duration
+	// RateLimit is the most messages per second sent to ROX for the
+	// account, over every worker process sharing the Redis (0: none).
+	RateLimit int
+	// RequestRateLimit is the most ROX requests per second, over every
+	// worker process sharing the Redis (0: none).
+	RequestRateLimit int
 	// TaskRetention keeps a completed rox:send task (and its result: ROX's
 	// RequestId and counts) visible in the dashboard this long.
 	TaskRetention time.Duration
@@ -195,6 +206,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: DequeueLanes is %d, want 1..64", ErrConfig, c.DequeueLanes)
 	case c.MaxAttempts < 1 || c.MaxAttempts > 1000:
 		return fmt.Errorf("%w: MaxAttempts is %d, want 1..1000", ErrConfig, c.MaxAttempts)
+	case c.RateLimit < 0 || c.RateLimit > MaxRateLimit:
+		return fmt.Errorf("%w: RateLimit is %d, want 0 (none) .. %d messages per second", ErrConfig, c.RateLimit, MaxRateLimit)
+	case c.RequestRateLimit < 0 || c.RequestRateLimit > MaxRateLimit:
+		return fmt.Errorf("%w: RequestRateLimit is %d, want 0 (none) .. %d requests per second", ErrConfig, c.RequestRateLimit, MaxRateLimit)
 	case c.RetryMaxInterval < c.RetryInitial:
 		return fmt.Errorf("%w: RetryMaxInterval %s is below RetryInitial %s", ErrConfig, c.RetryMaxInterval, c.RetryInitial)
 	case c.AuthPauseMax < c.AuthPauseInitial:

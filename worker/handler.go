@@ -73,15 +73,22 @@ func (e *BatchError) Unwrap() error { return e.Last }
 
 func isFailure(err error) bool {
 	var rw *reconcileWait
-	return !errors.Is(err, errLocked) && !errors.Is(err, errJournalled) && !errors.As(err, &rw)
+	var rtw *rateWait
+	return !errors.Is(err, errLocked) && !errors.Is(err, errJournalled) && !errors.As(err, &rw) && !errors.As(err, &rtw)
 }
 
 // retryDelay is asynq's RetryDelayFunc: exponential backoff with jitter from
 // RetryInitial to RetryMaxInterval (cenkalti/backoff), at least the server's
-// Retry-After when it sent one.
+// Retry-After when it sent one. A delay that is a minimum (Retry-After, a
+// 429 pause, a rate-limit wait) is rounded up so that the retry time falls
+// on a whole second: asynq keeps retry times in whole seconds (truncated)
+// and would otherwise run the task up to a second early.
 func (w *Worker) retryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	if d, ok := reconcileDelay(err); ok {
 		return d
+	}
+	if d, ok := rateDelay(err); ok {
+		return ceilToSecond(time.Now(), d)
 	}
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = w.cfg.RetryInitial
@@ -94,8 +101,13 @@ func (w *Worker) retryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	for i := 0; i < n && i < 64; i++ {
 		d = b.NextBackOff()
 	}
-	if ra, ok := rox.RetryAfterOf(err); ok && ra > d {
-		d = ra
+	ra, ok := rox.RetryAfterOf(err)
+	if pause := w.rl.pauseLeft(context.Background(), time.Second); pause > ra {
+		// The account is paused after a 429 (this batch's or another's).
+		ra, ok = pause, true
+	}
+	if ok && ra >= d {
+		return ceilToSecond(time.Now(), ra)
 	}
 	return d
 }
@@ -112,6 +124,9 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	maxRetry, ok := asynq.GetMaxRetry(ctx)
 	last := ok && retried >= maxRetry
 	res := &attemptResult{Attempt: retried + 1}
+	if err := w.payBeforeClaim(ctx, p, retried); err != nil {
+		return err
+	}
 	err := w.process(context.WithValue(ctx, resultKey{}, res), p.Batch, last)
 	w.writeResult(t, res)
 	return err
@@ -216,6 +231,14 @@ func (w *Worker) process(ctx context.Context, bid string, last bool) error {
 	}
 	if rox.IsAuth(serr) {
 		return w.authFailed(wctx, bid, token, serr)
+	}
+	if ra, ok := is429(serr); ok {
+		// ROX is throttling the account: pause all of it, not just this
+		// batch (its own retry waits at least as long: retryDelay).
+		d, perr := w.rl.throttled(wctx, ra)
+		log.Warn().Err(perr).Str("account", w.rl.account).Dur("pause", d).Msg("ROX answered HTTP 429: the account's sending is paused")
+	} else {
+		w.rl.notThrottled()
 	}
 	w.authOK()
 	if mayHaveReachedROX(serr) {

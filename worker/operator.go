@@ -39,6 +39,9 @@ type payload struct {
 	Account    string   `json:"account,omitempty"`
 	Recipients int      `json:"recipients,omitempty"`
 	Messages   []string `json:"first_messages,omitempty"`
+	// Paid is the rate-limit tokens the former took for the batch's first
+	// run (ratelimit.go); 0 when no limit applies or it was not paid.
+	Paid int `json:"paid,omitempty"`
 }
 
 // schedulePayload is the body of a rox:schedule task.

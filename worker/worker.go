@@ -49,6 +49,8 @@ type Worker struct {
 	jr  *journal.Journal // ROX answers Redis refused (journal.go)
 	ans *answers
 
+	rl *rateLimiter // rate limits and the 429 pause (ratelimit.go)
+
 	authMu    sync.Mutex
 	authPause time.Duration // last pause; 0 when not paused
 	paused    atomic.Bool
@@ -86,6 +88,7 @@ func New(cfg Config, rdb redis.UniversalClient, asynqOpt asynq.RedisConnOpt, sen
 		}),
 		idPfx: "b" + time.Now().UTC().Format("060102150405") + "-" + hex.EncodeToString(rnd[:]) + "-",
 	}
+	w.rl = newRateLimiter(rdb, w.b.Keys(), w.accountName(), cfg.RateLimit, cfg.RequestRateLimit, cfg.MaxBatch)
 	if err := w.openJournal(); err != nil {
 		return nil, err
 	}
@@ -167,7 +170,8 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	var loops sync.WaitGroup
-	loops.Add(4)
+	loops.Add(5)
+	go func() { defer loops.Done(); w.rateLoop(loopCtx) }()
 	go func() { defer loops.Done(); w.syncLoop(loopCtx) }()
 	go func() { defer loops.Done(); w.formLoop(loopCtx) }()
 	go func() { defer loops.Done(); w.scheduleLoop(loopCtx) }()
@@ -201,6 +205,18 @@ func (w *Worker) formLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		p.MaxForm = 64
+		p.MaxBatch = w.cfg.MaxBatch
+		if w.rl.pauseLeft(ctx, 20*time.Millisecond) > 0 {
+			// ROX answered 429: the whole account waits (ratelimit.go).
+			continue
+		}
+		limited := w.rl.limited()
+		if limited {
+			// One batch at a time, at most what the bucket can grant; its
+			// tokens are taken before its task exists.
+			p.MaxForm = 1
+			p.MaxBatch = w.rl.batch
+		}
 		if w.paused.Load() {
 			// After an auth pause one batch probes ROX; more follow only
 			// when it succeeds (authOK clears paused).
@@ -225,10 +241,19 @@ func (w *Worker) formLoop(ctx context.Context) {
 			}
 			enqueued := make([]string, 0, len(formed))
 			for _, f := range formed {
+				pl := w.batchPayload(f.ID, f.Group, f.Size, f.First)
+				if limited {
+					// Pay for exactly the batch's messages, waiting for the
+					// tokens. Stopped meanwhile: the task goes unpaid and
+					// its run pays (payBeforeClaim).
+					if err := w.rl.take(ctx, f.Size, 0); err == nil {
+						pl.Paid = f.Size
+					}
+				}
 				// Enqueue even when ctx ended: the batch exists and must get
 				// its task (the reaper is the fallback).
 				ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-				err := w.enqueueTask(ectx, w.batchPayload(f.ID, f.Group, f.Size, f.First))
+				err := w.enqueueTask(ectx, pl)
 				cancel()
 				if err != nil {
 					w.log.Warn().Err(err).Str("batch", f.ID).Msg("enqueue batch task; the reaper will retry")
@@ -247,6 +272,25 @@ func (w *Worker) formLoop(ctx context.Context) {
 		}
 	}
 }
+
+// rateLoop publishes the tokens this process takes per second.
+func (w *Worker) rateLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			w.rl.sampleRates(now.Sub(last))
+			last = now
+		}
+	}
+}
+
+// accountName is the ROX account's name in keys, logs and metrics.
+func (w *Worker) accountName() string { return DefaultAccount }
 
 // enqueue enqueues the task of batch p.Batch; a task that already exists
 // (same TaskID) counts as done. The batch record then says its task exists

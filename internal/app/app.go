@@ -195,7 +195,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 			RetryMaxInterval: cfg.RetryMaxInterval, MaxAttempts: cfg.MaxAttempts,
 			PermanentCodes: cfg.PermanentCodes, ReceiptCallbackURL: receiptURL, ReplyCallbackURL: replyURL,
 			AccountID: cfg.ROXAccountID, Ambiguous: cfg.Ambiguous, ReconcileWindow: cfg.ReconcileWindow,
-			JournalDir: cfg.JournalDir,
+			JournalDir: cfg.JournalDir, RateLimit: cfg.RateLimit, RequestRateLimit: cfg.RequestRateLimit,
 		}, rdb, conn.Asynq(), sender, log.With().Str("component", "worker").Logger())
 		if errors.Is(err, worker.ErrJournalDir) {
 			return fmt.Errorf("ROXD_JOURNAL_DIR: %w", err)
