@@ -65,6 +65,7 @@ type Config struct {
 	ROXPassword  string        `env:"ROX_PASSWORD" secret:"true" desc:"Red Oxygen password (required for role worker; secret)"`
 	ROXProduct   string        `env:"ROX_PRODUCT, default=roxd" empty:"default" desc:"Product name sent to ROX (reporting only)"`
 	ROXTimeout   time.Duration `env:"ROX_TIMEOUT, default=30s" min:"1ms" max:"10m" desc:"Timeout of one ROX send request"`
+	ROXAccounts  string        `env:"ROX_ACCOUNTS" desc:"Path of a JSON file of further ROX accounts, each with name, credentials, product, rate limit and callback token (README: Several ROX accounts); the variables above are the account named default"`
 
 	Roles         []string `env:"ROXD_ROLES, default=worker,callbacks,api" desc:"Roles this process runs: comma list of worker, callbacks, api"`
 	HTTPAddr      string   `env:"ROXD_HTTP_ADDR, default=127.0.0.1:8080" desc:"Listen address of the API, /metrics and /monitor"`
@@ -338,6 +339,9 @@ func (c Config) Validate(roles ...string) error {
 		case !urlSafe(c.CallbackToken):
 			bad("ROXD_CALLBACK_TOKEN", "may hold only A-Z a-z 0-9 - _ . ~")
 		}
+	}
+	if _, err := c.Accounts(); err != nil {
+		errs = append(errs, err)
 	}
 	if !phonenumbers.GetSupportedRegions()[c.DefaultRegion] {
 		bad("ROXD_DEFAULT_REGION", "%q is not a region libphonenumber knows (e.g. AU, NZ, GB, US)", c.DefaultRegion)

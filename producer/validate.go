@@ -224,6 +224,10 @@ func (p *Producer) prepare(m *Message, now time.Time) (store.Record, Result) {
 	if !m.OnAmbiguous.Valid() {
 		return fail(fieldErr("on_ambiguous", CodeInvalid, "%q: want resend, reconcile or fail", truncate(string(m.OnAmbiguous))))
 	}
+	account := m.Account
+	if account != "" && account != DefaultAccount && !p.knownAccount(account) {
+		return fail(fieldErr("account", CodeInvalid, "%q is not a configured ROX account (want %s)", truncate(account), strings.Join(p.accountNames(), ", ")))
+	}
 	if len(m.Metadata) > p.cfg.MaxMetadataKeys {
 		return fail(fieldErr("metadata", CodeTooMany, "%d keys, at most %d", len(m.Metadata), p.cfg.MaxMetadataKeys))
 	}
@@ -247,6 +251,7 @@ func (p *Producer) prepare(m *Message, now time.Time) (store.Record, Result) {
 	rec := store.Record{
 		ID: res.ID, To: to, Name: m.Name, Email: email, Text: m.Text,
 		Receipt: string(receipt), Reply: string(reply), Metadata: m.Metadata, OnAmbiguous: string(m.OnAmbiguous),
+		Account: account,
 	}
 	if !m.SendAt.IsZero() {
 		// Millisecond precision, as stored; the store treats a past SendAt
@@ -262,4 +267,17 @@ func truncate(s string) string {
 		return s[:32] + "..."
 	}
 	return s
+}
+
+func (p *Producer) knownAccount(name string) bool {
+	for _, a := range p.cfg.Accounts {
+		if a == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Producer) accountNames() []string {
+	return append([]string{DefaultAccount}, p.cfg.Accounts...)
 }

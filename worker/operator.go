@@ -118,6 +118,9 @@ func (w *Worker) writeResult(t *asynq.Task, r *attemptResult) {
 // batchPayload builds the payload of batch id.
 func (w *Worker) batchPayload(id, group string, size int, first []string) payload {
 	p := payload{Batch: id, Group: group, Priority: PriorityNormal, Account: w.cfg.AccountID, Recipients: size, Messages: first}
+	if a, ok := w.accts[store.GroupAccount(group)]; ok && a.name != DefaultAccount {
+		p.Account = a.id
+	}
 	if sl, _, _, err := store.ParseGroup(group); err == nil && !sl.IsZero() {
 		p.SendLater = sl.UTC().Format(time.RFC3339)
 	}

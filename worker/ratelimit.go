@@ -2,12 +2,14 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redoxygen/roxd/internal/metrics"
@@ -284,8 +286,8 @@ func (w *Worker) batchSizeFor(ctx context.Context, bid string, fallback int) int
 // maxInHandlerRateWait, then returns a rateWait for asynq) while the account
 // is paused, and pays for the batch's recipients unless the former already
 // did for this, its first run.
-func (w *Worker) payBeforeClaim(ctx context.Context, p payload, retried int) error {
-	l := w.rl
+func (w *Worker) payBeforeClaim(ctx context.Context, a *account, p payload, retried int) error {
+	l := a.rl
 	if d := l.pauseLeft(ctx, 0); d > 0 {
 		if d > maxInHandlerRateWait {
 			return &rateWait{Account: l.account, Kind: "http_429", Delay: d}
@@ -315,4 +317,21 @@ func rateDelay(err error) (time.Duration, bool) {
 		return 0, false
 	}
 	return rw.Delay, true
+}
+
+// taskAccountPause is the 429 pause left of the account of task t's batch
+// (0 when t is not a batch task or its account is unknown).
+func (w *Worker) taskAccountPause(t *asynq.Task) time.Duration {
+	if t == nil || w.accts == nil {
+		return 0
+	}
+	var p payload
+	if json.Unmarshal(t.Payload(), &p) != nil {
+		return 0
+	}
+	a, err := w.account(store.GroupAccount(p.Group))
+	if err != nil {
+		return 0
+	}
+	return a.rl.pauseLeft(context.Background(), time.Second)
 }

@@ -72,8 +72,11 @@ func TestThrottlePausesTheAccountForRetryAfter(t *testing.T) {
 		c.DelayedTaskCheckInterval = 20 * time.Millisecond
 	})
 	before := testutil.ToFloat64(metrics.ROXThrottled.WithLabelValues(DefaultAccount))
-	b.start()
+	// Queued before the worker starts: one batch, one request in flight
+	// when the 429 comes (a request already on its way when the pause is
+	// set is not called back).
 	first := b.enqueue(500, "t1", nil)
+	b.start()
 	rtest.Eventually(t, 10*time.Second, func() bool { return b.sim.Stats().Throttled >= 1 }, "a 429")
 	if err := b.sim.SetFaults(roxsim.Faults{}); err != nil {
 		t.Fatal(err)

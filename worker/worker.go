@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -42,18 +41,14 @@ type Worker struct {
 	client *asynq.Client
 	op     *Operator // while Run runs
 	idPfx  string
-	seq    uint64 // former only
 
 	handlers sync.WaitGroup // handler runs in flight (they may outlive asynq's abort)
 
 	jr  *journal.Journal // ROX answers Redis refused (journal.go)
 	ans *answers
 
-	rl *rateLimiter // rate limits and the 429 pause (ratelimit.go)
-
-	authMu    sync.Mutex
-	authPause time.Duration // last pause; 0 when not paused
-	paused    atomic.Bool
+	accts map[string]*account // by name (accounts.go)
+	order []*account          // the default account first
 }
 
 // New validates cfg (after defaults), takes cfg.JournalDir (an error
@@ -88,7 +83,7 @@ func New(cfg Config, rdb redis.UniversalClient, asynqOpt asynq.RedisConnOpt, sen
 		}),
 		idPfx: "b" + time.Now().UTC().Format("060102150405") + "-" + hex.EncodeToString(rnd[:]) + "-",
 	}
-	w.rl = newRateLimiter(rdb, w.b.Keys(), w.accountName(), cfg.RateLimit, cfg.RequestRateLimit, cfg.MaxBatch)
+	w.setupAccounts(sender)
 	if err := w.openJournal(); err != nil {
 		return nil, err
 	}
@@ -166,14 +161,18 @@ func (w *Worker) Run(ctx context.Context) error {
 		servers = append(servers, srv)
 	}
 	w.log.Info().Str("queue", w.cfg.Queue).Int("lanes", lanes).Int("concurrency", per*lanes).
-		Str("account", w.cfg.AccountID).Msg("worker started")
+		Str("account", w.cfg.AccountID).Int("accounts", len(w.order)).Msg("worker started")
 
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	var loops sync.WaitGroup
-	loops.Add(5)
+	loops.Add(4 + len(w.order))
 	go func() { defer loops.Done(); w.rateLoop(loopCtx) }()
 	go func() { defer loops.Done(); w.syncLoop(loopCtx) }()
-	go func() { defer loops.Done(); w.formLoop(loopCtx) }()
+	for _, a := range w.order {
+		// One former per account: one account waiting for its tokens or
+		// its pause never holds up another.
+		go func() { defer loops.Done(); w.formLoop(loopCtx, a) }()
+	}
 	go func() { defer loops.Done(); w.scheduleLoop(loopCtx) }()
 	go func() { defer loops.Done(); w.reapLoop(loopCtx) }()
 
@@ -186,8 +185,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
-// formLoop forms batches every FormInterval and enqueues their tasks.
-func (w *Worker) formLoop(ctx context.Context) {
+// formLoop forms the batches of account a every FormInterval and enqueues
+// their tasks.
+func (w *Worker) formLoop(ctx context.Context, a *account) {
 	t := time.NewTicker(w.cfg.FormInterval)
 	defer t.Stop()
 	p := store.FormParams{
@@ -195,9 +195,10 @@ func (w *Worker) formLoop(ctx context.Context) {
 		Linger:     w.cfg.Linger,
 		MaxWaiting: w.cfg.MaxWaiting,
 		MaxForm:    64,
-		IDPrefix:   w.idPfx,
+		IDPrefix:   a.idPfx,
 	}
 	var probeAt, lastWarn time.Time
+	var seq uint64
 	for {
 		select {
 		case <-ctx.Done():
@@ -206,18 +207,18 @@ func (w *Worker) formLoop(ctx context.Context) {
 		}
 		p.MaxForm = 64
 		p.MaxBatch = w.cfg.MaxBatch
-		if w.rl.pauseLeft(ctx, 20*time.Millisecond) > 0 {
+		if a.rl.pauseLeft(ctx, 20*time.Millisecond) > 0 {
 			// ROX answered 429: the whole account waits (ratelimit.go).
 			continue
 		}
-		limited := w.rl.limited()
+		limited := a.rl.limited()
 		if limited {
 			// One batch at a time, at most what the bucket can grant; its
 			// tokens are taken before its task exists.
 			p.MaxForm = 1
-			p.MaxBatch = w.rl.batch
+			p.MaxBatch = a.rl.batch
 		}
-		if w.paused.Load() {
+		if a.paused.Load() {
 			// After an auth pause one batch probes ROX; more follow only
 			// when it succeeds (authOK clears paused).
 			if time.Since(probeAt) < w.cfg.AuthPauseInitial {
@@ -226,16 +227,16 @@ func (w *Worker) formLoop(ctx context.Context) {
 			p.MaxForm = 1
 		}
 		for {
-			p.Seq = w.seq
-			formed, err := w.b.Form(ctx, p, time.Now())
+			p.Seq = seq
+			formed, err := a.b.Form(ctx, p, time.Now())
 			if err != nil {
 				if !errors.Is(err, store.ErrAuthPaused) && ctx.Err() == nil && time.Since(lastWarn) > time.Second {
 					lastWarn = time.Now()
-					w.log.Warn().Err(err).Msg("form batches (logged at most once a second)")
+					w.log.Warn().Err(err).Str("account", a.name).Msg("form batches (logged at most once a second)")
 				}
 				break
 			}
-			w.seq += uint64(len(formed))
+			seq += uint64(len(formed))
 			if p.MaxForm == 1 && len(formed) > 0 {
 				probeAt = time.Now()
 			}
@@ -246,7 +247,7 @@ func (w *Worker) formLoop(ctx context.Context) {
 					// Pay for exactly the batch's messages, waiting for the
 					// tokens. Stopped meanwhile: the task goes unpaid and
 					// its run pays (payBeforeClaim).
-					if err := w.rl.take(ctx, f.Size, 0); err == nil {
+					if err := a.rl.take(ctx, f.Size, 0); err == nil {
 						pl.Paid = f.Size
 					}
 				}
@@ -283,14 +284,13 @@ func (w *Worker) rateLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			w.rl.sampleRates(now.Sub(last))
+			for _, a := range w.order {
+				a.rl.sampleRates(now.Sub(last))
+			}
 			last = now
 		}
 	}
 }
-
-// accountName is the ROX account's name in keys, logs and metrics.
-func (w *Worker) accountName() string { return DefaultAccount }
 
 // enqueue enqueues the task of batch p.Batch; a task that already exists
 // (same TaskID) counts as done. The batch record then says its task exists

@@ -40,6 +40,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	receipt := fs.String("receipt", "", "receipt mode: always, on_error or never (server default when empty)")
 	reply := fs.String("reply", "", "reply mode: http, email, sms or both (server default when empty)")
 	onAmbiguous := fs.String("on-ambiguous", "", "if ROX's outcome is unknown (crash or timeout mid-request): resend, reconcile or fail (ROXD_AMBIGUOUS when empty)")
+	account := fs.String("account", "", "ROX account that sends it: default or a name from ROX_ACCOUNTS (server default when empty)")
 	meta := sendMetadataFlag{}
 	fs.Var(meta, "metadata", "metadata key=value, repeatable")
 	pos, err := apiParseArgs(fs, args)
@@ -56,7 +57,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	body := map[string]any{"to": *to, "text": *text}
 	for k, v := range map[string]string{"id": *id, "send_at": *at, "name": *name, "email": *email,
-		"receipt": *receipt, "reply": *reply, "on_ambiguous": *onAmbiguous} {
+		"receipt": *receipt, "reply": *reply, "on_ambiguous": *onAmbiguous, "account": *account} {
 		if v != "" {
 			body[k] = v
 		}

@@ -150,8 +150,18 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		internalMux.Handle(DashboardPath, http.RedirectHandler(DashboardPath+"/", http.StatusMovedPermanently))
 	}
 
+	// Further ROX accounts (ROX_ACCOUNTS; checked by Validate already).
+	accounts, err := cfg.Accounts()
+	if err != nil {
+		return err
+	}
+	var accountNames []string
+	for _, a := range accounts {
+		accountNames = append(accountNames, a.Name)
+	}
 	if cfg.HasRole(config.RoleAPI) {
 		prod, err := producer.New(rdb, producer.Config{
+			Accounts:      accountNames,
 			DefaultRegion: cfg.DefaultRegion, DefaultReceipt: producer.ReceiptMode(cfg.Receipt),
 			DefaultReply: producer.ReplyMode(cfg.Reply), MaxScheduleAhead: cfg.MaxScheduleAhead, Store: storeCfg,
 		}, log)
@@ -171,6 +181,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 			Prefix: cfg.KeyPrefix, Token: cfg.CallbackToken, AccountID: cfg.ROXAccountID,
 			ReceiptsStream: cfg.ReceiptsStream, RepliesStream: cfg.RepliesStream, StreamMaxLen: cfg.StreamMaxLen,
 			MaxBody: cfg.CallbackMaxBody, SpoolDir: cfg.SpoolDir, DefaultRegion: cfg.DefaultRegion,
+			Accounts: callbackAccounts(accounts),
 		}, rdb, log.With().Str("component", "callbacks").Logger())
 		if err != nil {
 			return fmt.Errorf("callbacks: %w", err)
@@ -188,8 +199,19 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 			sender = c
 		}
 		receiptURL, replyURL := cfg.CallbackURLs()
+		var waccts []worker.Account
+		for _, a := range accounts {
+			c, err := rox.NewClient(cfg.AccountClientConfig(a))
+			if err != nil {
+				return fmt.Errorf("ROX_ACCOUNTS: account %s: rox client: %w", a.Name, err)
+			}
+			ru, pu := cfg.AccountCallbackURLs(a)
+			waccts = append(waccts, worker.Account{Name: a.Name, AccountID: a.AccountID, Sender: c,
+				ReceiptCallbackURL: ru, ReplyCallbackURL: pu, RateLimit: *a.RateLimit})
+		}
 		wrk, err = worker.New(worker.Config{
-			Store: storeCfg, Queue: cfg.Queue, MaxBatch: rox.MaxRecipients, Linger: cfg.BatchLinger,
+			Accounts: waccts,
+			Store:    storeCfg, Queue: cfg.Queue, MaxBatch: rox.MaxRecipients, Linger: cfg.BatchLinger,
 			SendConcurrency: cfg.SendConcurrency, DequeueLanes: cfg.DequeueLanes,
 			ShutdownTimeout: workerShutdownTimeout(cfg.ShutdownTimeout, cfg.CallbackDrain), RetryInitial: cfg.RetryInitial,
 			RetryMaxInterval: cfg.RetryMaxInterval, MaxAttempts: cfg.MaxAttempts,
@@ -294,4 +316,14 @@ func writeJSON(w http.ResponseWriter, code int, body string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_, _ = w.Write([]byte(body + "\n"))
+}
+
+// callbackAccounts are the receiver's further accounts: each account's
+// token and ROX account id.
+func callbackAccounts(accts []config.Account) []callbacks.Account {
+	out := make([]callbacks.Account, 0, len(accts))
+	for _, a := range accts {
+		out = append(out, callbacks.Account{Name: a.Name, Token: a.CallbackToken, AccountID: a.AccountID})
+	}
+	return out
 }

@@ -21,10 +21,21 @@ import (
 
 // Batches runs the worker's scripts over one keyspace.
 type Batches struct {
-	rdb redis.UniversalClient
-	k   Keys
-	ttl time.Duration
-	rc  ReconcileParams // see WithReconcile
+	rdb  redis.UniversalClient
+	k    Keys
+	ttl  time.Duration
+	rc   ReconcileParams // see WithReconcile
+	acct string          // see ForAccount
+}
+
+// ForAccount returns b working on one ROX account: Form forms only batches
+// of its groups, and Form, Claim and PauseAuth use its own auth pause
+// (Keys.AuthPauseOf). Without it Form takes every group and the default
+// account's pause applies.
+func (b *Batches) ForAccount(account string) *Batches {
+	c := *b
+	c.acct = account
+	return &c
 }
 
 // DefaultBatchStatusTTL is the TTL given to {P}:sms:<smsid> keys when the
@@ -98,12 +109,16 @@ local now = tonumber(ARGV[5])
 local maxform = tonumber(ARGV[6])
 local prefix = ARGV[7]
 local seq = tonumber(ARGV[8])
+-- ARGV[10]: form only this account's groups ('' = every group); the
+-- account part of a group is '|@<name>', none for 'default'
+local acct = ARGV[10] or ''
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[9]))
 local w = redis.call('ZCARD', KEYS[2])
 local out = {}
 local formed = 0
 for _, g in ipairs(groups) do
   if formed >= maxform then break end
+  if acct == '' or (string.match(g, '|@([^|]+)') or 'default') == acct then
   local rk = base .. 'ready:' .. g
   local len = redis.call('LLEN', rk)
   while len > 0 and formed < maxform do
@@ -136,6 +151,7 @@ for _, g in ipairs(groups) do
     out[#out + 1] = cjson.encode(first)
   end
   if len <= 0 then redis.call('SREM', KEYS[1], g) end
+  end
 end
 return out
 `)
@@ -188,9 +204,9 @@ func (b *Batches) Form(ctx context.Context, p FormParams, now time.Time) ([]Form
 		p.WaitingHorizon = time.Minute
 	}
 	res, err := formScript.Run(ctx, b.rdb,
-		[]string{b.k.Groups(), b.k.Waiting(), b.k.Batches(), b.k.AuthPause()},
+		[]string{b.k.Groups(), b.k.Waiting(), b.k.Batches(), b.k.AuthPauseOf(b.acct)},
 		b.k.Base(), p.MaxBatch, p.Linger.Milliseconds(), p.MaxWaiting, now.UnixMilli(), p.MaxForm,
-		p.IDPrefix, p.Seq, p.WaitingHorizon.Milliseconds()).Slice()
+		p.IDPrefix, p.Seq, p.WaitingHorizon.Milliseconds(), b.acct).Slice()
 	if err != nil {
 		if errors.Is(err, redis.Nil) {
 			return nil, nil
@@ -352,7 +368,7 @@ type Claim struct {
 // narrowed to the messages returned.
 func (b *Batches) Claim(ctx context.Context, batchID, token string, lockTTL time.Duration, now time.Time) (Claim, error) {
 	res, err := claimScript.Run(ctx, b.rdb,
-		[]string{b.k.Batch(batchID), b.k.Lock(batchID), b.k.Waiting(), b.k.Suppressed(), b.k.AuthPause()},
+		[]string{b.k.Batch(batchID), b.k.Lock(batchID), b.k.Waiting(), b.k.Suppressed(), b.k.AuthPauseOf(b.acct)},
 		append([]any{b.k.Base(), batchID, token, lockTTL.Milliseconds(), now.UnixMilli()}, b.reconcileArgs(lockTTL)...)...).Slice()
 	if err != nil {
 		return Claim{}, fmt.Errorf("store: claim batch %s: %w", batchID, err)
@@ -590,13 +606,14 @@ func (b *Batches) Unlock(ctx context.Context, batchID, token string) error {
 	return nil
 }
 
-// PauseAuth sets {P}:authpause for d: Form and Claim refuse to work while it
-// exists.
+// PauseAuth sets the account's auth pause ({P}:authpause for the default
+// account, see ForAccount) for d: Form and Claim of that account refuse to
+// work while it exists.
 func (b *Batches) PauseAuth(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		d = time.Second
 	}
-	if err := b.rdb.Set(ctx, b.k.AuthPause(), strconv.FormatInt(d.Milliseconds(), 10), d).Err(); err != nil {
+	if err := b.rdb.Set(ctx, b.k.AuthPauseOf(b.acct), strconv.FormatInt(d.Milliseconds(), 10), d).Err(); err != nil {
 		return fmt.Errorf("store: pause: %w", err)
 	}
 	return nil

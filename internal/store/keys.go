@@ -47,6 +47,16 @@ func (k Keys) CallbackSeen(h string) string {
 }
 func (k Keys) AuthPause() string { return k.base + "authpause" }
 
+// AuthPauseOf is the auth pause of one ROX account: {P}:authpause for the
+// default account (as before accounts existed), {P}:authpause:<name> for
+// the others. An authentication failure pauses only its own account.
+func (k Keys) AuthPauseOf(account string) string {
+	if account == "" || account == DefaultAccount {
+		return k.AuthPause()
+	}
+	return k.base + "authpause:" + account
+}
+
 // RateMessages is the GCRA bucket of an account's messages per second
 // (ROXD_RATE_LIMIT). github.com/go-redis/redis_rate stores it under its own
 // prefix: the Redis key is "rate:" + RateMessages(account), which keeps the

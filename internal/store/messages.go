@@ -115,8 +115,12 @@ type Record struct {
 	// OnAmbiguous overrides the worker's policy for this message when ROX's
 	// outcome is unknown: resend|reconcile|fail ("" = the default).
 	OnAmbiguous string
-	SendAt      time.Time
-	Metadata    map[string]string
+	// Account is the ROX account that sends it ("" or DefaultAccount: the
+	// single-account variables). It is kept in the group key (WithAccount)
+	// and read back from it.
+	Account  string
+	SendAt   time.Time
+	Metadata map[string]string
 	// Hash is the content hash for idempotency (see ContentHash).
 	Hash string
 	// Group is the coalescing group (see Group); Enqueue sets it.
@@ -164,6 +168,61 @@ const (
 // GroupNow is the SendLater part of the group of messages sent at once.
 const GroupNow = "now"
 
+// DefaultAccount is the ROX account of the single-account variables
+// (ROX_ACCOUNT_ID, ...). Its messages' groups carry no account part, as
+// before accounts existed.
+const DefaultAccount = "default"
+
+// AccountNameRule says what an account name may be.
+const AccountNameRule = "1..32 of a-z 0-9 _ - starting with a letter or digit"
+
+// ValidAccountName reports whether name follows AccountNameRule (it goes
+// into group keys, key names and metric labels).
+func ValidAccountName(name string) bool {
+	if len(name) < 1 || len(name) > 32 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case (c == '_' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// groupAccountTag starts the account part of a group key: a message of
+// account "marketing" is in group "<sendlater>|<receipt>|<reply>|@marketing".
+// The part is found by its tag, not its position, so that other parts may
+// be added beside it.
+const groupAccountTag = "|@"
+
+// WithAccount returns group with the account part of account added (the
+// default account adds nothing).
+func WithAccount(group, account string) string {
+	if account == "" || account == DefaultAccount {
+		return group
+	}
+	return group + groupAccountTag + account
+}
+
+// GroupAccount returns the ROX account of a group key (DefaultAccount when
+// it has no account part).
+func GroupAccount(group string) string {
+	i := strings.Index(group, groupAccountTag)
+	if i < 0 {
+		return DefaultAccount
+	}
+	a := group[i+len(groupAccountTag):]
+	if j := strings.IndexByte(a, '|'); j >= 0 {
+		a = a[:j]
+	}
+	return a
+}
+
 // Group returns the coalescing group "<sendlater>|<receipt>|<reply>" of a
 // message. sendlater is GroupNow when sendAt is zero or not after now, and
 // otherwise the unix second of sendAt rounded up (so that SendLater is never
@@ -191,7 +250,8 @@ func groupSendLater(sendAt, now time.Time) string {
 // receipt mode and reply mode.
 func ParseGroup(group string) (sendLater time.Time, receipt, reply string, err error) {
 	parts := strings.Split(group, "|")
-	if len(parts) != 3 {
+	// Parts after the third are tagged extras (the account: GroupAccount).
+	if len(parts) < 3 {
 		return time.Time{}, "", "", fmt.Errorf("store: group %q: want <sendlater>|<receipt>|<reply>", group)
 	}
 	if parts[0] != GroupNow {
@@ -224,6 +284,9 @@ func (r *Record) ContentHash() string {
 	put(r.Reply)
 	if r.OnAmbiguous != "" {
 		put("on_ambiguous=" + r.OnAmbiguous) // absent: hashes as before
+	}
+	if r.Account != "" && r.Account != DefaultAccount {
+		put("account=" + r.Account) // the default account hashes as before
 	}
 	keys := make([]string, 0, len(r.Metadata))
 	for k := range r.Metadata {
@@ -358,6 +421,7 @@ func (s *Store) Enqueue(ctx context.Context, recs []Record) ([]EnqueueOutcome, [
 			meta = string(b)
 		}
 		group := Group(r.SendAt, s.cfg.ScheduleLead, now, r.Receipt, r.Reply)
+		group = WithAccount(group, r.Account)
 		mode := "now"
 		ttl := s.cfg.StatusTTL
 		sendAtMS := int64(0)
@@ -478,6 +542,7 @@ func RecordFromHash(id string, m map[string]string) (*Record, error) {
 		OnAmbiguous: m["on_ambiguous"],
 		Batch:       m[FieldBatch],
 	}
+	r.Account = GroupAccount(r.Group)
 	if v, err := strconv.ParseInt(m[FieldManualRetry], 10, 64); err == nil {
 		// An archived task run again: the one step back from failed.
 		r.History = append(r.History, Event{Status: EventManualRetry, At: time.UnixMilli(v).UTC()})

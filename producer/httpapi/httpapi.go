@@ -312,12 +312,14 @@ type messageIn struct {
 	Metadata map[string]string `json:"metadata"`
 	// OnAmbiguous: resend|reconcile|fail, "" = ROXD_AMBIGUOUS.
 	OnAmbiguous string `json:"on_ambiguous"`
+	// Account: a ROX account's name, "" = default.
+	Account string `json:"account"`
 }
 
 func (m *messageIn) message() (producer.Message, *apiError) {
 	out := producer.Message{ID: m.ID, To: m.To, Text: m.Text, Name: m.Name, Email: m.Email,
 		Receipt: producer.ReceiptMode(m.Receipt), Reply: producer.ReplyMode(m.Reply), Metadata: m.Metadata,
-		OnAmbiguous: producer.AmbiguousMode(m.OnAmbiguous)}
+		OnAmbiguous: producer.AmbiguousMode(m.OnAmbiguous), Account: m.Account}
 	if m.SendAt != "" {
 		t, err := producer.ParseTime(m.SendAt)
 		if err != nil {
@@ -486,6 +488,8 @@ type messageOut struct {
 	// CancellableUntil: see resultOut.
 	CancellableUntil *time.Time `json:"cancellable_until,omitempty"`
 	Task             *taskOut   `json:"task,omitempty"`
+	// Account is the ROX account that sends it.
+	Account string `json:"account"`
 }
 
 func (a *api) getMessage(w http.ResponseWriter, r *http.Request) {
@@ -503,7 +507,7 @@ func (a *api) getMessage(w http.ResponseWriter, r *http.Request) {
 		RequestID: rec.RequestID, Error: rec.Err, Receipt: rec.Receipt, Reply: rec.Reply,
 		Attempts: rec.Attempts, Metadata: rec.Metadata, History: publicHistory(rec.History),
 		CancellableUntil: timeOrNil(a.p.CancellableUntil(rec.Status, rec.SendAt)),
-		OnAmbiguous:      rec.OnAmbiguous}
+		OnAmbiguous:      rec.OnAmbiguous, Account: rec.Account}
 	if !rec.SendAt.IsZero() {
 		t := rec.SendAt.UTC()
 		out.SendAt = &t
