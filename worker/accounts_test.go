@@ -31,8 +31,7 @@ func TestAccountsNeverMixAndPauseAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b *bundle
-	b = setup(t, roxsim.Faults{}, func(c *Config) {
+	b := setup(t, roxsim.Faults{}, func(c *Config) {
 		c.Accounts = []Account{{Name: "second", AccountID: "CI00000002", Sender: c2,
 			ReceiptCallbackURL: strings.Replace(c.ReceiptCallbackURL, "token=x", "token=second", 1),
 			ReplyCallbackURL:   strings.Replace(c.ReplyCallbackURL, "token=x", "token=second", 1)}}
