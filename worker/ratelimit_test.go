@@ -145,3 +145,23 @@ func TestCeilToSecond(t *testing.T) {
 		}
 	}
 }
+
+// ROXD_REQUEST_RATE_LIMIT spaces ROX requests whatever their size.
+func TestRequestRateLimit(t *testing.T) {
+	b := setup(t, roxsim.Faults{}, func(c *Config) { c.RequestRateLimit = 4; c.MaxBatch = 10 })
+	ids := b.enqueue(60, "req", nil) // six requests of ten
+	b.start()
+	rtest.Eventually(t, 60*time.Second, func() bool { return b.countStatus(ids, "submitted")+b.countStatus(ids, "delivered") == 60 }, "all sent")
+	reqs := b.sim.Requests()
+	if len(reqs) != 6 {
+		t.Fatalf("%d requests, want 6", len(reqs))
+	}
+	// Burst 1 at 4/s: the sixth leaves at least 5 x 250 ms after the first
+	// (less a little for the arrival jitter).
+	if span := reqs[len(reqs)-1].ReceivedAt.Sub(reqs[0].ReceivedAt); span < 1150*time.Millisecond {
+		t.Fatalf("6 requests within %s at a limit of 4/s", span)
+	}
+	if v := testutil.ToFloat64(metrics.RateWait.WithLabelValues(DefaultAccount, rateKindRequests)); v <= 0 {
+		t.Fatalf("roxd_rate_wait_seconds_total{kind=requests} = %v", v)
+	}
+}
