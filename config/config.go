@@ -96,6 +96,7 @@ type Config struct {
 	CallbackDrain    time.Duration `env:"ROXD_CALLBACK_DRAIN, default=5s" min:"0s" max:"60s" desc:"On shutdown, how long the callback listener keeps answering after the worker stopped (the whole shutdown stays within ROXD_SHUTDOWN_TIMEOUT, drain included)"`
 	APITimeout       time.Duration `env:"ROXD_API_TIMEOUT, default=5s" min:"1s" max:"60s" desc:"Budget of one API call (1s..60s): past it the call answers 503; POST /v1/messages/batch gets four times it"`
 	AllowVolatile    bool          `env:"ROXD_ALLOW_VOLATILE_REDIS, default=false" desc:"Accept a Redis without persistence (appendonly/save) without the loud warning; roxd dev sets it"`
+	Pprof            bool          `env:"ROXD_PPROF, default=false" desc:"Serve Go's profiler (net/http/pprof) at /debug/pprof/ on ROXD_HTTP_ADDR, without authentication: for benchmarks and diagnosis on a private listener only"`
 
 	Receipt string `env:"ROXD_RECEIPT, default=always" desc:"Default receipts: always, on_error or never"`
 	Reply   string `env:"ROXD_REPLY, default=http" desc:"Default reply routing: http, email, sms or both"`

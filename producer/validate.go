@@ -121,14 +121,24 @@ func normalizeNumber(field, number, region string) (string, *FieldError) {
 	if why := numberSyntax(number); why != "" {
 		return "", fieldErr(field, CodeInvalid, "not a bare phone number: %s", why)
 	}
+	a := numbers.get(number, region)
+	if a.msg != "" {
+		return "", fieldErr(field, CodeInvalid, "%s", a.msg)
+	}
+	return a.e164, nil
+}
+
+// libNumber is libphonenumber's answer for a number that passed the
+// syntax checks: its E.164 form, or why it is refused.
+func libNumber(number, region string) numAnswer {
 	num, err := phonenumbers.Parse(number, region)
 	if err != nil {
-		return "", fieldErr(field, CodeInvalid, "not a phone number (%v)", err)
+		return numAnswer{msg: fmt.Sprintf("not a phone number (%v)", err)}
 	}
 	if !phonenumbers.IsValidNumber(num) {
-		return "", fieldErr(field, CodeInvalid, "%q is not a valid phone number (default region %s)", number, region)
+		return numAnswer{msg: fmt.Sprintf("%q is not a valid phone number (default region %s)", number, region)}
 	}
-	return phonenumbers.Format(num, phonenumbers.E164), nil
+	return numAnswer{e164: phonenumbers.Format(num, phonenumbers.E164)}
 }
 
 // invisibleTables are the characters that show nothing on their own:

@@ -37,6 +37,7 @@ type account struct {
 	rl                   *rateLimiter
 	b                    *store.Batches // Form, Claim and PauseAuth of this account
 	idPfx                string
+	formSig              signal // wakes its former (wake.go)
 
 	authMu    sync.Mutex
 	authPause time.Duration // last pause; 0 when not paused

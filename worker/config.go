@@ -22,6 +22,8 @@ const (
 	DefaultDelayedInterval   = time.Second
 	DefaultFormInterval      = time.Millisecond
 	DefaultScheduleInterval  = 100 * time.Millisecond
+	DefaultIdleInterval      = time.Second
+	DefaultHotLinger         = 3 * time.Second
 	DefaultReapInterval      = 30 * time.Second
 	DefaultReapAge           = time.Minute
 	DefaultShutdownTimeout   = 8 * time.Second
@@ -80,6 +82,15 @@ type Config struct {
 	ScheduleInterval time.Duration
 	ReapInterval     time.Duration
 	ReapAge          time.Duration
+	// IdleInterval is the safety tick of the former, the scheduler and the
+	// schedule-group sync while there is no work: they wake on a
+	// notification ({P}:wake, published with every enqueue) and poll at
+	// most this often otherwise. It is also the idle poll of the one asynq
+	// lane that always runs; the other lanes run (polling every
+	// TaskCheckInterval) only while this process enqueued a task within
+	// HotLinger.
+	IdleInterval time.Duration
+	HotLinger    time.Duration
 	// ShutdownTimeout bounds how long Run waits for in-flight requests
 	// after its context ends; unfinished tasks go back to pending.
 	ShutdownTimeout time.Duration
@@ -157,6 +168,8 @@ func (c Config) WithDefaults() Config {
 	def(&c.DelayedTaskCheckInterval, DefaultDelayedInterval)
 	def(&c.FormInterval, DefaultFormInterval)
 	def(&c.ScheduleInterval, DefaultScheduleInterval)
+	def(&c.IdleInterval, DefaultIdleInterval)
+	def(&c.HotLinger, DefaultHotLinger)
 	def(&c.ReapInterval, DefaultReapInterval)
 	def(&c.ReapAge, DefaultReapAge)
 	def(&c.ShutdownTimeout, DefaultShutdownTimeout)
@@ -190,6 +203,7 @@ func (c Config) Validate() error {
 		{"Linger", c.Linger}, {"TaskCheckInterval", c.TaskCheckInterval},
 		{"DelayedTaskCheckInterval", c.DelayedTaskCheckInterval}, {"FormInterval", c.FormInterval},
 		{"ScheduleInterval", c.ScheduleInterval}, {"ReapInterval", c.ReapInterval}, {"ReapAge", c.ReapAge},
+		{"IdleInterval", c.IdleInterval}, {"HotLinger", c.HotLinger},
 		{"ShutdownTimeout", c.ShutdownTimeout}, {"TaskTimeout", c.TaskTimeout},
 		{"RetryInitial", c.RetryInitial}, {"RetryMaxInterval", c.RetryMaxInterval},
 		{"AuthPauseInitial", c.AuthPauseInitial}, {"AuthPauseMax", c.AuthPauseMax},

@@ -129,8 +129,17 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	ctx = context.WithValue(ctx, accountKey{}, a)
+	// Tokens first: a run waiting for them holds no sending slot.
 	if err := w.payBeforeClaim(ctx, a, p, retried); err != nil {
 		return err
+	}
+	if w.sem != nil {
+		select {
+		case w.sem <- struct{}{}:
+			defer func() { <-w.sem }()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	err = w.process(context.WithValue(ctx, resultKey{}, res), p.Batch, last)
 	w.writeResult(t, res)

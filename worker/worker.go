@@ -49,6 +49,12 @@ type Worker struct {
 
 	accts map[string]*account // by name (accounts.go)
 	order []*account          // the default account first
+
+	lanes             *lanes // asynq servers, while Run runs
+	sem               chan struct{}
+	schedSig, syncSig signal // the formers' signals are their accounts'
+	asynqLog          asynq.Logger
+	asynqLevel        asynq.LogLevel
 }
 
 // New validates cfg (after defaults), takes cfg.JournalDir (an error
@@ -127,45 +133,38 @@ func (w *Worker) Run(ctx context.Context) error {
 	op.enq = w.enqueueBatch
 	w.op = op
 
-	lanes := w.cfg.DequeueLanes
-	per := (w.cfg.SendConcurrency + lanes - 1) / lanes
-	servers := make([]*asynq.Server, 0, lanes)
-	shutdown := func() {
-		var wg sync.WaitGroup
-		for _, s := range servers {
-			wg.Add(1)
-			go func() { defer wg.Done(); s.Shutdown() }()
-		}
-		wg.Wait()
-		w.handlers.Wait()
-	}
+	nLanes := w.cfg.DequeueLanes
 	mux := asynq.NewServeMux()
 	mux.Handle(TaskType, w)
 	mux.HandleFunc(TaskTypeSchedule, w.processSchedule)
-	for i := 0; i < lanes; i++ {
-		srv := asynq.NewServer(w.asynqOpt, asynq.Config{
-			Concurrency:              per,
-			Queues:                   map[string]int{w.cfg.Queue: 1},
-			TaskCheckInterval:        w.cfg.TaskCheckInterval,
-			DelayedTaskCheckInterval: w.cfg.DelayedTaskCheckInterval,
-			ShutdownTimeout:          w.cfg.ShutdownTimeout,
-			RetryDelayFunc:           w.retryDelay,
-			IsFailure:                isFailure,
-			Logger:                   logging.Asynq(w.log),
-			LogLevel:                 logging.AsynqLevel(w.log.GetLevel()),
-		})
-		if err := srv.Start(mux); err != nil {
-			shutdown()
-			return fmt.Errorf("worker: start asynq server %d: %w", i, err)
-		}
-		servers = append(servers, srv)
+	w.asynqLog, w.asynqLevel = logging.Asynq(w.log), logging.AsynqLevel(w.log.GetLevel())
+	// One base lane always runs; lanes-1 hot ones (at least one) run while
+	// tasks are being enqueued (wake.go). The semaphore keeps the requests
+	// in flight within SendConcurrency whatever runs.
+	w.lanes = &lanes{w: w, mux: mux, per: (w.cfg.SendConcurrency + nLanes - 1) / nLanes, nHot: max(nLanes-1, 1)}
+	w.sem = make(chan struct{}, w.cfg.SendConcurrency)
+	shutdown := func() {
+		w.lanes.shutdown()
+		w.handlers.Wait()
 	}
-	w.log.Info().Str("queue", w.cfg.Queue).Int("lanes", lanes).Int("concurrency", per*lanes).
+	if err := w.lanes.start(); err != nil {
+		shutdown()
+		return fmt.Errorf("worker: start asynq server: %w", err)
+	}
+	w.log.Info().Str("queue", w.cfg.Queue).Int("lanes", nLanes).Int("concurrency", w.cfg.SendConcurrency).
 		Str("account", w.cfg.AccountID).Int("accounts", len(w.order)).Msg("worker started")
 
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	var loops sync.WaitGroup
-	loops.Add(4 + len(w.order))
+	w.schedSig, w.syncSig = newSignal(), newSignal()
+	sigs := []signal{w.schedSig, w.syncSig}
+	for _, a := range w.order {
+		a.formSig = newSignal()
+		sigs = append(sigs, a.formSig)
+	}
+	loops.Add(6 + len(w.order))
+	go func() { defer loops.Done(); w.wakeLoop(loopCtx, sigs...) }()
+	go func() { defer loops.Done(); w.lanes.cool(loopCtx) }()
 	go func() { defer loops.Done(); w.rateLoop(loopCtx) }()
 	go func() { defer loops.Done(); w.syncLoop(loopCtx) }()
 	for _, a := range w.order {
@@ -185,11 +184,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
-// formLoop forms the batches of account a every FormInterval and enqueues
-// their tasks.
+// formLoop forms the batches of account a and enqueues their tasks: every
+// FormInterval while messages wait in ready lists, else when woken (an
+// enqueue published on {P}:wake, the scheduler moved messages) or every
+// IdleInterval.
 func (w *Worker) formLoop(ctx context.Context, a *account) {
-	t := time.NewTicker(w.cfg.FormInterval)
-	defer t.Stop()
 	p := store.FormParams{
 		MaxBatch:   w.cfg.MaxBatch,
 		Linger:     w.cfg.Linger,
@@ -199,11 +198,14 @@ func (w *Worker) formLoop(ctx context.Context, a *account) {
 	}
 	var probeAt, lastWarn time.Time
 	var seq uint64
+	busy := true
 	for {
-		select {
-		case <-ctx.Done():
+		if busy {
+			if !sleepCtx(ctx, w.cfg.FormInterval) {
+				return
+			}
+		} else if !waitWork(ctx, a.formSig, w.cfg.IdleInterval) {
 			return
-		case <-t.C:
 		}
 		p.MaxForm = 64
 		p.MaxBatch = w.cfg.MaxBatch
@@ -221,21 +223,25 @@ func (w *Worker) formLoop(ctx context.Context, a *account) {
 		if a.paused.Load() {
 			// After an auth pause one batch probes ROX; more follow only
 			// when it succeeds (authOK clears paused).
+			busy = true
 			if time.Since(probeAt) < w.cfg.AuthPauseInitial {
 				continue
 			}
 			p.MaxForm = 1
 		}
+		formedAny, failed := false, false
 		for {
 			p.Seq = seq
 			formed, err := a.b.Form(ctx, p, time.Now())
 			if err != nil {
+				failed = true
 				if !errors.Is(err, store.ErrAuthPaused) && ctx.Err() == nil && time.Since(lastWarn) > time.Second {
 					lastWarn = time.Now()
 					w.log.Warn().Err(err).Str("account", a.name).Msg("form batches (logged at most once a second)")
 				}
 				break
 			}
+			formedAny = formedAny || len(formed) > 0
 			seq += uint64(len(formed))
 			if p.MaxForm == 1 && len(formed) > 0 {
 				probeAt = time.Now()
@@ -262,14 +268,29 @@ func (w *Worker) formLoop(ctx context.Context, a *account) {
 				}
 				enqueued = append(enqueued, f.ID)
 			}
-			ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			if err := w.b.MarkEnqueued(ectx, enqueued...); err != nil {
-				w.log.Warn().Err(err).Msg("mark batches enqueued; the sweep will take their tasks as never enqueued")
+			if len(enqueued) > 0 {
+				ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				if err := w.b.MarkEnqueued(ectx, enqueued...); err != nil {
+					w.log.Warn().Err(err).Msg("mark batches enqueued; the sweep will take their tasks as never enqueued")
+				}
+				cancel()
 			}
-			cancel()
 			if len(formed) < p.MaxForm || p.MaxForm == 1 {
 				break
 			}
+		}
+		switch {
+		case a.paused.Load() || formedAny:
+			busy = true
+		case failed:
+			// Paused by another process, or Redis failing: retry at the
+			// idle pace, not every millisecond.
+			busy = false
+		default:
+			// Nothing formed: keep ticking only while messages wait (for
+			// Linger, or for a handler to take a waiting batch).
+			waiting, err := w.b.HasReady(ctx)
+			busy = err == nil && waiting
 		}
 	}
 }
@@ -303,6 +324,9 @@ func (w *Worker) enqueue(ctx context.Context, p payload) error {
 }
 
 func (w *Worker) enqueueTask(ctx context.Context, p payload) error {
+	if w.lanes != nil {
+		defer w.lanes.kick() // a task to take: poll fast for a while
+	}
 	body, _ := json.Marshal(p)
 	_, err := w.client.EnqueueContext(ctx, asynq.NewTask(TaskType, body),
 		asynq.TaskID(p.Batch), asynq.Queue(w.cfg.Queue),
@@ -326,20 +350,40 @@ func (w *Worker) enqueueBatch(ctx context.Context, id string) error {
 	return w.enqueue(ctx, w.batchPayload(id, bi.Group, len(bi.IDs), bi.IDs[:min(len(bi.IDs), payloadFirstIDs)]))
 }
 
-// scheduleLoop moves due scheduled messages into their ready lists.
+// scheduleLoop moves due scheduled messages into their ready lists. It
+// sleeps until the next scheduled message is due for hand-over (at least
+// ScheduleInterval, at most IdleInterval), or until an enqueue wakes it.
 func (w *Worker) scheduleLoop(ctx context.Context) {
-	t := time.NewTicker(w.cfg.ScheduleInterval)
-	defer t.Stop()
 	const limit = 1000
 	var lastWarn time.Time
+	wait := time.Duration(0)
 	for {
-		select {
-		case <-ctx.Done():
+		if !sleepCtx(ctx, min(wait, w.cfg.ScheduleInterval)) {
 			return
-		case <-t.C:
 		}
+		if wait > w.cfg.ScheduleInterval && !waitWork(ctx, w.schedSig, wait-w.cfg.ScheduleInterval) {
+			return
+		}
+		lead := w.cfg.Store.ScheduleLead
+		wait = w.cfg.IdleInterval
+		next, ok, err := w.b.NextScheduled(ctx)
+		if err != nil {
+			if ctx.Err() == nil && time.Since(lastWarn) > 10*time.Second {
+				lastWarn = time.Now()
+				w.log.Warn().Err(err).Msg("peek scheduled messages")
+			}
+			continue
+		}
+		if !ok {
+			continue
+		}
+		if d := time.Until(next.Add(-lead)); d > 0 {
+			wait = max(min(d, w.cfg.IdleInterval), w.cfg.ScheduleInterval)
+			continue
+		}
+		wait = w.cfg.ScheduleInterval
 		for ctx.Err() == nil {
-			seen, moved, err := w.b.MoveDue(ctx, time.Now().Add(w.cfg.Store.ScheduleLead), limit)
+			seen, moved, err := w.b.MoveDue(ctx, time.Now().Add(lead), limit)
 			if err != nil {
 				if ctx.Err() == nil && time.Since(lastWarn) > 10*time.Second {
 					lastWarn = time.Now()
@@ -348,6 +392,9 @@ func (w *Worker) scheduleLoop(ctx context.Context) {
 				break
 			}
 			if moved > 0 {
+				for _, a := range w.order {
+					a.formSig.kick()
+				}
 				w.log.Debug().Int("moved", moved).Msg("scheduled messages handed to their groups")
 			}
 			if seen < limit {
@@ -357,15 +404,15 @@ func (w *Worker) scheduleLoop(ctx context.Context) {
 	}
 }
 
-// syncLoop keeps one asynq task per schedule group (Operator.SyncGroups).
+// syncLoop keeps one asynq task per schedule group (Operator.SyncGroups):
+// at most every ScheduleInterval when woken, at least every IdleInterval.
 func (w *Worker) syncLoop(ctx context.Context) {
-	t := time.NewTicker(w.cfg.ScheduleInterval)
-	defer t.Stop()
 	for {
-		select {
-		case <-ctx.Done():
+		if !sleepCtx(ctx, w.cfg.ScheduleInterval) {
 			return
-		case <-t.C:
+		}
+		if !waitWork(ctx, w.syncSig, max(w.cfg.IdleInterval-w.cfg.ScheduleInterval, 0)) {
+			return
 		}
 		w.op.SyncGroups(ctx)
 	}

@@ -34,7 +34,7 @@ import (
 )
 
 func init() {
-	register("bench", "benchmark: `bench [pipeline]` or `bench callbacks`", runBench)
+	register("bench", "benchmark: `bench` (pipeline, then whole), `bench pipeline`, `bench callbacks` or `bench whole`", runBench)
 }
 
 func runBench(ctx context.Context, args []string) error {
@@ -44,12 +44,21 @@ func runBench(ctx context.Context, args []string) error {
 			return benchPipeline(ctx, args[1:], os.Stdout)
 		case "callbacks":
 			return benchCallbacks(ctx, args[1:])
+		case "whole":
+			return benchWhole(ctx, args[1:], os.Stdout)
 		default:
-			fmt.Fprintf(os.Stderr, "roxd bench: unknown benchmark %q (want pipeline or callbacks)\n", args[0])
+			fmt.Fprintf(os.Stderr, "roxd bench: unknown benchmark %q (want pipeline, callbacks or whole)\n", args[0])
 			return errUsage
 		}
 	}
-	return benchPipeline(ctx, args, os.Stdout)
+	if err := benchPipeline(ctx, args, os.Stdout); err != nil {
+		return err
+	}
+	if len(args) > 0 {
+		return nil // flags of the pipeline benchmark: that one only
+	}
+	// The default run: the pipeline, then the whole life of a message.
+	return benchWhole(ctx, nil, os.Stdout)
 }
 
 type pipelineFlags struct {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"time"
@@ -42,6 +43,7 @@ func runSim(ctx context.Context, args []string) error {
 	fs.BoolVar(&cfg.RetryCallbacks, "retry-callbacks", false, "retry a failed callback once before forwarding it to email")
 	fs.BoolVar(&cfg.AcceptFirst, "accept-first", false, "accept a send request when read, then spend the latency before answering (a client gone meanwhile still sent its SMS)")
 	level := envString(fs, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error", false)
+	withPprof := fs.Bool("pprof", false, "serve Go's profiler at /debug/pprof/ (benchmarks)")
 
 	fs.Float64Var(&f.Fail5xx, "fail-5xx", 0, "rate of send requests answered HTTP 500 (0..1)")
 	fs.Float64Var(&f.Throttle, "throttle", 0, "rate of send requests answered HTTP 429 (0..1)")
@@ -95,7 +97,15 @@ func runSim(ctx context.Context, args []string) error {
 		_ = sim.Close(context.Background())
 		return fmt.Errorf("--addr: %w", err)
 	}
-	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	var h http.Handler = sim
+	if *withPprof {
+		mux := http.NewServeMux()
+		mux.Handle("/", sim)
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		h = mux
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	base := "http://" + ln.Addr().String()
 	fmt.Printf("ROX simulator listening on %s\n", base)
 	fmt.Printf("  send:        POST %s%s  (AccountId %s, Username %s)\n", base, roxsim.SendPath, cfg.AccountID, cfg.Username)

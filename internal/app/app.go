@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -119,6 +120,13 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		return fmt.Errorf("metrics: %w", err)
 	}
 	internalMux.Handle("GET /metrics", qc.Handler(promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{})))
+	if cfg.Pprof {
+		internalMux.HandleFunc("/debug/pprof/", pprof.Index)
+		internalMux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		internalMux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		internalMux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		internalMux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 
 	if cfg.APIToken != "" {
 		operators, err := cfg.DashboardOperators()

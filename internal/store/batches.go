@@ -97,6 +97,28 @@ func (b *Batches) MoveDue(ctx context.Context, until time.Time, limit int) (seen
 	return int(res[0]), int(res[1]), nil
 }
 
+// HasReady reports whether any group has messages in its ready list.
+func (b *Batches) HasReady(ctx context.Context) (bool, error) {
+	n, err := b.rdb.Exists(ctx, b.k.Groups()).Result()
+	if err != nil {
+		return false, fmt.Errorf("store: has ready: %w", err)
+	}
+	return n > 0, nil
+}
+
+// NextScheduled returns the send time of the earliest message in
+// {P}:scheduled (ok false when there is none).
+func (b *Batches) NextScheduled(ctx context.Context) (time.Time, bool, error) {
+	zs, err := b.rdb.ZRangeWithScores(ctx, b.k.Scheduled(), 0, 0).Result()
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("store: next scheduled: %w", err)
+	}
+	if len(zs) == 0 {
+		return time.Time{}, false, nil
+	}
+	return time.UnixMilli(int64(zs[0].Score)), true, nil
+}
+
 var formScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[4]) == 1 then return {-1} end
 local groups = redis.call('SMEMBERS', KEYS[1])

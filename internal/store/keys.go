@@ -21,9 +21,13 @@ func NewKeys(prefix string) Keys {
 // Base is the common start of every key, e.g. "{roxd}:".
 func (k Keys) Base() string { return k.base }
 
-func (k Keys) Msg(id string) string       { return k.base + "msg:" + id }
-func (k Keys) Ready(group string) string  { return k.base + "ready:" + group }
-func (k Keys) Groups() string             { return k.base + "groups" }
+func (k Keys) Msg(id string) string      { return k.base + "msg:" + id }
+func (k Keys) Ready(group string) string { return k.base + "ready:" + group }
+func (k Keys) Groups() string            { return k.base + "groups" }
+
+// Wake is the pub/sub channel the producer publishes to after an enqueue:
+// the worker's former and scheduler wait on it instead of polling.
+func (k Keys) Wake() string               { return k.base + "wake" }
 func (k Keys) Scheduled() string          { return k.base + "scheduled" }
 func (k Keys) Batch(id string) string     { return k.base + "batch:" + id }
 func (k Keys) Batches() string            { return k.base + "batches" }

@@ -458,6 +458,10 @@ func (s *Store) Enqueue(ctx context.Context, recs []Record) ([]EnqueueOutcome, [
 			for j, i := range todo {
 				cmds[j] = enqueueScript.EvalSha(ctx, p, calls[i].keys, calls[i].args...)
 			}
+			// Wake the workers' formers and schedulers (they do not poll
+			// while idle). One message per pipeline; a lost one costs at
+			// most the worker's idle tick.
+			p.Publish(ctx, s.keys.Wake(), "1")
 			return nil
 		})
 		var again []int
