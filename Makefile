@@ -26,7 +26,7 @@ compose: ## validate docker-compose.yml (no Docker engine needed)
 	./scripts/compose-check.sh
 
 unit:
-	./scripts/with-redis.sh $(GO) test -race -count=1 -timeout 15m $(PKGS)
+	./scripts/with-redis.sh ./scripts/with-cluster.sh $(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 bench: ## micro-benchmarks (codec, encoding)
 	./scripts/with-redis.sh $(GO) test -run '^$$' -bench . -benchmem $(PKGS)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nyaruka/phonenumbers"
 
+	"github.com/redoxygen/roxd/internal/store"
 	"github.com/redoxygen/roxd/producer"
 )
 
@@ -66,6 +67,8 @@ const (
 type Config struct {
 	// Prefix is the store key prefix (store.DefaultPrefix when empty).
 	Prefix string
+	// Shards is the deployment's shard count (store/shards.go; 0 means 1).
+	Shards int
 	// Token is the secret path segment of the callback URLs
 	// /rox/{token}/receipt and /rox/{token}/reply. Required.
 	Token string
@@ -201,6 +204,8 @@ func (c Config) Validate() error {
 		tokens[a.Token] = true
 	}
 	switch {
+	case c.Shards < 0 || c.Shards > store.MaxShards:
+		return cfgErr("Shards", "%d: want 1..%d", c.Shards, store.MaxShards)
 	case strings.TrimSpace(c.Token) == "":
 		return cfgErr("Token", "required")
 	case strings.ContainsAny(c.Token, "/?#% "):

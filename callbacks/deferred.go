@@ -50,21 +50,28 @@ func (r *Receiver) resolveLoop(ctx context.Context) {
 // pipelined round trip. It stops at the first transient Redis error: what
 // is left stays in the zset for the next tick.
 func (r *Receiver) resolveDue(ctx context.Context) error {
-	for ctx.Err() == nil {
-		n, err := r.resolveBatch(ctx)
-		if err != nil || n < resolveMax {
-			return err
+	var first error
+	for shard := range r.st.shards {
+		for ctx.Err() == nil {
+			n, err := r.resolveBatch(ctx, shard)
+			if err != nil && first == nil {
+				first = err
+			}
+			if err != nil || n < resolveMax {
+				break
+			}
 		}
 	}
-	return nil
+	return first
 }
 
 // resolveBatch resolves up to resolveMax due members and returns how
 // many it fetched.
-func (r *Receiver) resolveBatch(ctx context.Context) (int, error) {
+func (r *Receiver) resolveBatch(ctx context.Context, shard int) (int, error) {
+	deferred := r.st.shards[shard].deferred
 	rctx, cancel := context.WithTimeout(ctx, 4*r.cfg.StoreTimeout)
 	defer cancel()
-	members, err := r.st.rdb.ZRangeByScore(rctx, r.st.deferred, &redis.ZRangeBy{
+	members, err := r.st.rdb.ZRangeByScore(rctx, deferred, &redis.ZRangeBy{
 		Min: "-inf", Max: strconv.FormatInt(time.Now().UnixMilli(), 10), Count: resolveMax,
 	}).Result()
 	if err != nil || len(members) == 0 {
@@ -74,11 +81,12 @@ func (r *Receiver) resolveBatch(ctx context.Context) (int, error) {
 	for _, m := range members {
 		e, err := decodeMember(m)
 		if err != nil {
-			if err := r.refuseMember(rctx, m, "", m, err); err != nil {
+			if err := r.refuseMember(rctx, deferred, m, "", m, err); err != nil {
 				return len(members), err
 			}
 			continue
 		}
+		e.Shard = shard + 1
 		evs = append(evs, e)
 	}
 	if len(evs) == 0 {
@@ -89,7 +97,7 @@ func (r *Receiver) resolveBatch(ctx context.Context) (int, error) {
 		case x.err != nil && transient(x.err):
 			return len(members), x.err
 		case x.err != nil:
-			if err := r.refuseMember(rctx, evs[i].member, evs[i].EventID, evs[i], x.err); err != nil {
+			if err := r.refuseMember(rctx, deferred, evs[i].member, evs[i].EventID, evs[i], x.err); err != nil {
 				return len(members), err
 			}
 		default:
@@ -118,16 +126,16 @@ func decodeMember(m string) (*event, error) {
 // refused spooled callback does, and leaves the zset; without one it stays
 // and is tried again after badMemberRetry, so that it neither blocks the
 // others nor is lost.
-func (r *Receiver) refuseMember(ctx context.Context, member, eventID string, kept any, cause error) error {
+func (r *Receiver) refuseMember(ctx context.Context, deferred, member, eventID string, kept any, cause error) error {
 	if r.spool != nil {
 		r.log.Error().Err(cause).Str("event_id", eventID).Msg("redis refused a deferred callback; kept in rejected.log")
 		if err := r.spool.reject(kept, cause); err != nil {
 			return err
 		}
-		return r.st.rdb.ZRem(ctx, r.st.deferred, member).Err()
+		return r.st.rdb.ZRem(ctx, deferred, member).Err()
 	}
 	r.log.Error().Err(cause).Str("event_id", eventID).Dur("retry_in", badMemberRetry).Msg("redis refused a deferred callback; kept deferred")
-	return r.st.rdb.ZAddArgs(ctx, r.st.deferred, redis.ZAddArgs{XX: true, Members: []redis.Z{{
+	return r.st.rdb.ZAddArgs(ctx, deferred, redis.ZAddArgs{XX: true, Members: []redis.Z{{
 		Score: float64(time.Now().Add(badMemberRetry).UnixMilli()), Member: member,
 	}}}).Err()
 }

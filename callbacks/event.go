@@ -54,6 +54,10 @@ type event struct {
 	// Attempt counts the deferrals so far of a callback whose SMSId was not
 	// recorded yet (0 for a new callback: the spool never writes it).
 	Attempt int `json:"attempt,omitempty"`
+	// Shard is 1 + the shard (store.ShardOf) the callback URL named with
+	// s=<n>, the shard of the message; 0 when unknown (then the SMSId's
+	// map is looked up in every shard).
+	Shard int `json:"shard,omitempty"`
 
 	// member is the {P}:cb:deferred member this event was read from ("" for
 	// a new callback); the store script claims it.

@@ -27,7 +27,7 @@ const (
 
 // bundle is what each test works with.
 type bundle struct {
-	rdb  *redis.Client
+	rdb  redis.UniversalClient
 	recv *Receiver
 	srv  *httptest.Server
 	cfg  Config
@@ -38,7 +38,7 @@ type bundle struct {
 // setup starts a Receiver on its own prefix and streams against rdb (the
 // test Redis when nil), served by an httptest server, both stopped when the
 // test ends.
-func setup(t testing.TB, rdb *redis.Client, mod func(*Config)) *bundle {
+func setup(t testing.TB, rdb redis.UniversalClient, mod func(*Config)) *bundle {
 	t.Helper()
 	if rdb == nil {
 		rdb = testutil.Redis(t)
@@ -61,7 +61,7 @@ func setup(t testing.TB, rdb *redis.Client, mod func(*Config)) *bundle {
 	return b
 }
 
-func startReceiver(t testing.TB, rdb *redis.Client, cfg Config) *bundle {
+func startReceiver(t testing.TB, rdb redis.UniversalClient, cfg Config) *bundle {
 	t.Helper()
 	recv, err := New(cfg, rdb, testLogger(t))
 	if err != nil {
@@ -85,7 +85,7 @@ func startReceiver(t testing.TB, rdb *redis.Client, cfg Config) *bundle {
 	return &bundle{rdb: rdb, recv: recv, srv: srv, cfg: recv.cfg, keys: store.NewKeys(cfg.Prefix), stop: stop}
 }
 
-func cleanupKeys(rdb *redis.Client, cfg Config) {
+func cleanupKeys(rdb redis.UniversalClient, cfg Config) {
 	ctx := context.Background()
 	var keys []string
 	iter := rdb.Scan(ctx, 0, "{"+cfg.Prefix+"}:*", 1000).Iterator()

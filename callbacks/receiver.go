@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -116,6 +117,27 @@ func New(cfg Config, rdb redis.UniversalClient, log zerolog.Logger) (*Receiver, 
 	return r, nil
 }
 
+// ShardParam is the query parameter of the callback URLs the worker hands
+// ROX: the shard of the request's messages (store/shards.go), so that a
+// callback's records are found without a lookup. URLs carry it only when
+// the deployment has more than one shard.
+const ShardParam = "s"
+
+// shardParam is 1 + the shard v names among n, or 0 when v names none.
+func shardParam(v string, n int) int {
+	i, err := strconv.Atoi(v)
+	if v == "" || err != nil || i < 0 || i >= n {
+		return 0
+	}
+	return i + 1
+}
+
+// Unready returns why callbacks cannot be stored now ("" when they can):
+// the last store (or stream push) was refused by Redis for a reason
+// replaying cannot cure (CROSSSLOT, WRONGTYPE, NOPERM, a script error). It
+// clears when a later store succeeds. /readyz reports it.
+func (r *Receiver) Unready() string { return r.st.health.reason() }
+
 // Run stores callbacks until ctx is done: it starts the pipelined batchers,
 // the spool replayer (which first replays what an earlier process left) and
 // the resolver of deferred callbacks (deferred.go), and waits for them.
@@ -135,6 +157,9 @@ func (r *Receiver) Run(ctx context.Context) error {
 		wg.Go(func() { r.replayLoop(ctx) })
 	}
 	wg.Go(func() { r.resolveLoop(ctx) })
+	if r.st.split {
+		wg.Go(func() { r.outboxLoop(ctx) })
+	}
 	<-ctx.Done()
 	wg.Wait()
 	close(r.stopped)
@@ -272,10 +297,15 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 			"wrong account: Sender.AccountId is not the ROX account of this callback URL's token"+r.salvage(req.Context(), kind, buf.Bytes()))
 		return
 	}
+	ev.Shard = shardParam(req.URL.Query().Get(ShardParam), max(r.cfg.Shards, 1))
 	outcome, err := r.store(ev)
 	if err != nil {
 		r.log.Error().Err(err).Str("kind", kind).Str("event_id", ev.EventID).Msg("callback not stored; answered 503")
-		r.fail(w, kind, OutcomeError, http.StatusServiceUnavailable, ResultNotStored, "not stored: storage unavailable, post it again later")
+		text := "not stored: storage unavailable, post it again later"
+		if spoolReason(err) == SpoolRefused {
+			text = "not stored: storage refused the write, post it again later"
+		}
+		r.fail(w, kind, OutcomeError, http.StatusServiceUnavailable, ResultNotStored, text)
 		return
 	}
 	r.count(kind, outcome)

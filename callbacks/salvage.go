@@ -28,15 +28,24 @@ func (r *Receiver) salvageStop(ctx context.Context, body []byte) (string, error)
 			return "", nil
 		}
 		// The number the message was sent to, when the SMSId is known.
-		mid, err := r.st.rdb.Get(ctx, r.st.keys.SMS(lr.SMSID)).Result()
+		e := &event{SMSID: lr.SMSID}
+		if err := r.st.locate(ctx, []*event{e}); err != nil {
+			return "", nil
+		}
+		k := r.st.shards[r.st.shardOf(e)].keys
+		mid, err := r.st.rdb.Get(ctx, k.SMS(lr.SMSID)).Result()
 		if err != nil {
 			return "", nil
 		}
-		if num, err = r.st.rdb.HGet(ctx, r.st.keys.Msg(mid), "to").Result(); err != nil || num == "" {
+		if num, err = r.st.rdb.HGet(ctx, k.Msg(mid), "to").Result(); err != nil || num == "" {
 			return "", nil
 		}
 	}
-	if err := r.st.rdb.SAdd(ctx, r.st.keys.Suppressed(), num).Err(); err != nil {
+	pipe := r.st.rdb.Pipeline()
+	for _, sk := range r.st.shards {
+		pipe.SAdd(ctx, sk.keys.Suppressed(), num)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return "", fmt.Errorf("callbacks: suppress after a refused STOP: %w", err)
 	}
 	return num, nil

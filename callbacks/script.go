@@ -1,8 +1,6 @@
 package callbacks
 
 import (
-	"github.com/redis/go-redis/v9"
-
 	"github.com/redoxygen/roxd/internal/store"
 )
 
@@ -13,6 +11,11 @@ import (
 // KEYS[3] stream (receipts or replies)
 // KEYS[4] suppression set {P}:suppressed
 // KEYS[5] deferred callbacks {P}:cb:deferred (zset: event JSON → due ms)
+// KEYS[6] (optional) the outbox {P}:cb:outbox: given when the stream lives
+// in another Redis Cluster slot than {P} (a script cannot XADD there): the
+// entry's XADD fields then go into this hash (event id → JSON) instead of
+// the stream, and pushScript appends them to the stream in a second call
+// (outbox.go)
 // ARGV[1] key base "{P}:"   ARGV[2] dedup TTL ms   ARGV[3] MAXLEN (<=0: none)
 // ARGV[4] kind   ARGV[5] receipt status (delivered|failed) or ""
 // ARGV[6] opt-out action (stop|start|"")   ARGV[7] E.164 number for the
@@ -33,7 +36,8 @@ import (
 //
 // Returns {code, stream entry id, moved (1 = the record's status moved
 // forward)}; code is 0 duplicate, 1 stored, 2 deferred, 3 gone (the member
-// was resolved by another receiver already).
+// was resolved by another receiver already), 4 stored with the stream entry
+// in the outbox (KEYS[6]; the second element is then the outbox JSON).
 //
 // Opt-out: STOP adds the number to KEYS[4]; START removes it unless an
 // operator suppressed it ({P}:suppressed:operator). A reply's entry gets
@@ -59,7 +63,7 @@ import (
 // but an error half-way leaves it in place to be retried rather than lost.
 // The message record is addressed from the SMSId map; it shares the {P}
 // hash tag with every declared key.
-var storeScript = redis.NewScript(store.TransitionLua + store.ReconcileLua + `
+var storeScript = store.NewScript("callbacks.store", store.TransitionLua+store.ReconcileLua+`
 local member = ARGV[13]
 if member ~= '' and not redis.call('ZSCORE', KEYS[5], member) then
   return {3, '', 0}
@@ -177,10 +181,46 @@ else
 end
 args[#args+1] = 'metadata'
 args[#args+1] = meta
-local id = redis.call(unpack(args))
+local code, id = 1, ''
+if KEYS[6] then
+  -- the stream is in another slot: keep the entry's fields (after '*')
+  -- for pushScript; the outbox is drained by the receivers
+  local f = {}
+  local start = 4
+  if maxlen > 0 then start = 7 end
+  for i = start, #args do f[#f + 1] = args[i] end
+  id = cjson.encode({t = tonumber(ARGV[8]), k = kind, f = f})
+  redis.call('HSET', KEYS[6], ARGV[9], id)
+  code = 4
+else
+  id = redis.call(unpack(args))
+end
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
 if member ~= '' then redis.call('ZREM', KEYS[5], member) end
-return {1, id, moved}
+return {code, id, moved}
+`)
+
+// pushScript appends an outbox entry to its stream, once.
+//
+// KEYS[1] the stream   KEYS[2] its push marker {<stream's hash tag>}:x:<event id>
+// (same slot as the stream)
+// ARGV[1] marker TTL ms   ARGV[2] MAXLEN (<=0: none)   ARGV[3..] the fields
+//
+// Returns the entry id, or "" when the marker says it was pushed already.
+var pushScript = store.NewScript("callbacks.push", `
+if redis.call('EXISTS', KEYS[2]) == 1 then return '' end
+local args = {'XADD', KEYS[1]}
+local maxlen = tonumber(ARGV[2])
+if maxlen > 0 then
+  args[#args+1] = 'MAXLEN'
+  args[#args+1] = '~'
+  args[#args+1] = maxlen
+end
+args[#args+1] = '*'
+for i = 3, #ARGV do args[#args+1] = ARGV[i] end
+local id = redis.call(unpack(args))
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+return id
 `)
 
 // scriptFixedArgs is the number of ARGV before the stream fields.

@@ -2,6 +2,7 @@ package callbacks
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -20,6 +21,8 @@ type result struct {
 	moved    bool   // a receipt moved the record's status forward
 	id       string // stream entry id when stored
 	err      error
+
+	pending *outboxEntry // stored; its stream entry waits in the outbox (outbox.go)
 }
 
 // job is one event waiting for the batcher; done has room for one result
@@ -38,6 +41,21 @@ type storer struct {
 	// deferred is {P}:cb:deferred: callbacks whose SMSId was unknown, by
 	// due time (unix ms).
 	deferred string
+	// split: the streams are in other cluster slots than {P}; entries go
+	// through the outbox {P}:cb:outbox (outbox.go).
+	split  bool
+	outbox string
+	health health
+	// shards: every shard's keys (store.ShardKeys); keys, deferred and
+	// outbox above are shard 0's.
+	shards []shardKeys
+}
+
+// shardKeys are one shard's keys the storer uses.
+type shardKeys struct {
+	keys     store.Keys
+	deferred string
+	outbox   string
 }
 
 // deferredKey is the zset of callbacks waiting for their SMSId to be
@@ -45,14 +63,43 @@ type storer struct {
 func deferredKey(k store.Keys) string { return k.Base() + "cb:deferred" }
 
 func newStorer(rdb redis.UniversalClient, cfg Config) *storer {
-	keys := store.NewKeys(cfg.Prefix)
+	all := store.ShardKeys(cfg.Prefix, cfg.Shards)
+	keys := all[0]
+	shards := make([]shardKeys, len(all))
+	split := false
+	for i, k := range all {
+		shards[i] = shardKeys{keys: k, deferred: deferredKey(k), outbox: outboxKey(k)}
+		split = split || splitStreams(rdb, k.Base(), cfg.ReceiptsStream, cfg.RepliesStream)
+	}
 	return &storer{
+		shards:   shards,
 		rdb:      rdb,
 		keys:     keys,
 		cfg:      cfg,
 		jobs:     make(chan *job, cfg.Pipelines*cfg.MaxBatch),
 		deferred: deferredKey(keys),
+		split:    split,
+		outbox:   outboxKey(keys),
 	}
+}
+
+// outboxes are the outbox keys the storer writes (outbox.go).
+func (s *storer) outboxes() []string {
+	out := make([]string, len(s.shards))
+	for i, sk := range s.shards {
+		out[i] = sk.outbox
+	}
+	return out
+}
+
+// shardOf returns e's shard: the one its callback URL named (s=<n>, set
+// by the worker), else the one whose SMSId map holds e's SMSId (found is
+// false when none does: then shard 0, as for a deployment of one shard).
+func (s *storer) shardOf(e *event) int {
+	if e.Shard >= 1 && e.Shard <= len(s.shards) {
+		return e.Shard - 1
+	}
+	return 0
 }
 
 func (s *storer) stream(kind string) string {
@@ -67,7 +114,12 @@ func (s *storer) stream(kind string) string {
 // defers it by the next delay; after the last one it is pushed with an
 // empty message_id.
 func (s *storer) scriptArgs(e *event) ([]string, []any) {
-	keys := []string{s.keys.CallbackSeen(e.EventID), s.keys.SMS(e.SMSID), s.stream(e.Kind), s.keys.Suppressed(), s.deferred}
+	sk := s.shards[s.shardOf(e)]
+	keys := []string{sk.keys.CallbackSeen(e.EventID), sk.keys.SMS(e.SMSID), s.stream(e.Kind), sk.keys.Suppressed(), sk.deferred}
+	if s.split {
+		keys[2] = sk.outbox // the stream is not touched: keep KEYS in one slot
+		keys = append(keys, sk.outbox)
+	}
 	errText, done := "", ""
 	if e.OptOutDone {
 		done = "1"
@@ -92,7 +144,7 @@ func (s *storer) scriptArgs(e *event) ([]string, []any) {
 		next++
 	}
 	argv := make([]any, 0, 32)
-	argv = append(argv, s.keys.Base(), s.cfg.DedupTTL.Milliseconds(), maxLen, e.Kind, e.Status,
+	argv = append(argv, sk.keys.Base(), s.cfg.DedupTTL.Milliseconds(), maxLen, e.Kind, e.Status,
 		e.OptOut, e.OptOutNumber, e.ReceivedMS, e.EventID, errText, deferUntil, next, e.member, done)
 	argv = append(argv, e.streamFields()...)
 	return keys, argv
@@ -102,6 +154,12 @@ func (s *storer) scriptArgs(e *event) ([]string, []any) {
 // script cache was empty) and returns one result per event.
 func (s *storer) exec(ctx context.Context, evs []*event) []result {
 	res := make([]result, len(evs))
+	if err := s.locate(ctx, evs); err != nil {
+		for i := range res {
+			res[i] = result{err: err}
+		}
+		return res
+	}
 	todo := make([]int, len(evs))
 	for i := range todo {
 		todo[i] = i
@@ -129,11 +187,134 @@ func (s *storer) exec(ctx context.Context, evs []*event) []result {
 				for _, i := range todo {
 					res[i] = result{err: fmt.Errorf("callbacks: load script: %w", err)}
 				}
+				s.observe(res, nil)
 				return res
 			}
 		}
 	}
+	// Entries left in the outbox: push them now. A failed push leaves them
+	// there for drainOutbox; the callbacks are stored either way.
+	var pend []outboxEntry
+	var at []int
+	for i := range res {
+		if p := res[i].pending; p != nil {
+			p.eventID = evs[i].EventID
+			p.outbox = s.shards[s.shardOf(evs[i])].outbox
+			pend = append(pend, *p)
+			at = append(at, i)
+		}
+	}
+	var pushErr error
+	if len(pend) > 0 {
+		var ids []string
+		ids, pushErr = s.push(ctx, pend)
+		for k, i := range at {
+			res[i].id = ids[k]
+		}
+	}
+	s.observe(res, pushErr)
+	s.spreadOptOuts(ctx, evs, res)
 	return res
+}
+
+// locate gives each event without a valid shard (a callback URL without
+// s=<n>: posted before the deployment had shards, or by hand) the shard
+// whose SMSId map knows its SMSId, in one pipelined round trip; shard 0
+// when none does.
+func (s *storer) locate(ctx context.Context, evs []*event) error {
+	if len(s.shards) == 1 {
+		return nil
+	}
+	var lost []*event
+	for _, e := range evs {
+		if e.Shard < 1 || e.Shard > len(s.shards) {
+			lost = append(lost, e)
+		}
+	}
+	if len(lost) == 0 {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([][]*redis.IntCmd, len(lost))
+	for i, e := range lost {
+		for _, sk := range s.shards {
+			cmds[i] = append(cmds[i], pipe.Exists(ctx, sk.keys.SMS(e.SMSID)))
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("callbacks: find the shard of an SMSId: %w", err)
+	}
+	for i, e := range lost {
+		e.Shard = 1
+		for j, c := range cmds[i] {
+			if c.Val() > 0 {
+				e.Shard = j + 1
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// spreadOptOuts copies the opt-outs the store script applied in an event's
+// shard to every other shard (each shard keeps the whole suppression list,
+// see store/shards.go). Best effort: a failure is retried by nothing, so a
+// number may stay unsuppressed in some shards; logged by the caller's
+// metrics only. A START is copied where no operator suppressed the number.
+func (s *storer) spreadOptOuts(ctx context.Context, evs []*event, res []result) {
+	if len(s.shards) == 1 {
+		return
+	}
+	pipe := s.rdb.Pipeline()
+	n := 0
+	for i, e := range evs {
+		if res[i].err != nil || res[i].dup || res[i].gone || e.OptOutNumber == "" || e.Kind != KindReply {
+			continue
+		}
+		own := s.shardOf(e)
+		for j, sk := range s.shards {
+			if j == own {
+				continue
+			}
+			switch e.OptOut {
+			case KeywordStop:
+				pipe.SAdd(ctx, sk.keys.Suppressed(), e.OptOutNumber)
+				n++
+			case KeywordStart:
+				pipe.Eval(ctx, `if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 then redis.call('SREM', KEYS[1], ARGV[1]) end return 0`,
+					[]string{sk.keys.Suppressed(), sk.keys.SuppressedByOperator()}, e.OptOutNumber)
+				n++
+			}
+		}
+	}
+	if n > 0 {
+		_, _ = pipe.Exec(ctx)
+	}
+}
+
+// observe updates the storer's health from a round trip's results: a
+// refusal replaying cannot cure (CROSSSLOT, WRONGTYPE, a script error...)
+// makes /readyz fail until a later store succeeds.
+func (s *storer) observe(res []result, pushErr error) {
+	var refused error
+	stored := false
+	for _, x := range res {
+		switch {
+		case x.err == nil:
+			stored = true
+		case !transient(x.err) && refused == nil:
+			refused = x.err
+		}
+	}
+	if pushErr != nil && !transient(pushErr) && refused == nil {
+		refused = pushErr
+	}
+	switch {
+	case refused != nil:
+		s.health.fail(refused)
+	case stored && pushErr == nil:
+		s.health.ok()
+	}
 }
 
 func parseResult(v any, err error) result {
@@ -152,6 +333,12 @@ func parseResult(v any, err error) result {
 		return result{dup: true}
 	case 1:
 		return result{id: id, moved: moved == 1}
+	case 4:
+		var e outboxEntry
+		if err := json.Unmarshal([]byte(id), &e); err != nil {
+			return result{err: fmt.Errorf("callbacks: store: outbox entry: %w", err)}
+		}
+		return result{moved: moved == 1, pending: &e}
 	case 2:
 		return result{deferred: true}
 	case 3:

@@ -84,6 +84,7 @@ type Config struct {
 
 	KeyPrefix        string        `env:"ROXD_KEY_PREFIX, default=roxd" desc:"Prefix (Redis hash tag) of roxd's keys"`
 	Queue            string        `env:"ROXD_QUEUE, default=roxd" desc:"asynq queue of send tasks"`
+	Shards           int           `env:"ROXD_SHARDS, default=1" min:"1" max:"64" desc:"Shards of the keyspace, spread over a Redis Cluster's masters: hash tags {P:i-k} (1: {P}), each with its own ready lists, schedule, batches and asynq queue; fixed once a Redis holds data (a change is refused at start)"`
 	StatusTTL        time.Duration `env:"ROXD_STATUS_TTL, default=168h" min:"1s" max:"8784h" desc:"How long message records and statuses are kept"`
 	ScheduleLead     time.Duration `env:"ROXD_SCHEDULE_LEAD, default=1m" min:"0s" max:"24h" desc:"How long before SendAt a scheduled message is handed to ROX with SendLater"`
 	MaxScheduleAhead time.Duration `env:"ROXD_MAX_SCHEDULE_AHEAD, default=8760h" min:"1s" max:"87600h" desc:"Furthest SendAt accepted"`
@@ -375,8 +376,20 @@ func (c Config) Validate(roles ...string) error {
 	}
 	checkName("ROXD_KEY_PREFIX", c.KeyPrefix)
 	checkName("ROXD_QUEUE", c.Queue)
-	checkName("ROXD_RECEIPTS_STREAM", c.ReceiptsStream)
-	checkName("ROXD_REPLIES_STREAM", c.RepliesStream)
+	if c.Shards < 1 || c.Shards > 64 {
+		bad("ROXD_SHARDS", "must be 1..64")
+	}
+	// Stream names are whole keys: one hash tag is allowed (it picks the
+	// stream's Redis Cluster slot), other braces are not.
+	checkStream := func(name, v string) {
+		if v == "" {
+			bad(name, "must not be empty")
+		} else if err := redisconn.CheckTaggedName(v); err != nil {
+			bad(name, "%s", err.Error())
+		}
+	}
+	checkStream("ROXD_RECEIPTS_STREAM", c.ReceiptsStream)
+	checkStream("ROXD_REPLIES_STREAM", c.RepliesStream)
 	if c.StatusTTL <= 0 {
 		bad("ROXD_STATUS_TTL", "must be > 0")
 	}
@@ -446,6 +459,18 @@ func (c Config) Validate(roles ...string) error {
 func (c Config) CallbackURLs() (receipt, reply string) {
 	base := strings.TrimRight(c.PublicURL, "/") + "/rox/" + c.CallbackToken
 	return base + "/receipt", base + "/reply"
+}
+
+// ShardCallbackURLs are CallbackURLs for the requests of shard i: with
+// more than one shard they carry the query parameter s=<i>, so that the
+// receiver finds the messages' shard without a lookup.
+func (c Config) ShardCallbackURLs(i int) (receipt, reply string) {
+	receipt, reply = c.CallbackURLs()
+	if c.Shards > 1 {
+		q := "?s=" + strconv.Itoa(i)
+		receipt, reply = receipt+q, reply+q
+	}
+	return receipt, reply
 }
 
 // HasRole reports whether role is among c.Roles.

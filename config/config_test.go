@@ -46,7 +46,7 @@ func TestDefaults(t *testing.T) {
 		RedisURL: "redis://127.0.0.1:6379/0", ROXURL: rox.DefaultEndpoint, ROXProduct: "roxd", ROXTimeout: 30 * time.Second,
 		Roles: []string{"worker", "callbacks", "api"}, HTTPAddr: "127.0.0.1:8080", CallbackAddr: ":8081",
 		PublicURL: "http://127.0.0.1:8081", DefaultRegion: "AU", RetryInitial: 5 * time.Second,
-		RetryMaxInterval: 10 * time.Minute, MaxAttempts: 10, KeyPrefix: "roxd", Queue: "roxd",
+		RetryMaxInterval: 10 * time.Minute, MaxAttempts: 10, KeyPrefix: "roxd", Queue: "roxd", Shards: 1,
 		StatusTTL: 168 * time.Hour, ScheduleLead: time.Minute, MaxScheduleAhead: 8760 * time.Hour,
 		BatchLinger: 5 * time.Millisecond, SendConcurrency: 16, DequeueLanes: 2, ShutdownTimeout: 25 * time.Second,
 		CallbackDrain: 5 * time.Second, APITimeout: 5 * time.Second,
@@ -95,6 +95,9 @@ func TestOverrides(t *testing.T) {
 	m["ROXD_BATCH_LINGER"] = "0s"
 	m["ROXD_PUBLIC_URL"] = "https://sms.example.com/base/"
 	m["LOG_LEVEL"] = " " // empty means default here (the table says so)
+	// A stream name may carry one hash tag (it picks its cluster slot).
+	m["ROXD_RECEIPTS_STREAM"] = "{roxd}:receipts"
+	m["ROXD_REPLIES_STREAM"] = "events:{r}"
 	c, err := Load(env(m))
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +108,8 @@ func TestOverrides(t *testing.T) {
 	if !reflect.DeepEqual(c.Roles, []string{"worker", "api"}) || c.HasRole(RoleCallbacks) ||
 		!reflect.DeepEqual(c.PermanentCodes, []rox.Code{"2015", "2099"}) || c.DefaultRegion != "NZ" ||
 		c.ReceiptFlag() != rox.ReceiptOnError || c.ReplyType() != rox.ReplyBoth || !c.DashboardReadOnly ||
-		c.MaxAttempts != 3 || c.BatchLinger != 0 || c.LogLevel != "info" {
+		c.MaxAttempts != 3 || c.BatchLinger != 0 || c.LogLevel != "info" ||
+		c.ReceiptsStream != "{roxd}:receipts" || c.RepliesStream != "events:{r}" {
 		t.Fatalf("overrides: %v", c)
 	}
 	if c.Policy().RetryableCode("2015") || !c.Policy().RetryableCode("2016") {
@@ -164,6 +168,8 @@ func TestBadValues(t *testing.T) {
 		{"ROXD_PERMANENT_CODES", "15", nil},
 		{"ROXD_KEY_PREFIX", "{roxd}", nil},
 		{"ROXD_QUEUE", "my queue", nil},
+		{"ROXD_SHARDS", "0", nil},
+		{"ROXD_SHARDS", "65", nil},
 		{"ROXD_STATUS_TTL", "0s", nil},
 		{"ROXD_SCHEDULE_LEAD", "-1m", nil},
 		{"ROXD_MAX_SCHEDULE_AHEAD", "0s", nil},
@@ -174,7 +180,9 @@ func TestBadValues(t *testing.T) {
 		{"ROXD_RECEIPT", "sometimes", nil},
 		{"ROXD_REPLY", "H", nil},
 		{"ROXD_RECEIPTS_STREAM", "a b", nil},
-		{"ROXD_REPLIES_STREAM", "{x}", nil},
+		{"ROXD_REPLIES_STREAM", "{}x", nil},
+		{"ROXD_REPLIES_STREAM", "a}b{c", nil},
+		{"ROXD_RECEIPTS_STREAM", "{a}{b}", nil},
 		{"ROXD_STREAM_MAXLEN", "0", nil},
 		{"ROXD_STREAM_MAXLEN", "lots", nil},
 		{"ROXD_CALLBACK_MAX_BODY", "64KiB", nil},

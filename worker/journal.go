@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
-	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/redoxygen/roxd/internal/journal"
@@ -311,7 +310,7 @@ func (w *Worker) applyOne(ctx context.Context, h *held) {
 // Neither GET nor PEXPIRE is refused under OOM (they allocate nothing), so
 // this works while Redis refuses the record for memory; under READONLY
 // nothing is writable and the lock may expire (see ARCHITECTURE.md).
-var keepLockScript = redis.NewScript(`
+var keepLockScript = store.NewScript("worker.keepLock", `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 `)

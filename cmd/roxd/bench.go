@@ -34,7 +34,7 @@ import (
 )
 
 func init() {
-	register("bench", "benchmark: `bench` (pipeline, then whole), `bench pipeline`, `bench callbacks` or `bench whole`", runBench)
+	register("bench", "benchmark: `bench` (pipeline, then whole), `bench pipeline`, `bench callbacks`, `bench whole` or `bench cluster`", runBench)
 }
 
 func runBench(ctx context.Context, args []string) error {
@@ -46,8 +46,10 @@ func runBench(ctx context.Context, args []string) error {
 			return benchCallbacks(ctx, args[1:])
 		case "whole":
 			return benchWhole(ctx, args[1:], os.Stdout)
+		case "cluster":
+			return benchCluster(ctx, args[1:], os.Stdout)
 		default:
-			fmt.Fprintf(os.Stderr, "roxd bench: unknown benchmark %q (want pipeline, callbacks or whole)\n", args[0])
+			fmt.Fprintf(os.Stderr, "roxd bench: unknown benchmark %q (want pipeline, callbacks, whole or cluster)\n", args[0])
 			return errUsage
 		}
 	}
@@ -352,6 +354,26 @@ type env struct {
 }
 
 func (b *benchRun) startEnv(ctx context.Context, startWorker bool) (*env, error) {
+	e, err := b.newSimEnv()
+	if err != nil {
+		return nil, err
+	}
+	e.prod, err = producer.New(b.rdb, producer.Config{Store: store.Config{Prefix: b.prefix}}, b.log)
+	if err != nil {
+		e.stop()
+		return nil, err
+	}
+	if startWorker {
+		if err := b.startWorker(ctx, e); err != nil {
+			e.stop()
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// newSimEnv starts the simulator and the ROX client of an env.
+func (b *benchRun) newSimEnv() (*env, error) {
 	sim, err := roxsim.New(roxsim.Config{CountOnly: true, Faults: roxsim.Faults{
 		Latency: b.f.simLatency,
 		// Keep the simulator's receipts out of the measurement: they would
@@ -369,22 +391,11 @@ func (b *benchRun) startEnv(ctx context.Context, startWorker bool) (*env, error)
 		return nil, err
 	}
 	e := &env{sim: sim, srv: srv, sender: newBenchSender(client)}
-	e.prod, err = producer.New(b.rdb, producer.Config{Store: store.Config{Prefix: b.prefix}}, b.log)
-	if err != nil {
-		srv.Close()
-		return nil, err
-	}
 	e.stop = func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = sim.Close(cctx)
 		srv.Close()
-	}
-	if startWorker {
-		if err := b.startWorker(ctx, e); err != nil {
-			e.stop()
-			return nil, err
-		}
 	}
 	return e, nil
 }

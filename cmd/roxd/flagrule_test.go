@@ -208,6 +208,7 @@ func TestRedisCommandsFlagBeatsEnvironment(t *testing.T) {
 		"tail":            func() error { return tail(ctx, []string{"receipts", "--count", "1"}, io.Discard, io.Discard) },
 		"bench pipeline":  func() error { return benchPipeline(ctx, []string{"-mode", "bare", "-bare-n", "1"}, io.Discard) },
 		"bench callbacks": func() error { return benchCallbacks(ctx, []string{"-count", "1", "-warmup", "0"}) },
+		"bench cluster":   func() error { return benchCluster(ctx, []string{"-n", "1"}, io.Discard) },
 		"tail empty flag": func() error { return tail(ctx, []string{"receipts", "--redis="}, io.Discard, io.Discard) },
 	} {
 		err := run()

@@ -8,11 +8,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/redoxygen/roxd/callbacks"
@@ -50,6 +53,9 @@ type Options struct {
 	// keeps nothing and has no CONFIG or INFO, so its persistence and
 	// eviction are not checked.
 	EmbeddedRedis bool
+	// RedisHook, when set, is added to the Redis client (tests: which
+	// scripts ran on a cluster).
+	RedisHook redis.Hook
 }
 
 // Run runs the roles of cfg until ctx is cancelled, then shuts down in order
@@ -64,6 +70,9 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	}
 	rdb := conn.Client()
 	defer rdb.Close()
+	if opts.RedisHook != nil {
+		rdb.AddHook(opts.RedisHook)
+	}
 	if err := startupChecks(ctx, cfg, conn, rdb, log); err != nil {
 		if isCanceled(err) && ctx.Err() != nil {
 			return nil // stopped while waiting for Redis
@@ -73,7 +82,18 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go watchRedis(watchCtx, conn, rdb, log.With().Str("component", "redis").Logger())
-	storeCfg := store.Config{Prefix: cfg.KeyPrefix, StatusTTL: cfg.StatusTTL, ScheduleLead: cfg.ScheduleLead}
+	// The shard count is fixed once Redis holds data (store/shards.go).
+	if err := store.CheckShards(ctx, rdb, cfg.KeyPrefix, cfg.Shards); err != nil {
+		if errors.Is(err, store.ErrShardsChanged) {
+			return fmt.Errorf("ROXD_SHARDS: %w", err)
+		}
+		return err
+	}
+	storeCfg := store.Config{Prefix: cfg.KeyPrefix, StatusTTL: cfg.StatusTTL, ScheduleLead: cfg.ScheduleLead, Shards: cfg.Shards}
+	queues := make([]string, cfg.Shards)
+	for i := range queues {
+		queues[i] = store.ShardQueue(cfg.Queue, cfg.Shards, i)
+	}
 
 	var workerUp atomic.Bool
 	internalMux := http.NewServeMux()
@@ -96,6 +116,8 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		go health.run(healthCtx, interval)
 	}
 
+	// recv is set before any listener starts (below).
+	var recv *callbacks.Receiver
 	internalMux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), ReadyzBudget)
 		defer cancel()
@@ -105,6 +127,8 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 			ok, reason = false, "redis unreachable"
 		case ok && cfg.HasRole(config.RoleWorker) && !workerUp.Load():
 			ok, reason = false, "worker not running"
+		case ok && recv != nil && recv.Unready() != "":
+			ok, reason = false, recv.Unready()
 		}
 		writeReadyz(w, ok, reason, warnings)
 	})
@@ -113,7 +137,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	insp := asynq.NewInspector(conn.Asynq())
 	defer insp.Close()
 	qc, err := metrics.NewQueueCollector(metrics.QueueCollectorConfig{
-		Inspector: insp, Redis: rdb, Prefix: cfg.KeyPrefix, Queues: []string{cfg.Queue},
+		Inspector: insp, Redis: rdb, Prefix: cfg.KeyPrefix, Shards: cfg.Shards, Queues: queues,
 		Logger: log.With().Str("component", "metrics").Logger(),
 	})
 	if err != nil {
@@ -135,18 +159,24 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		}
 		// The dashboard applies operator actions to messages at once; the
 		// worker's sweep catches those made with the asynq CLI.
-		op, err := worker.NewOperator(worker.Config{Store: storeCfg, Queue: cfg.Queue, MaxAttempts: cfg.MaxAttempts,
-			AccountID: cfg.ROXAccountID}, rdb, conn.Asynq(), log)
-		if err != nil {
-			return fmt.Errorf("dashboard operator: %w", err)
+		ops := make([]*worker.Operator, cfg.Shards)
+		for i := range ops {
+			op, err := worker.NewOperator(worker.Config{Store: shardStore(storeCfg, i), Queue: queues[i], MaxAttempts: cfg.MaxAttempts,
+				AccountID: cfg.ROXAccountID}, rdb, conn.Asynq(), log)
+			if err != nil {
+				return fmt.Errorf("dashboard operator: %w", err)
+			}
+			defer op.Close()
+			ops[i] = op
 		}
-		defer op.Close()
 		dash, err := dashboard.New(dashboard.Config{RootPath: DashboardPath, RedisConnOpt: conn.Asynq(),
 			Token: cfg.APIToken, ReadOnly: cfg.DashboardReadOnly,
 			Operators: operators, OperatorPassword: cfg.DashboardPassword,
 			AfterAction: func(ctx context.Context, a dashboard.Action) {
 				if a.Name == "delete" || a.Name == "archive" {
-					op.Sweep(ctx, time.Now())
+					for _, op := range ops {
+						op.Sweep(ctx, time.Now())
+					}
 				}
 			},
 			Logger: log.With().Str("component", "dashboard").Logger()})
@@ -183,10 +213,9 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		internalMux.Handle("/v1/", withBudget(cfg.APITimeout, api))
 	}
 
-	var recv *callbacks.Receiver
 	if cfg.HasRole(config.RoleCallbacks) {
 		recv, err = callbacks.New(callbacks.Config{
-			Prefix: cfg.KeyPrefix, Token: cfg.CallbackToken, AccountID: cfg.ROXAccountID,
+			Prefix: cfg.KeyPrefix, Shards: cfg.Shards, Token: cfg.CallbackToken, AccountID: cfg.ROXAccountID,
 			ReceiptsStream: cfg.ReceiptsStream, RepliesStream: cfg.RepliesStream, StreamMaxLen: cfg.StreamMaxLen,
 			MaxBody: cfg.CallbackMaxBody, SpoolDir: cfg.SpoolDir, DefaultRegion: cfg.DefaultRegion,
 			Accounts: callbackAccounts(accounts),
@@ -196,7 +225,10 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		}
 	}
 
-	var wrk *worker.Worker
+	// One worker per shard: its own former, scheduler, reaper, journal
+	// directory and asynq queue, with an equal share of the process's send
+	// concurrency and dequeue lanes (store/shards.go).
+	var wrks []*worker.Worker
 	if cfg.HasRole(config.RoleWorker) {
 		sender := opts.Sender
 		if sender == nil {
@@ -206,32 +238,49 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 			}
 			sender = c
 		}
-		receiptURL, replyURL := cfg.CallbackURLs()
-		var waccts []worker.Account
-		for _, a := range accounts {
-			c, err := rox.NewClient(cfg.AccountClientConfig(a))
-			if err != nil {
-				return fmt.Errorf("ROX_ACCOUNTS: account %s: rox client: %w", a.Name, err)
+		for i := range cfg.Shards {
+			receiptURL, replyURL := cfg.ShardCallbackURLs(i)
+			journalDir, wlog := cfg.JournalDir, log.With().Str("component", "worker").Logger()
+			if cfg.Shards > 1 {
+				journalDir = filepath.Join(cfg.JournalDir, "shard-"+strconv.Itoa(i))
+				wlog = wlog.With().Int("shard", i).Logger()
 			}
-			ru, pu := cfg.AccountCallbackURLs(a)
-			waccts = append(waccts, worker.Account{Name: a.Name, AccountID: a.AccountID, Sender: c,
-				ReceiptCallbackURL: ru, ReplyCallbackURL: pu, RateLimit: *a.RateLimit})
-		}
-		wrk, err = worker.New(worker.Config{
-			Accounts: waccts,
-			Store:    storeCfg, Queue: cfg.Queue, MaxBatch: rox.MaxRecipients, Linger: cfg.BatchLinger,
-			SendConcurrency: cfg.SendConcurrency, DequeueLanes: cfg.DequeueLanes,
-			ShutdownTimeout: workerShutdownTimeout(cfg.ShutdownTimeout, cfg.CallbackDrain), RetryInitial: cfg.RetryInitial,
-			RetryMaxInterval: cfg.RetryMaxInterval, MaxAttempts: cfg.MaxAttempts,
-			PermanentCodes: cfg.PermanentCodes, ReceiptCallbackURL: receiptURL, ReplyCallbackURL: replyURL,
-			AccountID: cfg.ROXAccountID, Ambiguous: cfg.Ambiguous, ReconcileWindow: cfg.ReconcileWindow,
-			JournalDir: cfg.JournalDir, RateLimit: cfg.RateLimit, RequestRateLimit: cfg.RequestRateLimit,
-		}, rdb, conn.Asynq(), sender, log.With().Str("component", "worker").Logger())
-		if errors.Is(err, worker.ErrJournalDir) {
-			return fmt.Errorf("ROXD_JOURNAL_DIR: %w", err)
-		}
-		if err != nil {
-			return fmt.Errorf("worker: %w", err)
+			var waccts []worker.Account
+			for _, a := range accounts {
+				c, err := rox.NewClient(cfg.AccountClientConfig(a))
+				if err != nil {
+					return fmt.Errorf("ROX_ACCOUNTS: account %s: rox client: %w", a.Name, err)
+				}
+				ru, pu := cfg.AccountCallbackURLs(a)
+				if cfg.Shards > 1 {
+					// The same shard query as the default account's URLs.
+					q := "?s=" + strconv.Itoa(i)
+					ru, pu = ru+q, pu+q
+				}
+				waccts = append(waccts, worker.Account{Name: a.Name, AccountID: a.AccountID, Sender: c,
+					ReceiptCallbackURL: ru, ReplyCallbackURL: pu, RateLimit: *a.RateLimit})
+			}
+			wrk, err := worker.New(worker.Config{
+				Accounts: waccts,
+				Store:    shardStore(storeCfg, i), Queue: queues[i], MaxBatch: rox.MaxRecipients, Linger: cfg.BatchLinger,
+				SendConcurrency: (cfg.SendConcurrency + cfg.Shards - 1) / cfg.Shards,
+				DequeueLanes:    max(1, cfg.DequeueLanes/cfg.Shards),
+				ShutdownTimeout: workerShutdownTimeout(cfg.ShutdownTimeout, cfg.CallbackDrain), RetryInitial: cfg.RetryInitial,
+				RetryMaxInterval: cfg.RetryMaxInterval, MaxAttempts: cfg.MaxAttempts,
+				PermanentCodes: cfg.PermanentCodes, ReceiptCallbackURL: receiptURL, ReplyCallbackURL: replyURL,
+				AccountID: cfg.ROXAccountID, Ambiguous: cfg.Ambiguous, ReconcileWindow: cfg.ReconcileWindow,
+				JournalDir: journalDir, RateLimit: cfg.RateLimit, RequestRateLimit: cfg.RequestRateLimit,
+			}, rdb, conn.Asynq(), sender, wlog)
+			if err != nil {
+				for _, w := range wrks {
+					w.Close()
+				}
+				if errors.Is(err, worker.ErrJournalDir) {
+					return fmt.Errorf("ROXD_JOURNAL_DIR: %w", err)
+				}
+				return fmt.Errorf("worker: %w", err)
+			}
+			wrks = append(wrks, wrk)
 		}
 	}
 
@@ -270,11 +319,11 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	}
 	wrkCtx, stopWorker := context.WithCancel(context.Background())
 	defer stopWorker()
-	if wrk != nil {
+	if len(wrks) > 0 {
 		parts.start("worker", func() error {
 			workerUp.Store(true)
 			defer workerUp.Store(false)
-			return wrk.Run(wrkCtx)
+			return runWorkers(wrkCtx, wrks)
 		})
 	}
 	log.Info().Str("http", addrs.HTTP).Str("callbacks", addrs.Callback).Strs("roles", cfg.Roles).
@@ -290,7 +339,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	err = parts.shutdown(shutdownPlan{
 		budget: cfg.ShutdownTimeout, drain: cfg.CallbackDrain,
 		httpSrv: httpSrv, cbSrv: cbSrv, stopWorker: stopWorker, stopRecv: stopRecv,
-		hasWorker: wrk != nil, hasCallbacks: recv != nil, cbActivity: cbActivity,
+		hasWorker: len(wrks) > 0, hasCallbacks: recv != nil, cbActivity: cbActivity,
 	})
 	if runErr == nil {
 		runErr = err
@@ -334,4 +383,34 @@ func callbackAccounts(accts []config.Account) []callbacks.Account {
 		out = append(out, callbacks.Account{Name: a.Name, Token: a.CallbackToken, AccountID: a.AccountID})
 	}
 	return out
+}
+
+// shardStore is the store configuration of shard i's worker: the shard's
+// prefix, one shard.
+func shardStore(c store.Config, i int) store.Config {
+	c.Prefix = store.ShardPrefix(c.Prefix, c.Shards, i)
+	c.Shards = 1
+	return c
+}
+
+// runWorkers runs every shard's worker until ctx ends; the first error of
+// one ends them all (the others stop as on shutdown).
+func runWorkers(ctx context.Context, wrks []*worker.Worker) error {
+	if len(wrks) == 1 {
+		return wrks[0].Run(ctx)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(wrks))
+	for _, w := range wrks {
+		go func() { errs <- w.Run(ctx) }()
+	}
+	var first error
+	for range wrks {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+			cancel()
+		}
+	}
+	return first
 }

@@ -25,6 +25,12 @@ func mapLookup(m map[string]string) func(string) (string, bool) {
 // banner printed. Dev is stopped, and must return nil, when the test ends.
 func startDev(t *testing.T, env map[string]string) DevInfo {
 	t.Helper()
+	return startDevHook(t, env, nil)
+}
+
+// startDevHook is startDev with hook added to roxd's Redis client.
+func startDevHook(t *testing.T, env map[string]string, hook redis.Hook) DevInfo {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	infoc := make(chan DevInfo, 1)
 	done := make(chan error, 1)
@@ -32,7 +38,7 @@ func startDev(t *testing.T, env map[string]string) DevInfo {
 	go func() {
 		done <- Dev(ctx, mapLookup(env), zerolog.Nop(), DevOptions{
 			HTTPAddr: "127.0.0.1:0", CallbackAddr: "127.0.0.1:0", SimAddr: "127.0.0.1:0",
-			Out: &banner, Ready: func(i DevInfo) { infoc <- i },
+			Out: &banner, Ready: func(i DevInfo) { infoc <- i }, RedisHook: hook,
 		})
 	}()
 	var info DevInfo

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/redoxygen/roxd/config"
@@ -37,6 +38,8 @@ type DevOptions struct {
 	Out io.Writer
 	// Ready, when set, is called once everything listens.
 	Ready func(DevInfo)
+	// RedisHook, when set, is added to the Redis client (tests).
+	RedisHook redis.Hook
 }
 
 // DevInfo is what the banner prints.
@@ -172,7 +175,7 @@ func Dev(ctx context.Context, lookup func(string) (string, bool), log zerolog.Lo
 			opts.Ready(info)
 		}
 	}
-	err = Run(ctx, cfg, log, Options{Ready: ready, EmbeddedRedis: embedded})
+	err = Run(ctx, cfg, log, Options{Ready: ready, EmbeddedRedis: embedded, RedisHook: opts.RedisHook})
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}

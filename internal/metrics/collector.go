@@ -46,6 +46,9 @@ type QueueCollectorConfig struct {
 	Redis redis.UniversalClient
 	// Prefix is roxd's key prefix (store.DefaultPrefix when empty).
 	Prefix string
+	// Shards is the deployment's shard count (0 means 1): the message
+	// counts add up every shard's.
+	Shards int
 	// Queues are the asynq queues to report. Required, non-empty.
 	Queues []string
 	// CacheTTL (DefaultQueueCacheTTL when 0) and Timeout
@@ -93,7 +96,7 @@ func (c QueueCollectorConfig) Validate() error {
 // however many scrapers there are.
 type QueueCollector struct {
 	cfg  QueueCollectorConfig
-	keys store.Keys
+	keys []store.Keys
 	log  zerolog.Logger
 
 	mu   sync.Mutex // serialises refreshes; guards last
@@ -109,7 +112,7 @@ func NewQueueCollector(cfg QueueCollectorConfig) (*QueueCollector, error) {
 	cfg.Queues = slices.Clone(cfg.Queues)
 	return &QueueCollector{
 		cfg:  cfg,
-		keys: store.NewKeys(cfg.Prefix),
+		keys: store.ShardKeys(cfg.Prefix, cfg.Shards),
 		log:  cfg.Logger.With().Str("component", "queue-metrics").Logger(),
 	}, nil
 }
@@ -179,17 +182,33 @@ func (c *QueueCollector) refreshTasks() error {
 // ({P}:scheduled). Every key shares the {P} hash tag, so the pipelines stay
 // on one node of a cluster.
 func (c *QueueCollector) refreshMessages(ctx context.Context) error {
-	scheduled, err := c.cfg.Redis.ZCard(ctx, c.keys.Scheduled()).Result()
+	var ready, scheduled int64
+	for _, k := range c.keys {
+		r, s, err := c.countShard(ctx, k)
+		if err != nil {
+			return err
+		}
+		ready += r
+		scheduled += s
+	}
+	QueueSize.WithLabelValues(MessagesQueue, "ready").Set(float64(ready))
+	QueueSize.WithLabelValues(MessagesQueue, "scheduled").Set(float64(scheduled))
+	return nil
+}
+
+// countShard counts one shard's ready and scheduled messages.
+func (c *QueueCollector) countShard(ctx context.Context, k store.Keys) (int64, int64, error) {
+	scheduled, err := c.cfg.Redis.ZCard(ctx, k.Scheduled()).Result()
 	if err != nil {
-		return fmt.Errorf("metrics: count scheduled messages: %w", err)
+		return 0, 0, fmt.Errorf("metrics: count scheduled messages: %w", err)
 	}
 	var ready int64
 	var cursor uint64
 	seen := map[string]struct{}{} // SSCAN may return a member twice
 	for {
-		page, next, err := c.cfg.Redis.SScan(ctx, c.keys.Groups(), cursor, "", groupScanBatch).Result()
+		page, next, err := c.cfg.Redis.SScan(ctx, k.Groups(), cursor, "", groupScanBatch).Result()
 		if err != nil {
-			return fmt.Errorf("metrics: scan groups: %w", err)
+			return 0, 0, fmt.Errorf("metrics: scan groups: %w", err)
 		}
 		groups := page[:0]
 		for _, g := range page {
@@ -202,10 +221,10 @@ func (c *QueueCollector) refreshMessages(ctx context.Context) error {
 			pipe := c.cfg.Redis.Pipeline()
 			lens := make([]*redis.IntCmd, len(groups))
 			for i, g := range groups {
-				lens[i] = pipe.LLen(ctx, c.keys.Ready(g))
+				lens[i] = pipe.LLen(ctx, k.Ready(g))
 			}
 			if _, err := pipe.Exec(ctx); err != nil {
-				return fmt.Errorf("metrics: count ready messages: %w", err)
+				return 0, 0, fmt.Errorf("metrics: count ready messages: %w", err)
 			}
 			for _, l := range lens {
 				ready += l.Val()
@@ -216,7 +235,5 @@ func (c *QueueCollector) refreshMessages(ctx context.Context) error {
 		}
 		cursor = next
 	}
-	QueueSize.WithLabelValues(MessagesQueue, "ready").Set(float64(ready))
-	QueueSize.WithLabelValues(MessagesQueue, "scheduled").Set(float64(scheduled))
-	return nil
+	return ready, scheduled, nil
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -146,6 +147,16 @@ func needRedisServer(t *testing.T) {
 func startRedis(t *testing.T, extra ...string) int {
 	t.Helper()
 	port := freePort(t)
+	if slices.Contains(extra, "--cluster-enabled") {
+		// A cluster node also listens on port+10000 (its bus), so its port
+		// must be <= 55535 with that one free too.
+		for i := 0; port > 55535 || !portFree(port+10000); i++ {
+			if i == 100 {
+				t.Fatal("no free port pair for a cluster node")
+			}
+			port = freePort(t)
+		}
+	}
 	dir := t.TempDir()
 	args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--dir", dir, "--logfile", filepath.Join(dir, "redis.log")}
@@ -174,6 +185,15 @@ func startProcess(t *testing.T, port int, pass, name string, args ...string) {
 	testutil.Eventually(t, 10*time.Second, func() bool {
 		return c.Ping(context.Background()).Err() == nil
 	}, "%s on port %d did not answer", name, port)
+}
+
+func portFree(p int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+	if err != nil {
+		return false
+	}
+	_ = l.Close()
+	return true
 }
 
 func freePort(t *testing.T) int {

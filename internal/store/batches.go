@@ -58,7 +58,7 @@ func (b *Batches) Keys() Keys { return b.k }
 // understand (a bug, or a key tampered with).
 var ErrBatchReply = errors.New("store: unexpected script reply")
 
-var scheduleScript = redis.NewScript(`
+var scheduleScript = NewScript("store.schedule", `
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
 local moved = 0
 for _, id in ipairs(ids) do
@@ -119,7 +119,7 @@ func (b *Batches) NextScheduled(ctx context.Context) (time.Time, bool, error) {
 	return time.UnixMilli(int64(zs[0].Score)), true, nil
 }
 
-var formScript = redis.NewScript(`
+var formScript = NewScript("store.form", `
 if redis.call('EXISTS', KEYS[4]) == 1 then return {-1} end
 local groups = redis.call('SMEMBERS', KEYS[1])
 if #groups == 0 then return {} end
@@ -257,7 +257,7 @@ func (b *Batches) Form(ctx context.Context, p FormParams, now time.Time) ([]Form
 	return out, nil
 }
 
-var claimScript = redis.NewScript(ReconcileLua + `
+var claimScript = NewScript("store.claim", ReconcileLua+`
 local b = redis.call('HMGET', KEYS[1], 'group', 'ids')
 if not b[1] then return {'gone'} end
 if not redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[4]) then return {'locked'} end
@@ -449,7 +449,7 @@ func batchInt(v any) int {
 	return 0
 }
 
-var recordScript = redis.NewScript(ReconcileLua + `
+var recordScript = NewScript("store.record", ReconcileLua+`
 local base = ARGV[1]
 local now = ARGV[4]
 local ttl = tonumber(ARGV[5])
@@ -552,7 +552,7 @@ func (b *Batches) Record(ctx context.Context, batchID, token, requestID string, 
 	return Recorded{Submitted: int(res[0]), Failed: int(res[1]), Retry: int(res[2])}, nil
 }
 
-var requeueScript = redis.NewScript(ReconcileLua + `
+var requeueScript = NewScript("store.requeue", ReconcileLua+`
 local b = redis.call('HMGET', KEYS[1], 'group', 'ids')
 local n = 0
 if b[1] and b[2] then
@@ -596,7 +596,7 @@ func (b *Batches) Requeue(ctx context.Context, batchID, token string) (int, erro
 	return n, nil
 }
 
-var finishScript = redis.NewScript(`
+var finishScript = NewScript("store.finish", `
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
@@ -615,7 +615,7 @@ func (b *Batches) Finish(ctx context.Context, batchID, token string) error {
 	return nil
 }
 
-var unlockScript = redis.NewScript(`
+var unlockScript = NewScript("store.unlock", `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 `)

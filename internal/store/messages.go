@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,6 +44,9 @@ type Config struct {
 	// ScheduleLead is how long before SendAt a scheduled message is handed
 	// over to ROX with SendLater (DefaultScheduleLead when 0).
 	ScheduleLead time.Duration
+	// Shards is the number of shards (shards.go; 0 means 1): message id
+	// maps to shard ShardOf(id, Shards), keys {Prefix:i}; with 1, {Prefix}.
+	Shards int
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -56,6 +60,9 @@ func (c Config) WithDefaults() Config {
 	if c.ScheduleLead == 0 {
 		c.ScheduleLead = DefaultScheduleLead
 	}
+	if c.Shards == 0 {
+		c.Shards = 1
+	}
 	return c
 }
 
@@ -68,6 +75,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("store: config: StatusTTL %s must be at least 1s", c.StatusTTL)
 	case c.ScheduleLead < 0:
 		return fmt.Errorf("store: config: ScheduleLead %s must not be negative", c.ScheduleLead)
+	case c.Shards < 1 || c.Shards > MaxShards:
+		return fmt.Errorf("store: config: Shards %d must be 1..%d", c.Shards, MaxShards)
 	}
 	return nil
 }
@@ -76,10 +85,11 @@ func (c Config) Validate() error {
 // (batches.go) and the suppression list (suppression.go). It is safe for
 // concurrent use.
 type Store struct {
-	rdb  redis.UniversalClient
-	cfg  Config
-	keys Keys
-	now  func() time.Time
+	rdb    redis.UniversalClient
+	cfg    Config
+	keys   Keys   // shard 0's
+	shards []Keys // every shard's (shards.go)
+	now    func() time.Time
 }
 
 // New returns a Store on rdb. cfg is completed with defaults and validated.
@@ -91,11 +101,19 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Store{rdb: rdb, cfg: cfg, keys: NewKeys(cfg.Prefix), now: time.Now}, nil
+	shards := ShardKeys(cfg.Prefix, cfg.Shards)
+	return &Store{rdb: rdb, cfg: cfg, keys: shards[0], shards: shards, now: time.Now}, nil
 }
 
-// Keys returns the key builder of the store's prefix.
+// Keys returns the key builder of the store's first shard (with one shard:
+// the store's prefix).
 func (s *Store) Keys() Keys { return s.keys }
+
+// KeysOf returns the key builder of message id's shard.
+func (s *Store) KeysOf(id string) Keys { return s.shards[ShardOf(id, len(s.shards))] }
+
+// Shards returns the key builder of every shard.
+func (s *Store) Shards() []Keys { return slices.Clone(s.shards) }
 
 // Redis returns the client the store uses.
 func (s *Store) Redis() redis.UniversalClient { return s.rdb }
@@ -346,7 +364,7 @@ func (o EnqueueOutcome) String() string {
 // email text receipt reply meta on_ambiguous
 // Returns {code, status}: 0 created, 1 existing (same hash), 2 conflict,
 // 3 created suppressed.
-var enqueueScript = redis.NewScript(`
+var enqueueScript = NewScript("store.enqueue", `
 if redis.call('EXISTS', KEYS[1]) == 1 then
   local h = redis.call('HGET', KEYS[1], 'hash')
   local st = redis.call('HGET', KEYS[1], 'status') or ''
@@ -434,9 +452,20 @@ func (s *Store) Enqueue(ctx context.Context, recs []Record) ([]EnqueueOutcome, [
 			}
 		}
 		calls[i] = call{
-			keys: []string{s.keys.Msg(r.ID), s.keys.Ready(group), s.keys.Groups(), s.keys.Scheduled(), s.keys.Suppressed()},
+			keys: shardEnqueueKeys(s.KeysOf(r.ID), r.ID, group),
 			args: []any{r.ID, hash, mode, now.UnixMilli(), ttlMS(ttl), sendAtMS, group,
 				r.To, r.Name, r.Email, r.Text, r.Receipt, r.Reply, meta, r.OnAmbiguous},
+		}
+	}
+	wake := s.shards[:1]
+	if len(s.shards) > 1 {
+		seen := make(map[int]bool, len(s.shards))
+		wake = nil
+		for i := range recs {
+			if sh := ShardOf(recs[i].ID, len(s.shards)); !seen[sh] {
+				seen[sh] = true
+				wake = append(wake, s.shards[sh])
+			}
 		}
 	}
 	outcomes := make([]EnqueueOutcome, len(recs))
@@ -461,7 +490,11 @@ func (s *Store) Enqueue(ctx context.Context, recs []Record) ([]EnqueueOutcome, [
 			// Wake the workers' formers and schedulers (they do not poll
 			// while idle). One message per pipeline; a lost one costs at
 			// most the worker's idle tick.
-			p.Publish(ctx, s.keys.Wake(), "1")
+			// With shards: each shard written to (its worker listens on its
+			// own channel).
+			for _, k := range wake {
+				p.Publish(ctx, k.Wake(), "1")
+			}
 			return nil
 		})
 		var again []int
@@ -526,7 +559,7 @@ func parseCodeStatus(c *redis.Cmd) (int64, string, error) {
 
 // Get reads the record of id, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, id string) (*Record, error) {
-	m, err := s.rdb.HGetAll(ctx, s.keys.Msg(id)).Result()
+	m, err := s.rdb.HGetAll(ctx, s.KeysOf(id).Msg(id)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("store: get %q: %w", id, err)
 	}
@@ -654,7 +687,7 @@ func sortSteps(h []Event) {
 
 // cancelScript: KEYS msg, scheduled; ARGV id now_ms ttl_ms.
 // Returns {1,'cancelled'}, {0,current} or {-1,”} when missing.
-var cancelScript = redis.NewScript(`
+var cancelScript = NewScript("store.cancel", `
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return {-1, ''} end
 if cur == 'queued' or cur == 'scheduled' then
@@ -680,7 +713,8 @@ return {0, cur}
 // already cancelled answers StatusCancelled and that error too); an unknown
 // id gives ErrNotFound.
 func (s *Store) Cancel(ctx context.Context, id string) (Status, error) {
-	cmd := cancelScript.Run(ctx, s.rdb, []string{s.keys.Msg(id), s.keys.Scheduled()},
+	k := s.KeysOf(id)
+	cmd := cancelScript.Run(ctx, s.rdb, []string{k.Msg(id), k.Scheduled()},
 		id, s.now().UnixMilli(), ttlMS(s.cfg.StatusTTL))
 	code, st, err := parseCodeStatus(cmd)
 	if err != nil {
@@ -732,7 +766,7 @@ func CanTransition(from, to Status) bool {
 
 // transitionScript: KEYS msg; ARGV to now_ms ttl_ms field value ...
 // Returns {1,to}, {0,current} or {-1,”} when missing.
-var transitionScript = redis.NewScript(TransitionLua + `
+var transitionScript = NewScript("store.transition", TransitionLua+`
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return {-1, ''} end
 local to = ARGV[1]
@@ -762,7 +796,7 @@ func (s *Store) Transition(ctx context.Context, id string, to Status, fields map
 		}
 		args = append(args, k, v)
 	}
-	code, st, err := parseCodeStatus(transitionScript.Run(ctx, s.rdb, []string{s.keys.Msg(id)}, args...))
+	code, st, err := parseCodeStatus(transitionScript.Run(ctx, s.rdb, []string{s.KeysOf(id).Msg(id)}, args...))
 	if err != nil {
 		return false, "", fmt.Errorf("store: transition %q: %w", id, err)
 	}
@@ -770,4 +804,9 @@ func (s *Store) Transition(ctx context.Context, id string, to Status, fields map
 		return false, "", fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
 	return code == 1, Status(st), nil
+}
+
+// shardEnqueueKeys are the enqueue script's KEYS for message id in shard k.
+func shardEnqueueKeys(k Keys, id, group string) []string {
+	return []string{k.Msg(id), k.Ready(group), k.Groups(), k.Scheduled(), k.Suppressed()}
 }

@@ -44,7 +44,7 @@ const (
 // message is never in it).
 const EventManualRetry Status = "manual_retry"
 
-var markEnqueuedScript = redis.NewScript(`
+var markEnqueuedScript = NewScript("store.markEnqueued", `
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'task', '1') return 1 end
 return 0
 `)
@@ -105,7 +105,7 @@ func (b *Batches) State(ctx context.Context, id string) (BatchState, error) {
 }
 
 // keepArchivedScript: KEYS abatch, archived; ARGV bid group reason now ttl ids...
-var keepArchivedScript = redis.NewScript(`
+var keepArchivedScript = NewScript("store.keepArchived", `
 local ids = {}
 for i = 6, #ARGV do ids[#ids + 1] = ARGV[i] end
 if #ids == 0 then return 0 end
@@ -137,7 +137,7 @@ func (b *Batches) KeepArchived(ctx context.Context, id, group, reason string, id
 // deleted: its unsent messages become failed with the reason.
 // KEYS batch lock batches waiting abatch archived; ARGV bid reason now ttl keep(0|1)
 // Returns {-1} when locked, {0} when gone, else {1, failed}.
-var operatorFailScript = redis.NewScript(`
+var operatorFailScript = NewScript("store.operatorFail", `
 if redis.call('EXISTS', KEYS[2]) == 1 then return {-1, 0} end
 local b = redis.call('HMGET', KEYS[1], 'group', 'ids')
 if not b[1] then return {0, 0} end
@@ -200,7 +200,7 @@ func (b *Batches) FailBatch(ctx context.Context, id, reason string, keep bool, n
 
 // reviveScript: KEYS abatch archived batch batches; ARGV bid now
 // Returns the number of messages put back to sending.
-var reviveScript = redis.NewScript(`
+var reviveScript = NewScript("store.revive", `
 local a = redis.call('HMGET', KEYS[1], 'group', 'ids')
 if not a[1] then return 0 end
 local base = string.sub(KEYS[4], 1, #KEYS[4] - 7)
@@ -374,7 +374,7 @@ func (b *Batches) GroupTasks(ctx context.Context) (map[string]string, error) {
 }
 
 // handOverScript: KEYS sched:<g> scheduled groups stasks; ARGV base group taskid
-var handOverScript = redis.NewScript(`
+var handOverScript = NewScript("store.handOver", `
 local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
 local moved = 0
 for _, id in ipairs(ids) do
@@ -406,7 +406,7 @@ func (b *Batches) HandOver(ctx context.Context, group, taskID string) (int, erro
 }
 
 // endGroupScript: KEYS sched:<g> scheduled stasks; ARGV base group status reason now ttl
-var endGroupScript = redis.NewScript(`
+var endGroupScript = NewScript("store.endGroup", `
 local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
 local n = 0
 for _, id in ipairs(ids) do

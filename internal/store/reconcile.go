@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // Reconciling a batch whose outcome is unknown (docs/ARCHITECTURE.md,
@@ -342,7 +340,7 @@ local function roxd_rc_callback(base, kind, sf, eid, received, errtext, canon)
 end
 `
 
-var unknownScript = redis.NewScript(TransitionLua + ReconcileLua + `
+var unknownScript = NewScript("store.unknown", TransitionLua+ReconcileLua+`
 local base = ARGV[1]
 local now = tonumber(ARGV[4])
 local last = ARGV[5] == '1'

@@ -12,31 +12,37 @@ import (
 // ROX, and a START from the handset does not lift it (only Unsuppress
 // does). The number is also noted in {P}:suppressed:operator.
 func (s *Store) Suppress(ctx context.Context, number string) error {
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.SAdd(ctx, s.keys.Suppressed(), number)
-		p.SAdd(ctx, s.keys.SuppressedByOperator(), number)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store: suppress: %w", err)
+	// Every shard keeps the whole list (one MULTI per shard: one slot each).
+	for _, k := range s.shards {
+		_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.SAdd(ctx, k.Suppressed(), number)
+			p.SAdd(ctx, k.SuppressedByOperator(), number)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("store: suppress: %w", err)
+		}
 	}
 	return nil
 }
 
 // Unsuppress removes number from the suppression list, whoever put it there.
 func (s *Store) Unsuppress(ctx context.Context, number string) error {
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.SRem(ctx, s.keys.Suppressed(), number)
-		p.SRem(ctx, s.keys.SuppressedByOperator(), number)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store: unsuppress: %w", err)
+	for _, k := range s.shards {
+		_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.SRem(ctx, k.Suppressed(), number)
+			p.SRem(ctx, k.SuppressedByOperator(), number)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("store: unsuppress: %w", err)
+		}
 	}
 	return nil
 }
 
-// IsSuppressed reports whether number is on the suppression list.
+// IsSuppressed reports whether number is on the suppression list (every
+// shard holds the whole list; the first shard's is read).
 func (s *Store) IsSuppressed(ctx context.Context, number string) (bool, error) {
 	ok, err := s.rdb.SIsMember(ctx, s.keys.Suppressed(), number).Result()
 	if err != nil {

@@ -148,3 +148,23 @@ func freePort(t testing.TB) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// EnvRedisClusterURL names the variable through which tests find a 3-master
+// Redis Cluster (a redis-cluster:// URL). scripts/with-cluster.sh (and so
+// `make test`) sets it.
+const EnvRedisClusterURL = "TEST_REDIS_CLUSTER_URL"
+
+// RedisClusterURL returns the redis-cluster:// URL of the test cluster.
+// Without TEST_REDIS_CLUSTER_URL the test is skipped, except under CI=true,
+// where it fails.
+func RedisClusterURL(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv(EnvRedisClusterURL)
+	if u == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not set under CI=true: run the tests through `make test`", EnvRedisClusterURL)
+		}
+		t.Skipf("%s is not set: run through scripts/with-cluster.sh (`make test` does)", EnvRedisClusterURL)
+	}
+	return u
+}

@@ -520,7 +520,8 @@ func (a *api) getMessage(w http.ResponseWriter, r *http.Request) {
 		if q == "" {
 			q = DefaultQueue
 		}
-		out.Task = &taskOut{ID: id, Queue: q}
+		n := a.p.Store().Config().Shards
+		out.Task = &taskOut{ID: id, Queue: store.ShardQueue(q, n, store.ShardOf(rec.ID, n))}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
