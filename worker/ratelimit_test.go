@@ -20,7 +20,7 @@ import (
 // larger than one second of it, and nothing is sent twice. (The same with
 // two real processes: cmd/roxd TestRateLimitTwoProcesses.)
 func TestRateLimitTwoWorkersShareTheBucket(t *testing.T) {
-	const limit, n = 1000, 12000
+	const limit, n = 2000, 26000
 	b := setup(t, roxsim.Faults{}, func(c *Config) {
 		c.RateLimit = limit
 		// Keep the hot asynq lanes running between enqueues (each worker
