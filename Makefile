@@ -3,7 +3,7 @@ GO            ?= go
 STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 PKGS          := ./...
 
-.PHONY: run test lint vet unit compose bench fuzz build sim chaos
+.PHONY: run test lint vet unit compose bench fuzz build sim
 
 run: ## start the whole product with an embedded Redis and ROX simulator
 	$(GO) run ./cmd/roxd dev
@@ -33,6 +33,3 @@ bench: ## micro-benchmarks (codec, encoding)
 
 fuzz: ## each fuzz target for FUZZTIME (default 30s); local only, not in CI
 	./scripts/with-redis.sh ./scripts/fuzz.sh $${FUZZTIME:-30s}
-
-chaos: ## issue 8's small chaos check (kills, Redis restart, refused writes) on the real processes
-	ROXD_CHAOS_SMALL=1 ./scripts/with-redis.sh $(GO) test -count=1 -timeout 15m -run TestChaosSmall -v ./cmd/roxd

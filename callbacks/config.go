@@ -8,6 +8,7 @@ import (
 
 	"github.com/nyaruka/phonenumbers"
 
+	"github.com/redoxygen/roxd/internal/redisconn"
 	"github.com/redoxygen/roxd/internal/store"
 	"github.com/redoxygen/roxd/producer"
 )
@@ -114,6 +115,9 @@ type Config struct {
 	// ReplyFrom without a country code is read, as the producer reads `to`
 	// (producer.DefaultRegion when empty).
 	DefaultRegion string
+	// Replicas is ROXD_REDIS_MIN_REPLICAS: a callback counts as stored
+	// only once that many replicas have it; short of them it is spooled.
+	Replicas redisconn.Replicas
 	// DeferDelays are the waits before each attempt to correlate a
 	// callback whose SMSId is not recorded yet (ROX may call back before
 	// the worker has written {P}:sms:<smsid>). Such a callback is stored

@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redoxygen/roxd/internal/redisconn"
 )
 
 // Reasons a callback goes to the spool (roxd_callbacks_spooled_total).
@@ -22,6 +24,7 @@ const (
 	SpoolTimeout    = "timeout"    // no answer within Config.StoreTimeout
 	SpoolBacklog    = "backlog"    // the spool is being replayed: keep order behind it
 	SpoolStopped    = "stopped"    // the receiver is shutting down
+	SpoolReplicas   = "replicas"   // stored on the master, fewer than ROXD_REDIS_MIN_REPLICAS replicas confirmed it
 	SpoolRefused    = "refused"    // Redis refused a command that can never succeed
 )
 
@@ -48,6 +51,8 @@ func spoolReason(err error) string {
 		return ""
 	case errors.Is(err, errStopped):
 		return SpoolStopped
+	case errors.Is(err, redisconn.ErrNotReplicated):
+		return SpoolReplicas
 	case errors.Is(err, errNoAnswer), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return SpoolTimeout
 	case errors.Is(err, redis.ErrPoolTimeout), errors.Is(err, redis.ErrClosed),

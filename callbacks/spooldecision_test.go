@@ -243,6 +243,7 @@ func TestSpoolReason(t *testing.T) {
 		{fmt.Errorf("x: %w", errNoAnswer), SpoolTimeout},
 		{context.DeadlineExceeded, SpoolTimeout},
 		{errStopped, SpoolStopped},
+		{fmt.Errorf("callbacks: store: %w", redisconn.ErrNotReplicated), SpoolReplicas},
 		{errors.New("redis: all sentinels specified in configuration are unreachable"), SpoolConnection},
 		{errors.New("callbacks: store: unexpected script reply"), SpoolRefused},
 	} {

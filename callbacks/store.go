@@ -171,7 +171,9 @@ func (s *storer) exec(ctx context.Context, evs []*event) []result {
 			keys, argv := s.scriptArgs(evs[i])
 			cmds[k] = storeScript.EvalSha(ctx, pipe, keys, argv...)
 		}
+		wait := s.waitReplicated(ctx, pipe)
 		_, _ = pipe.Exec(ctx) // errors are read per command below
+		werr := s.cfg.Replicas.Check(wait)
 		var again []int
 		for k, i := range todo {
 			err := cmds[k].Err()
@@ -180,6 +182,12 @@ func (s *storer) exec(ctx context.Context, evs []*event) []result {
 				continue
 			}
 			res[i] = parseResult(cmds[k].Val(), err)
+			if res[i].err == nil && werr != nil {
+				// On the master, not on enough replicas: the caller spools
+				// it (replayed later, the dedup marker keeps it once) and
+				// answers ROX "0000" only then.
+				res[i] = result{err: fmt.Errorf("callbacks: store: %w", werr)}
+			}
 		}
 		todo = again
 		if len(todo) > 0 {
@@ -215,6 +223,14 @@ func (s *storer) exec(ctx context.Context, evs []*event) []result {
 	s.observe(res, pushErr)
 	s.spreadOptOuts(ctx, evs, res)
 	return res
+}
+
+// waitReplicated queues, after the store scripts in pipe (one
+// connection), the wait for ROXD_REDIS_MIN_REPLICAS replicas, so that a
+// callback is answered "0000" only once that many replicas have it (or it
+// is in the spool). nil when off.
+func (s *storer) waitReplicated(ctx context.Context, pipe redis.Pipeliner) *redis.Cmd {
+	return s.cfg.Replicas.Queue(ctx, pipe)
 }
 
 // locate gives each event without a valid shard (a callback URL without

@@ -96,6 +96,8 @@ type Config struct {
 	ShutdownTimeout  time.Duration `env:"ROXD_SHUTDOWN_TIMEOUT, default=25s" min:"1ms" max:"1h" desc:"Grace period to drain on shutdown"`
 	CallbackDrain    time.Duration `env:"ROXD_CALLBACK_DRAIN, default=5s" min:"0s" max:"60s" desc:"On shutdown, how long the callback listener keeps answering after the worker stopped (the whole shutdown stays within ROXD_SHUTDOWN_TIMEOUT, drain included)"`
 	APITimeout       time.Duration `env:"ROXD_API_TIMEOUT, default=5s" min:"1s" max:"60s" desc:"Budget of one API call (1s..60s): past it the call answers 503; POST /v1/messages/batch gets four times it"`
+	RedisMinReplicas int           `env:"ROXD_REDIS_MIN_REPLICAS, default=0" min:"0" max:"16" desc:"Replicas that must acknowledge (WAIT) a message record, a callback and a recorded ROX answer before it is reported done (0: do not wait); short of them the API answers 503 and the callback is spooled"`
+	RedisWaitTimeout time.Duration `env:"ROXD_REDIS_WAIT_TIMEOUT, default=1s" min:"1ms" max:"2s" desc:"How long one WAIT for ROXD_REDIS_MIN_REPLICAS replicas may take (at most 2s: it is read within the 3 s socket budget of a Redis call)"`
 	AllowVolatile    bool          `env:"ROXD_ALLOW_VOLATILE_REDIS, default=false" desc:"Accept a Redis without persistence (appendonly/save) without the loud warning; roxd dev sets it"`
 	Pprof            bool          `env:"ROXD_PPROF, default=false" desc:"Serve Go's profiler (net/http/pprof) at /debug/pprof/ on ROXD_HTTP_ADDR, without authentication: for benchmarks and diagnosis on a private listener only"`
 

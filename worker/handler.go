@@ -13,6 +13,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/hibiken/asynq"
+	"github.com/rs/zerolog"
 
 	"github.com/redoxygen/roxd/internal/metrics"
 	"github.com/redoxygen/roxd/internal/store"
@@ -184,6 +185,7 @@ func (w *Worker) process(ctx context.Context, bid string, last bool) error {
 			// would keep its ID taken, and the reaper could then never
 			// re-enqueue what that run leaves behind; end quietly instead.
 			log.Warn().Msg("batch is locked by another handler run on this task's last attempt: leaving it to that run and the reaper")
+			w.leaveToSweep(wctx, log, bid)
 			return nil
 		}
 		log.Warn().Msg("batch is locked by another handler run (a redelivery): retrying later")
@@ -363,6 +365,18 @@ func codeErr(c rox.Code, text string) string {
 		return string(c)
 	}
 	return string(c) + " " + text
+}
+
+// leaveToSweep is called by a run that ends its task without an error
+// while the batch still holds work (its last attempt, locked or
+// reconciling): the task completes and the sweep enqueues the batch again.
+// The batch's `task` mark is cleared first, so that a completed task that
+// vanishes before a sweep sees it (asynq deletes it after TaskRetention)
+// reads as "never enqueued" (enqueue it), not as an operator's delete.
+func (w *Worker) leaveToSweep(ctx context.Context, log zerolog.Logger, bid string) {
+	if err := w.b.MarkUnenqueued(ctx, bid); err != nil {
+		log.Debug().Err(err).Msg("clear the batch's task mark (the sweep still sees its completed task)")
+	}
 }
 
 // authFailed pauses account a (only it) with a growing pause, puts the

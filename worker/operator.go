@@ -202,6 +202,7 @@ func (w *Worker) processSchedule(ctx context.Context, t *asynq.Task) error {
 // after each action made through it, so the effect shows at once.
 type Operator struct {
 	cfg    Config
+	rdb    redis.UniversalClient
 	b      *store.Batches
 	insp   *asynq.Inspector
 	client *asynq.Client
@@ -221,7 +222,7 @@ func NewOperator(cfg Config, rdb redis.UniversalClient, asynqOpt asynq.RedisConn
 		return nil, fmt.Errorf("%w: nil redis client or asynq RedisConnOpt", ErrConfig)
 	}
 	op := &Operator{
-		cfg: cfg, b: store.NewBatches(rdb, store.NewKeys(cfg.Store.Prefix), cfg.Store.StatusTTL),
+		cfg: cfg, rdb: rdb, b: store.NewBatches(rdb, store.NewKeys(cfg.Store.Prefix), cfg.Store.StatusTTL),
 		insp: asynq.NewInspector(asynqOpt), client: asynq.NewClient(asynqOpt),
 		log: log.With().Str("component", "operator").Logger(),
 	}
@@ -237,6 +238,9 @@ func (o *Operator) Close() error {
 type SweepResult struct {
 	Requeued, Archived, Deleted, ArchivedDeleted int
 	GroupsCancelled, GroupsFailed                int
+	// Repaired counts tasks found in a state asynq never leaves
+	// (taskrepair.go) and put back where asynq runs them.
+	Repaired int
 }
 
 // Sweep compares roxd's batches and schedule groups with asynq's tasks and
@@ -248,9 +252,14 @@ type SweepResult struct {
 //     kept so that running the task again sends them;
 //   - a live batch whose task was deleted: its unsent messages become
 //     failed, `deleted by operator`; it is never re-enqueued;
-//   - a live batch whose task was never enqueued (a crash) is enqueued;
-//     one whose task completed while it still holds messages is
-//     enqueued again;
+//   - a live batch whose task was never enqueued (a crash, a refused or
+//     lost write) is enqueued; one whose task completed while it still
+//     holds messages is enqueued again (its `task` mark cleared first, so
+//     that a refused enqueue is never taken for an operator's delete);
+//   - a live batch whose task asynq would never run again (taskrepair.go:
+//     `active` outside the active list or the lease set, `retry` or
+//     `scheduled` outside its set, a hash without a message) has its task
+//     repaired or enqueued anew;
 //   - a kept archived batch whose task was deleted is forgotten (its
 //     messages stay failed with their reason);
 //   - a schedule group whose task was deleted: its messages are cancelled
@@ -296,7 +305,13 @@ func (o *Operator) Sweep(ctx context.Context, olderThan time.Time) SweepResult {
 			o.log.Warn().Str("batch", id).Str("task", id).Int("failed", n).Str("action", "delete").
 				Msg("operator deleted a send task: its unsent messages are failed (deleted by operator)")
 		case err != nil:
+			// A hash without a message makes GetTaskInfo fail.
+			if o.repair(ctx, id, &res) {
+				continue
+			}
 			o.log.Debug().Err(err).Str("batch", id).Msg("sweep: task info")
+		case info.State == asynq.TaskStateActive || info.State == asynq.TaskStateRetry || info.State == asynq.TaskStateScheduled:
+			o.repair(ctx, id, &res)
 		case info.State == asynq.TaskStateArchived:
 			reason, byOperator := store.ReasonArchivedByOperator, true
 			if info.MaxRetry > 0 && info.Retried >= info.MaxRetry && info.LastErr != "" {
@@ -317,10 +332,18 @@ func (o *Operator) Sweep(ctx context.Context, olderThan time.Time) SweepResult {
 				Msg("send task archived: its unsent messages are failed; running the task again sends them")
 		case info.State == asynq.TaskStateCompleted:
 			// The run ended without finishing the batch (it was locked by
-			// another run): send what that run left.
+			// another run, or reconciling on its last attempt): send what
+			// that run left. The mark goes first: if the delete lands and
+			// the enqueue is refused (OOM allows a delete), the next sweep
+			// sees a batch without task and without mark, and enqueues it.
+			if err := o.b.MarkUnenqueued(ctx, id); err != nil {
+				continue
+			}
 			if err := o.insp.DeleteTask(q, id); err == nil {
 				if err := o.enqueueBatch(ctx, id); err == nil {
 					res.Requeued++
+				} else {
+					o.log.Warn().Err(err).Str("batch", id).Msg("sweep: enqueue batch again after its task completed (next sweep)")
 				}
 			}
 		}
@@ -389,6 +412,39 @@ func (o *Operator) Sweep(ctx context.Context, olderThan time.Time) SweepResult {
 		}
 	}
 	return res
+}
+
+// repair checks the task of live batch id for a state asynq never leaves
+// and repairs it (taskrepair.go); a task that was only a hash without a
+// message is deleted and the batch enqueued anew. It reports whether it
+// found and repaired something.
+func (o *Operator) repair(ctx context.Context, id string, res *SweepResult) bool {
+	what, err := repairTask(ctx, o.rdb, o.cfg.Queue, id, time.Now())
+	if err != nil {
+		o.log.Debug().Err(err).Str("batch", id).Msg("sweep: check task")
+		return false
+	}
+	switch what {
+	case taskOK, taskNone:
+		return false
+	case taskZombie:
+		// The mark first: a delete that lands before a refused enqueue then
+		// reads "never enqueued" at the next sweep, not an operator's delete.
+		if err := o.b.MarkUnenqueued(ctx, id); err != nil {
+			return true // nothing changed: the next sweep tries again
+		}
+		if err := dropZombie(ctx, o.rdb, o.cfg.Queue, id); err != nil {
+			return true
+		}
+		if err := o.enqueueBatch(ctx, id); err != nil {
+			o.log.Warn().Err(err).Str("batch", id).Msg("sweep: enqueue batch whose task was a hash without message (next sweep)")
+		}
+	}
+	res.Repaired++
+	metrics.SweepRepairs.WithLabelValues(what).Inc()
+	o.log.Warn().Str("batch", id).Str("task", id).Str("found", what).
+		Msg("sweep: the batch's asynq task was in a state asynq never leaves (no server would run it): repaired, the batch runs again")
+	return true
 }
 
 // enqueueBatch enqueues the task of batch id from its record; a task that

@@ -113,6 +113,7 @@ func (w *Worker) waitReconcile(ctx context.Context, log zerolog.Logger, bid, tok
 	}
 	if last {
 		log.Warn().Int("waiting", rc.Waiting).Msg("reconciling on the task's last attempt: the reaper re-enqueues the batch")
+		w.leaveToSweep(ctx, log, bid)
 		return nil
 	}
 	return &reconcileWait{Batch: bid, Waiting: rc.Waiting, Until: rc.Until}
@@ -140,6 +141,7 @@ func (w *Worker) unknownOutcome(ctx context.Context, log zerolog.Logger, bid, to
 	switch {
 	case rc.Waiting > 0 && last:
 		log.Warn().Int("waiting", rc.Waiting).Msg("reconciling on the task's last attempt: the reaper re-enqueues the batch")
+		w.leaveToSweep(ctx, log, bid)
 		return nil
 	case rc.Waiting > 0:
 		return &reconcileWait{Batch: bid, Waiting: rc.Waiting, Until: rc.Until}

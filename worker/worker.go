@@ -86,7 +86,7 @@ func New(cfg Config, rdb redis.UniversalClient, asynqOpt asynq.RedisConnOpt, sen
 		policy:   rox.NewPolicy(cfg.PermanentCodes),
 		b: store.NewBatches(rdb, store.NewKeys(cfg.Store.Prefix), cfg.Store.StatusTTL).WithReconcile(store.ReconcileParams{
 			Window: cfg.ReconcileWindow, Default: cfg.Ambiguous, MaxAttempts: cfg.MaxAttempts,
-		}),
+		}).WithReplicas(cfg.Store.Replicas),
 		idPfx: "b" + time.Now().UTC().Format("060102150405") + "-" + hex.EncodeToString(rnd[:]) + "-",
 	}
 	w.setupAccounts(sender)
@@ -235,6 +235,13 @@ func (w *Worker) formLoop(ctx context.Context, a *account) {
 			formed, err := a.b.Form(ctx, p, time.Now())
 			if err != nil {
 				failed = true
+				if !errors.Is(err, store.ErrAuthPaused) {
+					// The script may have run and formed batches whose reply
+					// never arrived (a connection cut by a Redis restart):
+					// never use their ids again, or the next batch would
+					// overwrite one and leave its messages in no batch.
+					seq += uint64(p.MaxForm)
+				}
 				if !errors.Is(err, store.ErrAuthPaused) && ctx.Err() == nil && time.Since(lastWarn) > time.Second {
 					lastWarn = time.Now()
 					w.log.Warn().Err(err).Str("account", a.name).Msg("form batches (logged at most once a second)")

@@ -20,12 +20,14 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/redoxygen/roxd/internal/redisconn"
 	"github.com/redoxygen/roxd/internal/store"
 	"github.com/redoxygen/roxd/producer"
 	"github.com/redoxygen/roxd/rox"
@@ -79,6 +81,8 @@ type pipelineFlags struct {
 	simLatency  time.Duration
 	verbose     bool
 	cpuProfile  string
+	minReplicas int
+	waitTimeout time.Duration
 }
 
 func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
@@ -99,6 +103,8 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	fs.DurationVar(&f.simLatency, "sim-latency", 0, "latency the simulator adds to every send answer")
 	fs.BoolVar(&f.verbose, "v", false, "log the worker's warnings")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	fs.IntVar(&f.minReplicas, "min-replicas", 0, "ROXD_REDIS_MIN_REPLICAS of the producer and the worker (WAIT after every enqueue, claim and record)")
+	fs.DurationVar(&f.waitTimeout, "wait-timeout", redisconn.DefaultWaitTimeout, "ROXD_REDIS_WAIT_TIMEOUT with -min-replicas")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -197,6 +203,21 @@ type benchRun struct {
 	drainSizes []int
 	p50, p99   time.Duration
 	latSizes   []int
+}
+
+// storeConfig is the store of the producer and the worker (-min-replicas).
+func (b *benchRun) storeConfig() store.Config {
+	return store.Config{Prefix: b.prefix, Replicas: redisconn.Replicas{Min: b.f.minReplicas, Timeout: b.f.waitTimeout}}
+}
+
+// selfCPU is this process's CPU time (user + sys) so far: the producer and
+// the worker run in it.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func (b *benchRun) cleanup() {
@@ -358,7 +379,7 @@ func (b *benchRun) startEnv(ctx context.Context, startWorker bool) (*env, error)
 	if err != nil {
 		return nil, err
 	}
-	e.prod, err = producer.New(b.rdb, producer.Config{Store: store.Config{Prefix: b.prefix}}, b.log)
+	e.prod, err = producer.New(b.rdb, producer.Config{Store: b.storeConfig()}, b.log)
 	if err != nil {
 		e.stop()
 		return nil, err
@@ -407,7 +428,7 @@ func (b *benchRun) startWorker(ctx context.Context, e *env) error {
 		return err
 	}
 	w, err := worker.New(worker.Config{
-		Store:              store.Config{Prefix: b.prefix},
+		Store:              b.storeConfig(),
 		Queue:              b.queue,
 		Linger:             b.f.linger,
 		MaxWaiting:         b.f.maxWaiting,
@@ -543,6 +564,7 @@ func (b *benchRun) throughput(ctx context.Context, drain bool) error {
 	}
 	cmd0, ev0 := commandCalls(ctx, b.rdb)
 	cpu0 := redisCPU(ctx, b.rdb)
+	self0 := selfCPU()
 	t0 := time.Now()
 	var prodDone time.Duration
 	if drain {
@@ -553,6 +575,7 @@ func (b *benchRun) throughput(ctx context.Context, drain bool) error {
 		t0 = time.Now()
 		cmd0, ev0 = commandCalls(ctx, b.rdb)
 		cpu0 = redisCPU(ctx, b.rdb)
+		self0 = selfCPU()
 		if err := b.startWorker(ctx, e); err != nil {
 			return err
 		}
@@ -575,6 +598,7 @@ func (b *benchRun) throughput(ctx context.Context, drain bool) error {
 	el := time.Duration(e.sender.lastAt.Load() - t0.UnixNano())
 	cmd1, ev1 := commandCalls(ctx, b.rdb)
 	cpu1 := redisCPU(ctx, b.rdb)
+	self1 := selfCPU()
 	rate := float64(n) / el.Seconds()
 	e.sender.mu.Lock()
 	sizes := append([]int(nil), e.sender.sizes...)
@@ -602,6 +626,8 @@ func (b *benchRun) throughput(ctx context.Context, drain bool) error {
 		float64(cmd1-cmd0)/float64(n), float64(ev1-ev0)/float64(n), what)
 	fmt.Fprintf(b.out, "  Redis CPU %.1f µs per message, busy %.0f%% of one core during the run\n",
 		float64((cpu1-cpu0).Microseconds())/float64(n), 100*(cpu1-cpu0).Seconds()/time.Since(t0).Seconds())
+	fmt.Fprintf(b.out, "  roxd CPU (%s, one process) %.1f µs per message; load average %s\n",
+		what, float64((self1-self0).Microseconds())/float64(n), loadAvg())
 	return nil
 }
 
@@ -621,6 +647,8 @@ func (b *benchRun) latency(ctx context.Context) error {
 	defer tick.Stop()
 	sent := 0
 	cmd0, _ := commandCalls(ctx, b.rdb)
+	cpu0, self0 := redisCPU(ctx, b.rdb), selfCPU()
+	var answers []time.Duration // SendMany call: what the API's answer waits for
 	for sent < total {
 		select {
 		case <-ctx.Done():
@@ -636,9 +664,11 @@ func (b *benchRun) latency(ctx context.Context) error {
 		for i := sent; i < due; i++ {
 			msgs = append(msgs, benchMessage(base+i, now))
 		}
+		c0 := time.Now()
 		if _, err := e.prod.SendMany(ctx, msgs); err != nil {
 			return fmt.Errorf("latency: produce: %w", err)
 		}
+		answers = append(answers, time.Since(c0))
 		sent = due
 	}
 	select {
@@ -649,6 +679,7 @@ func (b *benchRun) latency(ctx context.Context) error {
 		return fmt.Errorf("latency: timed out with %d of %d accepted", e.sender.accepted.Load(), total)
 	}
 	cmd1, _ := commandCalls(ctx, b.rdb)
+	cpu1, self1 := redisCPU(ctx, b.rdb), selfCPU()
 	e.sender.mu.Lock()
 	lat := append([]time.Duration(nil), e.sender.lat...)
 	sizes := append([]int(nil), e.sender.sizes...)
@@ -661,6 +692,11 @@ func (b *benchRun) latency(ctx context.Context) error {
 		b.p99.Round(100*time.Microsecond), maxDur(lat).Round(time.Millisecond))
 	fmt.Fprintf(b.out, "  ROX requests %d, recipients per request mean %.1f; Redis commands per message %.2f (idle polling included)\n",
 		len(sizes), mean, float64(cmd1-cmd0)/float64(total))
+	a50, a99 := percentiles(answers)
+	fmt.Fprintf(b.out, "  enqueue call (SendMany: the API's answer) p50 %s, p99 %s; min replicas %d\n",
+		a50.Round(10*time.Microsecond), a99.Round(10*time.Microsecond), b.f.minReplicas)
+	fmt.Fprintf(b.out, "  Redis CPU %.1f µs, roxd CPU %.1f µs per message (producer + worker, idle polling included); load average %s\n",
+		float64((cpu1-cpu0).Microseconds())/float64(total), float64((self1-self0).Microseconds())/float64(total), loadAvg())
 	return nil
 }
 

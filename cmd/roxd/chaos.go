@@ -38,9 +38,10 @@ func runChaos(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.Rate, "rate", chaos.DefaultRate, "messages offered per second")
 	fs.IntVar(&cfg.Batch, "batch", chaos.DefaultBatch, "messages per API request")
 	fs.StringVar(&faults, "faults", strings.Join(chaos.AllFaults, ","),
-		"comma list of faults: "+strings.Join(chaos.AllFaults, ", ")+"; \"none\" for a run without faults")
+		"comma list of faults: "+strings.Join(chaos.AllFaults, ", ")+", or failover (alone or with kill, term, allroles); \"none\" for a run without faults")
 	fs.IntVar(&cfg.Kills, "kills", chaos.DefaultKills, "SIGKILLs of the worker (fault kill)")
 	fs.IntVar(&cfg.Terms, "terms", chaos.DefaultTerms, "SIGTERMs of the worker (fault term)")
+	fs.IntVar(&cfg.Failovers, "failovers", chaos.DefaultFailovers, "SENTINEL FAILOVERs (fault failover: the run uses a Sentinel group, master, replica and three sentinels, instead of one Redis)")
 	fs.DurationVar(&cfg.Latency, "latency", chaos.DefaultLatency, "ROX answer latency (simulator)")
 	fs.DurationVar(&cfg.Jitter, "jitter", chaos.DefaultJitter, "random 0..jitter added to the latency")
 	fs.DurationVar(&cfg.ReceiptDelay, "receipt-delay", chaos.DefaultReceiptDelay, "time from ROX accepting an SMS to its receipt")

@@ -82,6 +82,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go watchRedis(watchCtx, conn, rdb, log.With().Str("component", "redis").Logger())
+	replicas := redisconn.Replicas{Min: cfg.RedisMinReplicas, Timeout: cfg.RedisWaitTimeout}
 	// The shard count is fixed once Redis holds data (store/shards.go).
 	if err := store.CheckShards(ctx, rdb, cfg.KeyPrefix, cfg.Shards); err != nil {
 		if errors.Is(err, store.ErrShardsChanged) {
@@ -89,7 +90,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		}
 		return err
 	}
-	storeCfg := store.Config{Prefix: cfg.KeyPrefix, StatusTTL: cfg.StatusTTL, ScheduleLead: cfg.ScheduleLead, Shards: cfg.Shards}
+	storeCfg := store.Config{Prefix: cfg.KeyPrefix, StatusTTL: cfg.StatusTTL, ScheduleLead: cfg.ScheduleLead, Shards: cfg.Shards, Replicas: replicas}
 	queues := make([]string, cfg.Shards)
 	for i := range queues {
 		queues[i] = store.ShardQueue(cfg.Queue, cfg.Shards, i)
@@ -122,9 +123,17 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		ctx, cancel := context.WithTimeout(r.Context(), ReadyzBudget)
 		defer cancel()
 		ok, reason, warnings := health.readiness()
+		// INFO replication answers for the ping too: a replica (a Sentinel
+		// failover under way, or a client still on the old master) and a
+		// master short of ROXD_REDIS_MIN_REPLICAS are not ready.
+		writable, err := replicas.Writable(ctx, rdb)
 		switch {
-		case rdb.Ping(ctx).Err() != nil:
+		case err != nil:
 			ok, reason = false, "redis unreachable"
+		case writable != "":
+			ok, reason = false, writable
+		case ok && recv != nil && recv.SpoolDepth() > 0:
+			ok, reason = false, "callbacks cannot be stored in redis: spooling to disk"
 		case ok && cfg.HasRole(config.RoleWorker) && !workerUp.Load():
 			ok, reason = false, "worker not running"
 		case ok && recv != nil && recv.Unready() != "":
@@ -219,6 +228,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 			ReceiptsStream: cfg.ReceiptsStream, RepliesStream: cfg.RepliesStream, StreamMaxLen: cfg.StreamMaxLen,
 			MaxBody: cfg.CallbackMaxBody, SpoolDir: cfg.SpoolDir, DefaultRegion: cfg.DefaultRegion,
 			Accounts: callbackAccounts(accounts),
+			Replicas: replicas,
 		}, rdb, log.With().Str("component", "callbacks").Logger())
 		if err != nil {
 			return fmt.Errorf("callbacks: %w", err)

@@ -90,6 +90,8 @@ var notInClusterFlow = map[string]string{
 	"store.operatorFail": "operator deletes or archives a task",
 	"store.revive":       "operator runs an archived task",
 	"worker.keepLock":    "journal holding an answer Redis refused",
+	"worker.repairTask":  "sweep of a batch older than ReapAge (1m) whose task is still active or retrying",
+	"worker.dropZombie":  "sweep finding a task hash without its message",
 	"store.transition":   "Store.Transition, used by tests and tools",
 	"store.endGroup":     "last message of a schedule group cancelled (the test cancels one of two)",
 	"callbacks.push":     "", // filled below: EVALSHA is how push runs; it must run

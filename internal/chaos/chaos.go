@@ -31,10 +31,19 @@ const (
 	FaultOOM      = "oom"      // CONFIG SET maxmemory 1 (noeviction) for WriteBlock
 	FaultReadOnly = "readonly" // REPLICAOF 127.0.0.1 1 for WriteBlock, then REPLICAOF NO ONE
 	FaultAllRoles = "allroles" // one all-roles process, SIGTERMed with receipts in flight
+	// FaultFailover runs the whole run on a Sentinel group (master,
+	// replica, three sentinels) and asks SENTINEL FAILOVER Failovers times
+	// while ROX requests are in flight. Not in AllFaults: it replaces the
+	// single Redis, so it does not mix with restart, oom and readonly.
+	FaultFailover = "failover"
 )
 
-// AllFaults lists every fault, in the order of the issue.
+// AllFaults lists every fault of a single-Redis run, in the order of the
+// issue.
 var AllFaults = []string{FaultKill, FaultTerm, FaultRestart, FaultOOM, FaultReadOnly, FaultAllRoles}
+
+// knownFaults are AllFaults and FaultFailover.
+var knownFaults = append(slices.Clone(AllFaults), FaultFailover)
 
 // Defaults of Config.
 const (
@@ -49,6 +58,7 @@ const (
 	DefaultWriteBlock   = 3 * time.Second
 	DefaultSettle       = 10 * time.Minute
 	DefaultFinalShare   = 0.1
+	DefaultFailovers    = 2
 )
 
 // Config of a run. Zero fields take the defaults above.
@@ -63,6 +73,8 @@ type Config struct {
 	Faults []string
 	// Kills and Terms: how many SIGKILLs and SIGTERMs of the worker.
 	Kills, Terms int
+	// Failovers: how many SENTINEL FAILOVERs (fault failover).
+	Failovers int
 	// Latency + random Jitter of every ROX answer; ReceiptDelay from
 	// acceptance to the receipt.
 	Latency, Jitter, ReceiptDelay time.Duration
@@ -102,6 +114,7 @@ func (c Config) withDefaults() Config {
 	d(&c.Messages, DefaultMessages)
 	d(&c.Batch, DefaultBatch)
 	d(&c.Rate, DefaultRate)
+	d(&c.Failovers, DefaultFailovers)
 	dd(&c.Latency, DefaultLatency)
 	dd(&c.Jitter, DefaultJitter)
 	dd(&c.ReceiptDelay, DefaultReceiptDelay)
@@ -141,8 +154,11 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: FinalShare is %g, want 0 < x < 1", ErrConfig, c.FinalShare)
 	}
 	for _, f := range c.Faults {
-		if !slices.Contains(AllFaults, f) {
-			return fmt.Errorf("%w: unknown fault %q (want %s)", ErrConfig, f, strings.Join(AllFaults, ", "))
+		if !slices.Contains(knownFaults, f) {
+			return fmt.Errorf("%w: unknown fault %q (want %s)", ErrConfig, f, strings.Join(knownFaults, ", "))
+		}
+		if c.has(FaultFailover) && (f == FaultRestart || f == FaultOOM || f == FaultReadOnly) {
+			return fmt.Errorf("%w: fault %s runs on a Sentinel group and does not mix with %s", ErrConfig, FaultFailover, f)
 		}
 	}
 	for _, kv := range c.Env {
@@ -178,11 +194,13 @@ type run struct {
 		port int
 		c    *child
 	}
-	mu     sync.Mutex // guards worker, api, callbacks
-	worker *child
-	api    *node
-	cbNode *node
-	ld     *loader
+	sg                        *sentinelGroup // fault failover
+	failovers, readyzReported int
+	mu                        sync.Mutex // guards worker, api, callbacks
+	worker                    *child
+	api                       *node
+	cbNode                    *node
+	ld                        *loader
 }
 
 // node is a running `roxd serve` and its addresses.
@@ -230,7 +248,11 @@ func (r *run) step(what string) *zerolog.Event {
 }
 
 func (r *run) run(ctx context.Context) (Tally, error) {
-	if err := r.startRedis(ctx); err != nil {
+	if r.usesSentinel() {
+		if err := r.startSentinel(ctx); err != nil {
+			return Tally{}, err
+		}
+	} else if err := r.startRedis(ctx); err != nil {
 		return Tally{}, err
 	}
 	if err := r.startSim(ctx); err != nil {
@@ -310,7 +332,7 @@ func (r *run) env(roles, httpAddr, cbAddr, publicAddr string) []string {
 		}
 	}
 	env = append(env,
-		"REDIS_URL=redis://"+loopback(r.redis.port)+"/0",
+		"REDIS_URL="+r.redisURL(),
 		"ROX_API_URL="+r.sim.base+roxsim.SendPath,
 		"ROX_ACCOUNT_ID="+roxsim.DefaultAccountID,
 		"ROX_USERNAME="+roxsim.DefaultUsername,
@@ -427,6 +449,11 @@ func (r *run) faults(ctx context.Context, span time.Duration) error {
 			steps = append(steps, f)
 		}
 	}
+	if r.cfg.has(FaultFailover) {
+		for range r.cfg.Failovers {
+			steps = append(steps, FaultFailover)
+		}
+	}
 	r.rng.Shuffle(len(steps), func(i, j int) { steps[i], steps[j] = steps[j], steps[i] })
 	start := time.Now()
 	slot := span / time.Duration(len(steps)+1)
@@ -469,6 +496,8 @@ func (r *run) fault(ctx context.Context, f string) error {
 		return r.restartWorker(ctx, 500*time.Millisecond)
 	case FaultRestart:
 		return r.restartRedis(ctx)
+	case FaultFailover:
+		return r.failover(ctx)
 	case FaultOOM:
 		// Redis refuses the record of a request ROX accepts.
 		return r.blockWrites(ctx, "oom", r.waitInFlight(ctx),
@@ -573,7 +602,7 @@ func (r *run) allRoles(ctx context.Context, ld *loader, from int) error {
 func (r *run) settle(ctx context.Context) {
 	began := time.Now()
 	deadline := began.Add(r.cfg.Settle)
-	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: loopback(r.redis.port)})
+	insp := asynq.NewInspector(r.asynqOpt())
 	defer insp.Close()
 	quiet := 0
 	last := ""
@@ -709,5 +738,7 @@ func (r *run) count(ctx context.Context) (Tally, error) {
 	if st.RecordsDropped > 0 {
 		return Tally{}, fmt.Errorf("chaos: the simulator dropped %d records: the count would be wrong", st.RecordsDropped)
 	}
-	return Count(ev), nil
+	t := Count(ev)
+	t.Failovers, t.ReadyzNotReady = r.failovers, r.readyzReported
+	return t, nil
 }

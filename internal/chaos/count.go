@@ -81,6 +81,10 @@ type Tally struct {
 	RecordsMissing int            `json:"records_missing"` // accepted messages whose record is gone
 	StraySMS       int            `json:"stray_sms"`       // SMS to a DestTn of no offered message
 	Statuses       map[string]int `json:"statuses"`        // final count per status
+	// Failovers done (fault failover) and, of them, those during which the
+	// API's /readyz answered not ready at least once.
+	Failovers      int `json:"failovers,omitempty"`
+	ReadyzNotReady int `json:"readyz_not_ready,omitempty"`
 }
 
 // Bad reports whether any failure count is non-zero.
@@ -181,6 +185,10 @@ func (t Tally) Print(w io.Writer) {
 	line("messages failed (told, not lost)", t.Failed, false)
 	line("receipt entries without message_id", t.Uncorrelated, false)
 	line("message records missing", t.RecordsMissing, false)
+	if t.Failovers > 0 {
+		line("sentinel failovers", t.Failovers, false)
+		line("failovers /readyz reported (not ready)", t.ReadyzNotReady, false)
+	}
 	names := make([]string, 0, len(t.Statuses))
 	for s := range t.Statuses {
 		names = append(names, s)

@@ -21,3 +21,18 @@ func init() {
 		OperatorActions.WithLabelValues(a)
 	}
 }
+
+// SweepRepairs counts asynq tasks of live batches the sweep found in a
+// state asynq never leaves and repaired, by what it found: active (outside
+// the active list or the lease set), retry, scheduled (outside their set)
+// or zombie (a hash without a message).
+var SweepRepairs = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Namespace: ns, Name: "sweep_task_repairs_total", Help: "Send tasks found in a state asynq never leaves and repaired by the sweep, by what was found.",
+}, []string{"found"})
+
+func init() {
+	Registry.MustRegister(SweepRepairs)
+	for _, f := range []string{"active", "retry", "scheduled", "zombie"} {
+		SweepRepairs.WithLabelValues(f)
+	}
+}

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redoxygen/roxd/internal/redisconn"
 )
 
 // This file holds the worker's side of the keyspace: moving due scheduled
@@ -24,8 +27,9 @@ type Batches struct {
 	rdb  redis.UniversalClient
 	k    Keys
 	ttl  time.Duration
-	rc   ReconcileParams // see WithReconcile
-	acct string          // see ForAccount
+	rc   ReconcileParams    // see WithReconcile
+	rep  redisconn.Replicas // see WithReplicas
+	acct string             // see ForAccount
 }
 
 // ForAccount returns b working on one ROX account: Form forms only batches
@@ -36,6 +40,25 @@ func (b *Batches) ForAccount(account string) *Batches {
 	c := *b
 	c.acct = account
 	return &c
+}
+
+// WithReplicas returns a copy of b whose Claim and Record return only once
+// r.Min replicas have their writes (ROXD_REDIS_MIN_REPLICAS): a claim that
+// a failover could lose would let the new master form and send the same
+// messages again, and so would a lost record of ROX's answer. Short of
+// replicas they return an error wrapping redisconn.ErrNotReplicated after
+// the write landed on the master (the handler journals a record and applies
+// it again: Record is idempotent).
+func (b *Batches) WithReplicas(r redisconn.Replicas) *Batches {
+	c := *b
+	c.rep = r
+	return &c
+}
+
+// runReplicated runs s as s.Run does and, with WithReplicas, waits for the
+// replicas on the same connection (redisconn.Replicas.RunScript).
+func (b *Batches) runReplicated(ctx context.Context, s *redis.Script, keys []string, args ...any) (*redis.Cmd, error) {
+	return b.rep.RunScript(ctx, b.rdb, s, keys, args...)
 }
 
 // DefaultBatchStatusTTL is the TTL given to {P}:sms:<smsid> keys when the
@@ -153,8 +176,14 @@ for _, g in ipairs(groups) do
       if t == nil or now - t >= linger then take = len end
     end
     if take == 0 then break end
-    local ids = redis.call('LPOP', rk, take)
     local bid = prefix .. (seq + formed)
+    if redis.call('EXISTS', base .. 'batch:' .. bid) == 1 then
+      -- never overwrite a batch (its messages would be in no batch): the
+      -- caller's sequence is behind (a reply it never got)
+      if formed == 0 then return redis.error_reply('ROXD_BATCH_ID_IN_USE ' .. bid) end
+      return out
+    end
+    local ids = redis.call('LPOP', rk, take)
     formed = formed + 1
     redis.call('HSET', base .. 'batch:' .. bid, 'group', g, 'ids', cjson.encode(ids), 'created', now, 'attempt', 0)
     redis.call('ZADD', KEYS[3], now, bid)
@@ -209,6 +238,13 @@ type Formed struct {
 	First []string
 }
 
+// ErrBatchIDInUse is returned by Form when the first batch id it would
+// use names an existing batch: the caller's sequence is behind, typically
+// because an earlier Form ran in Redis but its reply was lost (a
+// connection cut by a restart). The caller must move its sequence on (by
+// at least MaxForm) and form again; Form never overwrites a batch.
+var ErrBatchIDInUse = errors.New("store: form: batch id in use")
+
 // ErrAuthPaused is returned by Form and Claim while {P}:authpause is set.
 var ErrAuthPaused = errors.New("store: sending paused: ROX rejected the credentials")
 
@@ -232,6 +268,9 @@ func (b *Batches) Form(ctx context.Context, p FormParams, now time.Time) ([]Form
 	if err != nil {
 		if errors.Is(err, redis.Nil) {
 			return nil, nil
+		}
+		if strings.HasPrefix(err.Error(), "ROXD_BATCH_ID_IN_USE") {
+			return nil, fmt.Errorf("%w: %s", ErrBatchIDInUse, err)
 		}
 		return nil, fmt.Errorf("store: form: %w", err)
 	}
@@ -389,11 +428,18 @@ type Claim struct {
 // numbers in {P}:suppressed are marked `suppressed`. The batch's ids are
 // narrowed to the messages returned.
 func (b *Batches) Claim(ctx context.Context, batchID, token string, lockTTL time.Duration, now time.Time) (Claim, error) {
-	res, err := claimScript.Run(ctx, b.rdb,
+	cmd, werr := b.runReplicated(ctx, claimScript,
 		[]string{b.k.Batch(batchID), b.k.Lock(batchID), b.k.Waiting(), b.k.Suppressed(), b.k.AuthPauseOf(b.acct)},
-		append([]any{b.k.Base(), batchID, token, lockTTL.Milliseconds(), now.UnixMilli()}, b.reconcileArgs(lockTTL)...)...).Slice()
+		append([]any{b.k.Base(), batchID, token, lockTTL.Milliseconds(), now.UnixMilli()}, b.reconcileArgs(lockTTL)...)...)
+	res, err := cmd.Slice()
 	if err != nil {
 		return Claim{}, fmt.Errorf("store: claim batch %s: %w", batchID, err)
+	}
+	if werr != nil {
+		// Claimed on the master only: send nothing that a failover could
+		// hand to another claim. The lock stays until it expires; the
+		// task's retry then reconciles the claimed messages.
+		return Claim{}, fmt.Errorf("store: claim batch %s: %w", batchID, werr)
 	}
 	if len(res) == 0 {
 		return Claim{}, fmt.Errorf("store: claim batch %s: %w", batchID, ErrBatchReply)
@@ -462,8 +508,14 @@ for i = 7, #ARGV, 4 do
   roxd_rc_land(base, k, id)
   if o == 's' then
     -- ROX accepted it: record it whatever happened meanwhile, except that
-    -- a message already known delivered stays delivered (never backwards).
-    if redis.call('HGET', k, 'status') == 'delivered' then
+    -- a message already known delivered stays delivered (never backwards),
+    -- and a second run of the same record (a journalled answer applied
+    -- again, e.g. after a WAIT short of replicas) keeps the status a
+    -- receipt gave it since.
+    local cur = redis.call('HMGET', k, 'status', 'sms_id')
+    if cur[2] == v and (cur[1] == 'submitted' or cur[1] == 'delivered' or cur[1] == 'failed') then
+      -- recorded already
+    elseif cur[1] == 'delivered' then
       redis.call('HSET', k, 'sms_id', v, 'request_id', reqid, 't_submitted', now)
     else
       redis.call('HSET', k, 'status', 'submitted', 'sms_id', v, 'request_id', reqid, 't_submitted', now, 'err', '')
@@ -541,8 +593,12 @@ func (b *Batches) Record(ctx context.Context, batchID, token, requestID string, 
 		}
 		args = append(args, o.ID, string(rune(o.Kind)), o.Value, canon)
 	}
-	res, err := recordScript.Run(ctx, b.rdb,
-		[]string{b.k.Batch(batchID), b.k.Lock(batchID), b.k.Batches(), b.k.Waiting()}, args...).Int64Slice()
+	cmd, werr := b.runReplicated(ctx, recordScript,
+		[]string{b.k.Batch(batchID), b.k.Lock(batchID), b.k.Batches(), b.k.Waiting()}, args...)
+	res, err := cmd.Int64Slice()
+	if err == nil {
+		err = werr // recorded on the master only: the caller journals it
+	}
 	if err != nil {
 		return Recorded{}, fmt.Errorf("store: record batch %s: %w", batchID, err)
 	}
@@ -689,4 +745,6 @@ func (b *Batches) Batch(ctx context.Context, id string) (BatchInfo, error) {
 }
 
 // Batches returns the worker's batch operations over s's keyspace.
-func (s *Store) Batches() *Batches { return NewBatches(s.rdb, s.keys, s.cfg.StatusTTL) }
+func (s *Store) Batches() *Batches {
+	return NewBatches(s.rdb, s.keys, s.cfg.StatusTTL).WithReplicas(s.cfg.Replicas)
+}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redoxygen/roxd/internal/redisconn"
 )
 
 // Defaults of Config.
@@ -44,6 +46,9 @@ type Config struct {
 	// ScheduleLead is how long before SendAt a scheduled message is handed
 	// over to ROX with SendLater (DefaultScheduleLead when 0).
 	ScheduleLead time.Duration
+	// Replicas is ROXD_REDIS_MIN_REPLICAS: when enabled, Enqueue returns
+	// only once that many replicas have the records (waitReplicated).
+	Replicas redisconn.Replicas
 	// Shards is the number of shards (shards.go; 0 means 1): message id
 	// maps to shard ShardOf(id, Shards), keys {Prefix:i}; with 1, {Prefix}.
 	Shards int
@@ -483,6 +488,7 @@ func (s *Store) Enqueue(ctx context.Context, recs []Record) ([]EnqueueOutcome, [
 			}
 		}
 		cmds := make([]*redis.Cmd, len(todo))
+		var wait *redis.Cmd
 		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for j, i := range todo {
 				cmds[j] = enqueueScript.EvalSha(ctx, p, calls[i].keys, calls[i].args...)
@@ -495,6 +501,7 @@ func (s *Store) Enqueue(ctx context.Context, recs []Record) ([]EnqueueOutcome, [
 			for _, k := range wake {
 				p.Publish(ctx, k.Wake(), "1")
 			}
+			wait = s.waitReplicated(ctx, p)
 			return nil
 		})
 		var again []int
@@ -525,12 +532,32 @@ func (s *Store) Enqueue(ctx context.Context, recs []Record) ([]EnqueueOutcome, [
 				return nil, nil, fmt.Errorf("store: enqueue %q: unexpected script code %d", recs[i].ID, code)
 			}
 		}
-		if err != nil && len(again) == 0 {
+		if err != nil && len(again) == 0 && !isWaitOnly(err, wait) {
 			return nil, nil, fmt.Errorf("store: enqueue: %w", err)
+		}
+		if len(again) == 0 {
+			// The records are on the master; the answer waits for the
+			// replicas of every one of them, replays included.
+			if werr := s.cfg.Replicas.Check(wait); werr != nil {
+				return nil, nil, fmt.Errorf("store: enqueue: %w", werr)
+			}
 		}
 		todo = again
 	}
 	return outcomes, statuses, nil
+}
+
+// waitReplicated queues, after the enqueue scripts in p (one connection),
+// the wait for ROXD_REDIS_MIN_REPLICAS replicas: the producer's "accepted"
+// then means "on the master and on that many replicas". nil when off.
+func (s *Store) waitReplicated(ctx context.Context, p redis.Pipeliner) *redis.Cmd {
+	return s.cfg.Replicas.Queue(ctx, p)
+}
+
+// isWaitOnly reports whether the pipeline's error is the WAIT's own (the
+// scripts all answered): Replicas.Check reports it.
+func isWaitOnly(err error, wait *redis.Cmd) bool {
+	return wait != nil && wait.Err() != nil && errors.Is(err, wait.Err())
 }
 
 func ttlMS(d time.Duration) int64 {

@@ -71,6 +71,28 @@ func (b *Batches) MarkEnqueued(ctx context.Context, ids ...string) error {
 	return nil
 }
 
+// MarkUnenqueued clears the `task` mark of each batch: the sweep then takes
+// a missing task for one never enqueued (it enqueues it) rather than for
+// an operator's delete. The sweep calls it before it deletes a completed
+// task to enqueue a new one, so that a refused enqueue (OOM, READONLY, a
+// restart) can never be taken for an operator's delete. HDEL is allowed
+// under OOM.
+func (b *Batches) MarkUnenqueued(ctx context.Context, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, id := range ids {
+			p.HDel(ctx, b.k.Batch(id), "task")
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: mark batches unenqueued: %w", err)
+	}
+	return nil
+}
+
 // BatchState is what the operator sweep needs to know of a live batch.
 type BatchState struct {
 	Exists   bool

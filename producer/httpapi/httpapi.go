@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/redoxygen/roxd/internal/redisconn"
 	"github.com/redoxygen/roxd/internal/store"
 	"github.com/redoxygen/roxd/producer"
 )
@@ -217,6 +218,16 @@ func writeError(w http.ResponseWriter, status int, e apiError) {
 
 // internal answers a storage failure; the detail goes to the log only.
 func (a *api) internal(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, redisconn.ErrNotReplicated) {
+		// ROXD_REDIS_MIN_REPLICAS: the record is on the master, not yet on
+		// enough replicas. The same request again is safe (the ids make it
+		// idempotent) and answers the same messages once replicated.
+		a.log.Warn().Err(err).Str("method", r.Method).Str("path", r.URL.Path).Msg("not replicated in time; answered 503")
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, apiError{Code: "not_replicated",
+			Message: "stored, but not yet confirmed by enough Redis replicas; retry the same request (same ids): it is not sent twice"})
+		return
+	}
 	a.log.Error().Err(err).Str("method", r.Method).Str("path", r.URL.Path).Msg("request failed")
 	writeError(w, http.StatusServiceUnavailable, apiError{Code: "unavailable", Message: "message store unavailable, retry later"})
 }

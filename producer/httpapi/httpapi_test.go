@@ -58,6 +58,7 @@ type resp struct {
 	code int
 	body map[string]any
 	raw  string
+	hdr  http.Header
 }
 
 func (b *bundle) do(t *testing.T, method, path string, body any) resp {
@@ -94,7 +95,7 @@ func (b *bundle) doAuth(t *testing.T, method, path string, body any, auth string
 	}
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
-	out := resp{code: res.StatusCode, raw: string(raw)}
+	out := resp{code: res.StatusCode, raw: string(raw), hdr: res.Header}
 	_ = json.Unmarshal(raw, &out.body)
 	return out
 }
