@@ -231,7 +231,7 @@ func (l *rateLimiter) notThrottled() {
 
 // throttleScript sets the pause key to ARGV[1] ms unless a longer pause is
 // already set.
-var throttleScript = redis.NewScript(`
+var throttleScript = store.NewScript("worker.throttle", `
 local left = redis.call('PTTL', KEYS[1])
 if left >= tonumber(ARGV[1]) then return left end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[1])
