@@ -68,6 +68,11 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 	if err != nil {
 		return err
 	}
+	if conn.Kind() == redisconn.KindCluster && cfg.RedisMinReplicas > 0 {
+		// WAIT counts the replicas of the node it is sent to; the enqueue
+		// and callback pipelines do not yet route it to each shard's master.
+		return errors.New("ROXD_REDIS_MIN_REPLICAS: not supported with a Redis Cluster URL (WAIT is not yet sent to each shard's master); set it to 0 or use a single or Sentinel URL")
+	}
 	rdb := conn.Client()
 	defer rdb.Close()
 	if opts.RedisHook != nil {

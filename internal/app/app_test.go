@@ -274,3 +274,24 @@ func TestServeBadConfig(t *testing.T) {
 		t.Fatalf("Run with a short token: %v; want an error naming ROXD_API_TOKEN without the value", err)
 	}
 }
+
+// TestMinReplicasRefusedOnCluster: WAIT on a cluster would count the
+// replicas of whichever node go-redis picks, so the pair is refused at start,
+// before any connection is made, with an error naming the variable.
+func TestMinReplicasRefusedOnCluster(t *testing.T) {
+	cfg, err := config.Load(mapLookup(map[string]string{
+		"ROXD_ROLES":              "api",
+		"ROXD_API_TOKEN":          "0123456789abcdef0123456789abcdef",
+		"REDIS_URL":               "redis-cluster://127.0.0.1:1,127.0.0.1:2",
+		"ROXD_REDIS_MIN_REPLICAS": "1",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = Run(ctx, cfg, zerolog.Nop(), Options{})
+	if err == nil || !strings.Contains(err.Error(), "ROXD_REDIS_MIN_REPLICAS") {
+		t.Fatalf("Run with a cluster URL and min replicas 1: %v; want an error naming ROXD_REDIS_MIN_REPLICAS", err)
+	}
+}
