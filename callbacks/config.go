@@ -76,6 +76,11 @@ type Config struct {
 	// AccountID is our ROX account id. A callback for another account is
 	// answered 403; empty accepts any account.
 	AccountID string
+	// Accounts are further ROX accounts, each with its own token: a
+	// callback under an account's token is taken only when its
+	// Sender.AccountId is that account's (Token and AccountID above are
+	// the default account's).
+	Accounts []Account
 	// ReceiptsStream and RepliesStream name the output streams.
 	ReceiptsStream string
 	RepliesStream  string
@@ -177,9 +182,31 @@ func cfgErr(field, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrConfig, field, fmt.Sprintf(format, args...))
 }
 
+// Account is a ROX account whose callbacks the receiver takes.
+type Account struct {
+	// Name is the account's name (logs, errors).
+	Name string
+	// Token is the secret path segment of its callback URLs.
+	Token string
+	// AccountID is its ROX account id; empty accepts any.
+	AccountID string
+}
+
 // Validate checks c (after WithDefaults) and names the first bad field. It
 // never prints the token.
 func (c Config) Validate() error {
+	tokens := map[string]bool{c.Token: true}
+	for i, a := range c.Accounts {
+		switch {
+		case strings.TrimSpace(a.Token) == "":
+			return cfgErr(fmt.Sprintf("Accounts[%d].Token", i), "required (account %s)", a.Name)
+		case strings.ContainsAny(a.Token, "/?#% "):
+			return cfgErr(fmt.Sprintf("Accounts[%d].Token", i), "must be one URL path segment (no / ? # %% or space)")
+		case tokens[a.Token]:
+			return cfgErr(fmt.Sprintf("Accounts[%d].Token", i), "is another account's token (account %s)", a.Name)
+		}
+		tokens[a.Token] = true
+	}
 	switch {
 	case c.Shards < 0 || c.Shards > store.MaxShards:
 		return cfgErr("Shards", "%d: want 1..%d", c.Shards, store.MaxShards)

@@ -53,6 +53,7 @@ type Receiver struct {
 	st       *storer
 	spool    *spool // nil when spooling is disabled
 	tokenSum [sha256.Size]byte
+	accounts []tokenAccount // the default account (Token, AccountID) first
 	kw       keywords
 
 	receiptResp, replyResp []byte
@@ -82,11 +83,15 @@ func New(cfg Config, rdb redis.UniversalClient, log zerolog.Logger) (*Receiver, 
 		log:      log.With().Str("component", "callbacks").Logger(),
 		st:       newStorer(rdb, cfg),
 		tokenSum: sha256.Sum256([]byte(cfg.Token)),
+		accounts: []tokenAccount{{sum: sha256.Sum256([]byte(cfg.Token)), id: cfg.AccountID, name: "default"}},
 		kw:       newKeywords(cfg.StopWords, cfg.StartWords, cfg.HelpWords),
 		counters: map[[2]string]prometheus.Counter{},
 		stopped:  make(chan struct{}),
 		durRecv:  metrics.CallbackDuration.WithLabelValues(KindReceipt),
 		durReply: metrics.CallbackDuration.WithLabelValues(KindReply),
+	}
+	for _, a := range cfg.Accounts {
+		r.accounts = append(r.accounts, tokenAccount{sum: sha256.Sum256([]byte(a.Token)), id: strings.TrimSpace(a.AccountID), name: a.Name})
 	}
 	r.bufs.New = func() any { return new(bytes.Buffer) }
 	var err error
@@ -181,13 +186,28 @@ func (r *Receiver) Handler() http.Handler { return http.HandlerFunc(r.serveHTTP)
 
 // route splits /rox/{token}/{kind}; ok is false unless the token matches.
 func (r *Receiver) route(path string) (kind string, ok bool) {
+	kind, a := r.routeAccount(path)
+	return kind, a != nil
+}
+
+// tokenAccount is an account the receiver takes callbacks for, known by
+// the hash of its token.
+type tokenAccount struct {
+	sum      [32]byte
+	id, name string
+}
+
+// routeAccount returns the kind a path names and the account whose token
+// it carries (nil: no account's). Every token is compared, in constant
+// time, whichever matches.
+func (r *Receiver) routeAccount(path string) (kind string, acct *tokenAccount) {
 	rest, found := strings.CutPrefix(path, "/rox/")
 	if !found {
-		return "unknown", false
+		return "unknown", nil
 	}
 	i := strings.LastIndexByte(rest, '/')
 	if i < 0 {
-		return "unknown", false
+		return "unknown", nil
 	}
 	switch rest[i+1:] {
 	case KindReceipt:
@@ -195,10 +215,15 @@ func (r *Receiver) route(path string) (kind string, ok bool) {
 	case KindReply:
 		kind = KindReply
 	default:
-		return "unknown", false
+		return "unknown", nil
 	}
 	sum := sha256.Sum256([]byte(rest[:i]))
-	return kind, subtle.ConstantTimeCompare(sum[:], r.tokenSum[:]) == 1
+	for j := range r.accounts {
+		if subtle.ConstantTimeCompare(sum[:], r.accounts[j].sum[:]) == 1 {
+			acct = &r.accounts[j]
+		}
+	}
+	return kind, acct
 }
 
 func (r *Receiver) count(kind, outcome string) {
@@ -225,8 +250,8 @@ func pathKind(path string) string {
 
 func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	start := time.Now()
-	kind, ok := r.route(req.URL.Path)
-	if !ok {
+	kind, acct := r.routeAccount(req.URL.Path)
+	if acct == nil {
 		writeKind := kind
 		if kind == "unknown" {
 			writeKind = pathKind(req.URL.Path)
@@ -266,9 +291,10 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 			"bad request: "+err.Error()+r.salvage(req.Context(), kind, buf.Bytes()))
 		return
 	}
-	if r.cfg.AccountID != "" && !strings.EqualFold(strings.TrimSpace(account), r.cfg.AccountID) {
+	// The token names the account; the callback must claim that account.
+	if acct.id != "" && !strings.EqualFold(strings.TrimSpace(account), acct.id) {
 		r.fail(w, kind, OutcomeWrongAccount, http.StatusForbidden, ResultWrongAccount,
-			"wrong account: Sender.AccountId is not this receiver's ROX account"+r.salvage(req.Context(), kind, buf.Bytes()))
+			"wrong account: Sender.AccountId is not the ROX account of this callback URL's token"+r.salvage(req.Context(), kind, buf.Bytes()))
 		return
 	}
 	ev.Shard = shardParam(req.URL.Query().Get(ShardParam), max(r.cfg.Shards, 1))

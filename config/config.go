@@ -65,6 +65,7 @@ type Config struct {
 	ROXPassword  string        `env:"ROX_PASSWORD" secret:"true" desc:"Red Oxygen password (required for role worker; secret)"`
 	ROXProduct   string        `env:"ROX_PRODUCT, default=roxd" empty:"default" desc:"Product name sent to ROX (reporting only)"`
 	ROXTimeout   time.Duration `env:"ROX_TIMEOUT, default=30s" min:"1ms" max:"10m" desc:"Timeout of one ROX send request"`
+	ROXAccounts  string        `env:"ROX_ACCOUNTS" desc:"Path of a JSON file of further ROX accounts, each with name, credentials, product, rate limit and callback token (README: Several ROX accounts); the variables above are the account named default"`
 
 	Roles         []string `env:"ROXD_ROLES, default=worker,callbacks,api" desc:"Roles this process runs: comma list of worker, callbacks, api"`
 	HTTPAddr      string   `env:"ROXD_HTTP_ADDR, default=127.0.0.1:8080" desc:"Listen address of the API, /metrics and /monitor"`
@@ -91,6 +92,8 @@ type Config struct {
 	BatchLinger      time.Duration `env:"ROXD_BATCH_LINGER, default=5ms" min:"0s" max:"10s" desc:"How long the former waits to fill a batch"`
 	SendConcurrency  int           `env:"ROXD_SEND_CONCURRENCY, default=16" min:"1" max:"4096" desc:"Concurrent ROX requests per process"`
 	DequeueLanes     int           `env:"ROXD_DEQUEUE_LANES, default=2" min:"1" max:"64" desc:"asynq servers per process"`
+	RateLimit        int           `env:"ROXD_RATE_LIMIT, default=0" min:"0" max:"1000000" desc:"Most messages per second sent to ROX per account, over every worker process sharing the Redis (0: no limit); a batch is at most one second of it"`
+	RequestRateLimit int           `env:"ROXD_REQUEST_RATE_LIMIT, default=0" min:"0" max:"1000000" desc:"Most ROX requests per second, over every worker process sharing the Redis (0: no limit)"`
 	ShutdownTimeout  time.Duration `env:"ROXD_SHUTDOWN_TIMEOUT, default=25s" min:"1ms" max:"1h" desc:"Grace period to drain on shutdown"`
 	CallbackDrain    time.Duration `env:"ROXD_CALLBACK_DRAIN, default=5s" min:"0s" max:"60s" desc:"On shutdown, how long the callback listener keeps answering after the worker stopped (the whole shutdown stays within ROXD_SHUTDOWN_TIMEOUT, drain included)"`
 	APITimeout       time.Duration `env:"ROXD_API_TIMEOUT, default=5s" min:"1s" max:"60s" desc:"Budget of one API call (1s..60s): past it the call answers 503; POST /v1/messages/batch gets four times it"`
@@ -341,6 +344,9 @@ func (c Config) Validate(roles ...string) error {
 		case !urlSafe(c.CallbackToken):
 			bad("ROXD_CALLBACK_TOKEN", "may hold only A-Z a-z 0-9 - _ . ~")
 		}
+	}
+	if _, err := c.Accounts(); err != nil {
+		errs = append(errs, err)
 	}
 	if !phonenumbers.GetSupportedRegions()[c.DefaultRegion] {
 		bad("ROXD_DEFAULT_REGION", "%q is not a region libphonenumber knows (e.g. AU, NZ, GB, US)", c.DefaultRegion)

@@ -82,6 +82,10 @@ type Message struct {
 	// and is never sent.
 	ValidFor  time.Duration
 	ExpiresAt time.Time
+	// Account is the ROX account that sends it (Config.Accounts); empty
+	// means DefaultAccount. Messages of different accounts never share a
+	// ROX request.
+	Account string
 }
 
 // Result is the outcome of one message.
@@ -154,7 +158,14 @@ type Config struct {
 	// ValidFor nor ExpiresAt (ROXD_DEFAULT_VALIDITY; zero: no limit).
 	DefaultValidity time.Duration
 	Store           store.Config
+	// Accounts are the names a message's Account may take besides
+	// DefaultAccount (the ROX_ACCOUNTS file's); another name is refused,
+	// naming the field.
+	Accounts []string
 }
+
+// DefaultAccount is the ROX account of a message without Account.
+const DefaultAccount = store.DefaultAccount
 
 // WithDefaults returns c with zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
@@ -186,6 +197,8 @@ func (c Config) WithDefaults() Config {
 // Validate reports the first invalid field of c.
 func (c Config) Validate() error {
 	switch {
+	case !validAccounts(c.Accounts):
+		return fmt.Errorf("producer: config: Accounts: each name must be %s, once, and not %q", store.AccountNameRule, DefaultAccount)
 	case phonenumbers.GetCountryCodeForRegion(c.DefaultRegion) == 0:
 		return fmt.Errorf("producer: config: DefaultRegion %q is not a known region (e.g. AU)", c.DefaultRegion)
 	case !c.DefaultReceipt.Valid():
@@ -418,4 +431,15 @@ func (p *Producer) IsSuppressed(ctx context.Context, number string) (string, boo
 // store.Store.ListSuppressed).
 func (p *Producer) ListSuppressed(ctx context.Context, cursor uint64, count int64) ([]string, uint64, error) {
 	return p.store.ListSuppressed(ctx, cursor, count)
+}
+
+func validAccounts(names []string) bool {
+	seen := map[string]bool{DefaultAccount: true}
+	for _, n := range names {
+		if seen[n] || !store.ValidAccountName(n) {
+			return false
+		}
+		seen[n] = true
+	}
+	return true
 }

@@ -242,6 +242,10 @@ func (p *Producer) prepare(m *Message, now time.Time) (store.Record, Result) {
 	if ferr != nil {
 		return fail(ferr)
 	}
+	account := m.Account
+	if account != "" && account != DefaultAccount && !p.knownAccount(account) {
+		return fail(fieldErr("account", CodeInvalid, "%q is not a configured ROX account (want %s)", truncate(account), strings.Join(p.accountNames(), ", ")))
+	}
 	if len(m.Metadata) > p.cfg.MaxMetadataKeys {
 		return fail(fieldErr("metadata", CodeTooMany, "%d keys, at most %d", len(m.Metadata), p.cfg.MaxMetadataKeys))
 	}
@@ -265,7 +269,7 @@ func (p *Producer) prepare(m *Message, now time.Time) (store.Record, Result) {
 	rec := store.Record{
 		ID: res.ID, To: to, Name: m.Name, Email: email, Text: m.Text,
 		Receipt: string(receipt), Reply: string(reply), Metadata: m.Metadata, OnAmbiguous: string(m.OnAmbiguous),
-		Priority: string(m.Priority),
+		Priority: string(m.Priority), Account: account,
 	}
 	if rec.Priority == string(PriorityNormal) {
 		rec.Priority = "" // one spelling: the same message hashes the same
@@ -324,4 +328,17 @@ func truncate(s string) string {
 		return s[:32] + "..."
 	}
 	return s
+}
+
+func (p *Producer) knownAccount(name string) bool {
+	for _, a := range p.cfg.Accounts {
+		if a == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Producer) accountNames() []string {
+	return append([]string{DefaultAccount}, p.cfg.Accounts...)
 }

@@ -339,7 +339,8 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := t.Sub(now); d > 0 {
-			return d.Round(time.Second)
+			// Never shorter than asked: round up to the second.
+			return (d + time.Second - 1).Truncate(time.Second)
 		}
 	}
 	return 0

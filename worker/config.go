@@ -41,6 +41,11 @@ const (
 	// receiver's defaults (ROXD_RECEIPTS_STREAM, ROXD_STREAM_MAXLEN).
 	DefaultReceiptsStream = "rox:receipts"
 	DefaultStreamMaxLen   = 1_000_000
+	// DefaultAccount is the name of the ROX account of the single-account
+	// variables (ROX_ACCOUNT_ID, ...), in keys, logs and metrics.
+	DefaultAccount = store.DefaultAccount
+	// MaxRateLimit bounds RateLimit and RequestRateLimit.
+	MaxRateLimit = 1_000_000
 	// TaskType is the asynq task type of one batch.
 	TaskType = "rox:send"
 )
@@ -127,6 +132,16 @@ type Config struct {
 	// reconciling recipient waits for a receipt or reply before it is sent
 	// again (store.DefaultReconcileWindow when 0).
 	ReconcileWindow time.Duration
+	// Accounts are ROX accounts besides the default one (the fields above
+	// and the Sender given to New); names are unique and not
+	// DefaultAccount.
+	Accounts []Account
+	// RateLimit is the most messages per second sent to ROX for the
+	// default account, over every worker process sharing the Redis (0: none).
+	RateLimit int
+	// RequestRateLimit is the most ROX requests per second, over every
+	// worker process sharing the Redis (0: none).
+	RequestRateLimit int
 	// TaskRetention keeps a completed rox:send task (and its result: ROX's
 	// RequestId and counts) visible in the dashboard this long.
 	TaskRetention time.Duration
@@ -225,10 +240,37 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: DequeueLanes is %d, want 1..64", ErrConfig, c.DequeueLanes)
 	case c.MaxAttempts < 1 || c.MaxAttempts > 1000:
 		return fmt.Errorf("%w: MaxAttempts is %d, want 1..1000", ErrConfig, c.MaxAttempts)
+	case c.RateLimit < 0 || c.RateLimit > MaxRateLimit:
+		return fmt.Errorf("%w: RateLimit is %d, want 0 (none) .. %d messages per second", ErrConfig, c.RateLimit, MaxRateLimit)
+	case c.RequestRateLimit < 0 || c.RequestRateLimit > MaxRateLimit:
+		return fmt.Errorf("%w: RequestRateLimit is %d, want 0 (none) .. %d requests per second", ErrConfig, c.RequestRateLimit, MaxRateLimit)
 	case c.RetryMaxInterval < c.RetryInitial:
 		return fmt.Errorf("%w: RetryMaxInterval %s is below RetryInitial %s", ErrConfig, c.RetryMaxInterval, c.RetryInitial)
 	case c.AuthPauseMax < c.AuthPauseInitial:
 		return fmt.Errorf("%w: AuthPauseMax %s is below AuthPauseInitial %s", ErrConfig, c.AuthPauseMax, c.AuthPauseInitial)
+	}
+	seen := map[string]bool{DefaultAccount: true}
+	for i, a := range c.Accounts {
+		switch {
+		case !store.ValidAccountName(a.Name):
+			return fmt.Errorf("%w: Accounts[%d].Name is %q, want %s", ErrConfig, i, a.Name, store.AccountNameRule)
+		case seen[a.Name]:
+			return fmt.Errorf("%w: Accounts[%d].Name %q is used twice (or is %q)", ErrConfig, i, a.Name, DefaultAccount)
+		case a.Sender == nil:
+			return fmt.Errorf("%w: Accounts[%d] (%s): nil Sender", ErrConfig, i, a.Name)
+		case a.RateLimit < 0 || a.RateLimit > MaxRateLimit:
+			return fmt.Errorf("%w: Accounts[%d].RateLimit is %d, want 0 (none) .. %d", ErrConfig, i, a.RateLimit, MaxRateLimit)
+		}
+		seen[a.Name] = true
+		for _, u := range []struct{ name, v string }{{"ReceiptCallbackURL", a.ReceiptCallbackURL}, {"ReplyCallbackURL", a.ReplyCallbackURL}} {
+			if u.v == "" {
+				continue
+			}
+			p, err := url.Parse(u.v)
+			if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+				return fmt.Errorf("%w: Accounts[%d].%s is not an absolute http(s) URL", ErrConfig, i, u.name)
+			}
+		}
 	}
 	if !store.ValidAmbiguous(c.Ambiguous) {
 		return fmt.Errorf("%w: Ambiguous is %q, want resend, reconcile or fail", ErrConfig, c.Ambiguous)

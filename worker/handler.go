@@ -74,15 +74,22 @@ func (e *BatchError) Unwrap() error { return e.Last }
 
 func isFailure(err error) bool {
 	var rw *reconcileWait
-	return !errors.Is(err, errLocked) && !errors.Is(err, errJournalled) && !errors.As(err, &rw)
+	var rtw *rateWait
+	return !errors.Is(err, errLocked) && !errors.Is(err, errJournalled) && !errors.As(err, &rw) && !errors.As(err, &rtw)
 }
 
 // retryDelay is asynq's RetryDelayFunc: exponential backoff with jitter from
 // RetryInitial to RetryMaxInterval (cenkalti/backoff), at least the server's
-// Retry-After when it sent one.
-func (w *Worker) retryDelay(n int, err error, _ *asynq.Task) time.Duration {
+// Retry-After when it sent one. A delay that is a minimum (Retry-After, a
+// 429 pause, a rate-limit wait) is rounded up so that the retry time falls
+// on a whole second: asynq keeps retry times in whole seconds (truncated)
+// and would otherwise run the task up to a second early.
+func (w *Worker) retryDelay(n int, err error, t *asynq.Task) time.Duration {
 	if d, ok := reconcileDelay(err); ok {
 		return d
+	}
+	if d, ok := rateDelay(err); ok {
+		return ceilToSecond(time.Now(), d)
 	}
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = w.cfg.RetryInitial
@@ -95,8 +102,13 @@ func (w *Worker) retryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	for i := 0; i < n && i < 64; i++ {
 		d = b.NextBackOff()
 	}
-	if ra, ok := rox.RetryAfterOf(err); ok && ra > d {
-		d = ra
+	ra, ok := rox.RetryAfterOf(err)
+	if pause := w.taskAccountPause(t); pause > ra {
+		// The account is paused after a 429 (this batch's or another's).
+		ra, ok = pause, true
+	}
+	if ok && ra >= d {
+		return ceilToSecond(time.Now(), ra)
 	}
 	return d
 }
@@ -113,6 +125,15 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	maxRetry, ok := asynq.GetMaxRetry(ctx)
 	last := ok && retried >= maxRetry
 	res := &attemptResult{Attempt: retried + 1}
+	a, err := w.account(store.GroupAccount(p.Group))
+	if err != nil {
+		return err
+	}
+	ctx = context.WithValue(ctx, accountKey{}, a)
+	// Tokens first: a run waiting for them holds no sending slot.
+	if err := w.payBeforeClaim(ctx, a, p, retried); err != nil {
+		return err
+	}
 	if reserved, _ := ctx.Value(reservedKey{}).(bool); w.sem != nil && !reserved {
 		select {
 		case w.sem <- struct{}{}:
@@ -121,7 +142,7 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 			return ctx.Err()
 		}
 	}
-	err := w.process(context.WithValue(ctx, resultKey{}, res), p.Batch, last)
+	err = w.process(context.WithValue(ctx, resultKey{}, res), p.Batch, last)
 	w.writeResult(t, res)
 	return err
 }
@@ -142,7 +163,12 @@ func (w *Worker) process(ctx context.Context, bid string, last bool) error {
 		}
 		return errJournalled
 	}
-	claim, err := w.b.Claim(ctx, bid, token, w.cfg.TaskTimeout, time.Now())
+	a, err := w.accountFor(ctx, bid)
+	if err != nil {
+		return err
+	}
+	log = log.With().Str("account", a.name).Logger()
+	claim, err := a.b.Claim(ctx, bid, token, w.cfg.TaskTimeout, time.Now())
 	if err != nil {
 		return err
 	}
@@ -188,7 +214,7 @@ func (w *Worker) process(ctx context.Context, bid string, last bool) error {
 		return w.b.Finish(wctx, bid, token)
 	}
 
-	msgs, err := w.build(claim)
+	msgs, err := w.build(a, claim)
 	if err != nil {
 		// A bad group or a recipient ROX would refuse: fail them, never retry.
 		out := make([]store.SendOutcome, len(claim.Items))
@@ -204,7 +230,7 @@ func (w *Worker) process(ctx context.Context, bid string, last bool) error {
 	}
 
 	start := time.Now()
-	resp, serr := w.sender.Send(ctx, msgs)
+	resp, serr := a.sender.Send(ctx, msgs)
 	dur := time.Since(start)
 	outcome := outcomeLabel(serr)
 	metrics.ROXRequestDuration.WithLabelValues(outcome).Observe(dur.Seconds())
@@ -230,9 +256,17 @@ func (w *Worker) process(ctx context.Context, bid string, last bool) error {
 		serr = &rox.Error{Kind: rox.KindDecode, Err: fmt.Errorf("%d results for %d recipients", n, len(claim.Items))}
 	}
 	if rox.IsAuth(serr) {
-		return w.authFailed(wctx, bid, token, serr)
+		return w.authFailed(wctx, a, bid, token, serr)
 	}
-	w.authOK()
+	if ra, ok := is429(serr); ok {
+		// ROX is throttling the account: pause all of it, not just this
+		// batch (its own retry waits at least as long: retryDelay).
+		d, perr := a.rl.throttled(wctx, ra)
+		log.Warn().Err(perr).Dur("pause", d).Msg("ROX answered HTTP 429: the account's sending is paused")
+	} else {
+		a.rl.notThrottled()
+	}
+	w.authOK(a)
 	if mayHaveReachedROX(serr) {
 		// ROX may have accepted: never a blind resend (worker/reconcile.go).
 		return w.unknownOutcome(wctx, log, bid, token, claim, serr, last)
@@ -350,49 +384,55 @@ func (w *Worker) leaveToSweep(ctx context.Context, log zerolog.Logger, bid strin
 	}
 }
 
-// authFailed pauses the whole account with a growing pause, puts the batch
-// back at the front of its ready list and finishes it: nothing is lost, no
-// hot loop.
-func (w *Worker) authFailed(ctx context.Context, bid, token string, serr error) error {
-	w.authMu.Lock()
-	d := w.authPause * 2
+// authFailed pauses account a (only it) with a growing pause, puts the
+// batch back at the front of its ready list and finishes it: nothing is
+// lost, no hot loop.
+func (w *Worker) authFailed(ctx context.Context, a *account, bid, token string, serr error) error {
+	a.authMu.Lock()
+	d := a.authPause * 2
 	if d < w.cfg.AuthPauseInitial {
 		d = w.cfg.AuthPauseInitial
 	}
 	if d > w.cfg.AuthPauseMax {
 		d = w.cfg.AuthPauseMax
 	}
-	w.authPause = d
-	w.authMu.Unlock()
-	w.paused.Store(true)
-	metrics.ROXAuthPaused.Set(1)
-	perr := w.b.PauseAuth(ctx, d)
+	a.authPause = d
+	a.authMu.Unlock()
+	if a.paused.CompareAndSwap(false, true) {
+		setAuthPausedGauge(1)
+	}
+	perr := a.b.PauseAuth(ctx, d)
 	n, err := w.b.Requeue(ctx, bid, token)
 	metrics.MessagesRetried.WithLabelValues("auth").Add(float64(n))
-	w.log.Error().Err(serr).Str("account", w.cfg.AccountID).Str("batch", bid).Dur("pause", d).Int("requeued", n).
-		Msg("ROX REJECTED THE CREDENTIALS: sending paused for the whole account; check ROX_ACCOUNT_ID/ROX_USERNAME/ROX_PASSWORD")
+	vars := "ROX_ACCOUNT_ID/ROX_USERNAME/ROX_PASSWORD"
+	if a.name != DefaultAccount {
+		vars = "its entry in ROX_ACCOUNTS"
+	}
+	w.log.Error().Err(serr).Str("account", a.name).Str("account_id", a.id).Str("batch", bid).Dur("pause", d).Int("requeued", n).
+		Msg("ROX REJECTED THE CREDENTIALS: sending paused for this account; check " + vars)
 	if perr != nil {
 		return perr
 	}
 	return err
 }
 
-// authOK ends the pause state after a request ROX did not reject for auth.
-func (w *Worker) authOK() {
-	if !w.paused.Load() {
+// authOK ends account a's pause state after a request ROX did not reject
+// for auth.
+func (w *Worker) authOK(a *account) {
+	if !a.paused.Load() {
 		return
 	}
-	w.authMu.Lock()
-	w.authPause = 0
-	w.authMu.Unlock()
-	if w.paused.CompareAndSwap(true, false) {
-		metrics.ROXAuthPaused.Set(0)
-		w.log.Warn().Str("account", w.cfg.AccountID).Msg("ROX accepted the credentials again: sending resumed")
+	a.authMu.Lock()
+	a.authPause = 0
+	a.authMu.Unlock()
+	if a.paused.CompareAndSwap(true, false) {
+		setAuthPausedGauge(-1)
+		w.log.Warn().Str("account", a.name).Str("account_id", a.id).Msg("ROX accepted the credentials again: sending resumed")
 	}
 }
 
 // build turns a claimed batch into one ROX request.
-func (w *Worker) build(c store.Claim) (rox.Messages, error) {
+func (w *Worker) build(a *account, c store.Claim) (rox.Messages, error) {
 	sendLater, receipt, reply, err := store.ParseGroup(c.Group)
 	if err != nil {
 		return rox.Messages{}, err
@@ -409,18 +449,18 @@ func (w *Worker) build(c store.Claim) (rox.Messages, error) {
 		return rox.Messages{}, fmt.Errorf("group %q: unknown receipt mode", c.Group)
 	}
 	if m.ReceiptFlag != rox.ReceiptNever {
-		if w.cfg.ReceiptCallbackURL == "" {
+		if a.receiptURL == "" {
 			return rox.Messages{}, errors.New("receipts asked for but no ReceiptCallbackURL configured")
 		}
-		m.ReceiptCallbackURL = w.cfg.ReceiptCallbackURL
+		m.ReceiptCallbackURL = a.receiptURL
 	}
 	switch reply {
 	case "http", "":
 		m.ReplyType = rox.ReplyHTTP
-		if w.cfg.ReplyCallbackURL == "" {
+		if a.replyURL == "" {
 			return rox.Messages{}, errors.New("HTTP replies asked for but no ReplyCallbackURL configured")
 		}
-		m.ReplyCallbackURL = w.cfg.ReplyCallbackURL
+		m.ReplyCallbackURL = a.replyURL
 	case "email":
 		m.ReplyType = rox.ReplyEmail
 	case "sms":

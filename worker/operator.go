@@ -40,6 +40,9 @@ type payload struct {
 	Account    string   `json:"account,omitempty"`
 	Recipients int      `json:"recipients,omitempty"`
 	Messages   []string `json:"first_messages,omitempty"`
+	// Paid is the rate-limit tokens the former took for the batch's first
+	// run (ratelimit.go); 0 when no limit applies or it was not paid.
+	Paid int `json:"paid,omitempty"`
 }
 
 // schedulePayload is the body of a rox:schedule task.
@@ -116,6 +119,9 @@ func (w *Worker) writeResult(t *asynq.Task, r *attemptResult) {
 // batchPayload builds the payload of batch id.
 func (w *Worker) batchPayload(id, group string, size int, first []string) payload {
 	p := payload{Batch: id, Group: group, Priority: store.GroupPriority(group), Account: w.cfg.AccountID, Recipients: size, Messages: first}
+	if a, ok := w.accts[store.GroupAccount(group)]; ok && a.name != DefaultAccount {
+		p.Account = a.id
+	}
 	if sl, _, _, err := store.ParseGroup(group); err == nil && !sl.IsZero() {
 		p.SendLater = sl.UTC().Format(time.RFC3339)
 	}

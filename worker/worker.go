@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -42,22 +41,20 @@ type Worker struct {
 	client *asynq.Client
 	op     *Operator // while Run runs
 	idPfx  string
-	seq    uint64 // former only
 
 	handlers sync.WaitGroup // handler runs in flight (they may outlive asynq's abort)
 
 	jr  *journal.Journal // ROX answers Redis refused (journal.go)
 	ans *answers
 
-	lanes                      *lanes // asynq servers, while Run runs
-	sem                        chan struct{}
-	formSig, schedSig, syncSig signal
-	asynqLog                   asynq.Logger
-	asynqLevel                 asynq.LogLevel
+	accts map[string]*account // by name (accounts.go)
+	order []*account          // the default account first
 
-	authMu    sync.Mutex
-	authPause time.Duration // last pause; 0 when not paused
-	paused    atomic.Bool
+	lanes             *lanes // asynq servers, while Run runs
+	sem               chan struct{}
+	schedSig, syncSig signal // the formers' signals are their accounts'
+	asynqLog          asynq.Logger
+	asynqLevel        asynq.LogLevel
 }
 
 // New validates cfg (after defaults), takes cfg.JournalDir (an error
@@ -93,6 +90,7 @@ func New(cfg Config, rdb redis.UniversalClient, asynqOpt asynq.RedisConnOpt, sen
 			WithReplicas(cfg.Store.Replicas),
 		idPfx: "b" + time.Now().UTC().Format("060102150405") + "-" + hex.EncodeToString(rnd[:]) + "-",
 	}
+	w.setupAccounts(sender)
 	if err := w.openJournal(); err != nil {
 		return nil, err
 	}
@@ -155,16 +153,26 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker: start asynq server: %w", err)
 	}
 	w.log.Info().Str("queue", w.cfg.Queue).Int("lanes", nLanes).Int("concurrency", w.cfg.SendConcurrency).
-		Str("account", w.cfg.AccountID).Msg("worker started")
+		Str("account", w.cfg.AccountID).Int("accounts", len(w.order)).Msg("worker started")
 
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	var loops sync.WaitGroup
-	w.formSig, w.schedSig, w.syncSig = newSignal(), newSignal(), newSignal()
-	loops.Add(6)
-	go func() { defer loops.Done(); w.wakeLoop(loopCtx, w.formSig, w.schedSig, w.syncSig) }()
+	w.schedSig, w.syncSig = newSignal(), newSignal()
+	sigs := []signal{w.schedSig, w.syncSig}
+	for _, a := range w.order {
+		a.formSig = newSignal()
+		sigs = append(sigs, a.formSig)
+	}
+	loops.Add(6 + len(w.order))
+	go func() { defer loops.Done(); w.wakeLoop(loopCtx, sigs...) }()
 	go func() { defer loops.Done(); w.lanes.cool(loopCtx) }()
+	go func() { defer loops.Done(); w.rateLoop(loopCtx) }()
 	go func() { defer loops.Done(); w.syncLoop(loopCtx) }()
-	go func() { defer loops.Done(); w.formLoop(loopCtx) }()
+	for _, a := range w.order {
+		// One former per account: one account waiting for its tokens or
+		// its pause never holds up another.
+		go func() { defer loops.Done(); w.formLoop(loopCtx, a) }()
+	}
 	go func() { defer loops.Done(); w.scheduleLoop(loopCtx) }()
 	go func() { defer loops.Done(); w.reapLoop(loopCtx) }()
 
@@ -184,11 +192,11 @@ func (w *Worker) Run(ctx context.Context) error {
 // and its enqueue and claim run in between instead of after a long script.
 const formPerCall = 2
 
-// formLoop forms batches and enqueues their tasks: every FormInterval
-// while messages wait in ready lists, else when woken (an enqueue
-// published on {P}:wake, the scheduler moved messages) or every
+// formLoop forms the batches of account a and enqueues their tasks: every
+// FormInterval while messages wait in ready lists, else when woken (an
+// enqueue published on {P}:wake, the scheduler moved messages) or every
 // IdleInterval.
-func (w *Worker) formLoop(ctx context.Context) {
+func (w *Worker) formLoop(ctx context.Context, a *account) {
 	p := store.FormParams{
 		MaxBatch:   w.cfg.MaxBatch,
 		Linger:     w.cfg.Linger,
@@ -197,20 +205,33 @@ func (w *Worker) formLoop(ctx context.Context) {
 		// handler ahead of the senders.
 		MaxWaitingBulk: 2 * w.cfg.SendConcurrency,
 		MaxForm:        formPerCall,
-		IDPrefix:       w.idPfx,
+		IDPrefix:       a.idPfx,
 	}
 	var probeAt, lastWarn time.Time
+	var seq uint64
 	busy := true
 	for {
 		if busy {
 			if !sleepCtx(ctx, w.cfg.FormInterval) {
 				return
 			}
-		} else if !waitWork(ctx, w.formSig, w.cfg.IdleInterval) {
+		} else if !waitWork(ctx, a.formSig, w.cfg.IdleInterval) {
 			return
 		}
 		p.MaxForm = formPerCall
-		if w.paused.Load() {
+		p.MaxBatch = w.cfg.MaxBatch
+		if a.rl.pauseLeft(ctx, 20*time.Millisecond) > 0 {
+			// ROX answered 429: the whole account waits (ratelimit.go).
+			continue
+		}
+		limited := a.rl.limited()
+		if limited {
+			// One batch at a time, at most what the bucket can grant; its
+			// tokens are taken before its task exists.
+			p.MaxForm = 1
+			p.MaxBatch = a.rl.batch
+		}
+		if a.paused.Load() {
 			// After an auth pause one batch probes ROX; more follow only
 			// when it succeeds (authOK clears paused).
 			busy = true
@@ -221,8 +242,8 @@ func (w *Worker) formLoop(ctx context.Context) {
 		}
 		formedAny, failed := false, false
 		for {
-			p.Seq = w.seq
-			formed, err := w.b.Form(ctx, p, time.Now())
+			p.Seq = seq
+			formed, err := a.b.Form(ctx, p, time.Now())
 			if err != nil {
 				failed = true
 				if !errors.Is(err, store.ErrAuthPaused) {
@@ -230,25 +251,35 @@ func (w *Worker) formLoop(ctx context.Context) {
 					// never arrived (a connection cut by a Redis restart):
 					// never use their ids again, or the next batch would
 					// overwrite one and leave its messages in no batch.
-					w.seq += uint64(p.MaxForm)
+					// (up to MaxForm per priority: three of them)
+					seq += uint64(3 * p.MaxForm)
 				}
 				if !errors.Is(err, store.ErrAuthPaused) && ctx.Err() == nil && time.Since(lastWarn) > time.Second {
 					lastWarn = time.Now()
-					w.log.Warn().Err(err).Msg("form batches (logged at most once a second)")
+					w.log.Warn().Err(err).Str("account", a.name).Msg("form batches (logged at most once a second)")
 				}
 				break
 			}
 			formedAny = formedAny || len(formed) > 0
-			w.seq += uint64(len(formed))
+			seq += uint64(len(formed))
 			if p.MaxForm == 1 && len(formed) > 0 {
 				probeAt = time.Now()
 			}
 			enqueued := make([]string, 0, len(formed))
 			for _, f := range formed {
+				pl := w.batchPayload(f.ID, f.Group, f.Size, f.First)
+				if limited {
+					// Pay for exactly the batch's messages, waiting for the
+					// tokens. Stopped meanwhile: the task goes unpaid and
+					// its run pays (payBeforeClaim).
+					if err := a.rl.take(ctx, f.Size, 0); err == nil {
+						pl.Paid = f.Size
+					}
+				}
 				// Enqueue even when ctx ended: the batch exists and must get
 				// its task (the reaper is the fallback).
 				ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-				err := w.enqueueTask(ectx, w.batchPayload(f.ID, f.Group, f.Size, f.First))
+				err := w.enqueueTask(ectx, pl)
 				cancel()
 				if err != nil {
 					w.log.Warn().Err(err).Str("batch", f.ID).Msg("enqueue batch task; the reaper will retry")
@@ -268,7 +299,7 @@ func (w *Worker) formLoop(ctx context.Context) {
 			}
 		}
 		switch {
-		case w.paused.Load() || formedAny:
+		case a.paused.Load() || formedAny:
 			busy = true
 		case failed:
 			// Paused by another process, or Redis failing: retry at the
@@ -279,6 +310,24 @@ func (w *Worker) formLoop(ctx context.Context) {
 			// Linger, or for a handler to take a waiting batch).
 			waiting, err := w.b.HasReady(ctx)
 			busy = err == nil && waiting
+		}
+	}
+}
+
+// rateLoop publishes the tokens this process takes per second.
+func (w *Worker) rateLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			for _, a := range w.order {
+				a.rl.sampleRates(now.Sub(last))
+			}
+			last = now
 		}
 	}
 }
@@ -362,7 +411,9 @@ func (w *Worker) scheduleLoop(ctx context.Context) {
 				break
 			}
 			if moved > 0 {
-				w.formSig.kick()
+				for _, a := range w.order {
+					a.formSig.kick()
+				}
 				w.log.Debug().Int("moved", moved).Msg("scheduled messages handed to their groups")
 			}
 			if seen < limit {

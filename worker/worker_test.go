@@ -593,9 +593,24 @@ func TestRetryDelayGrowsAndHonoursRetryAfter(t *testing.T) {
 	if d := w.retryDelay(10, errors.New("x"), nil); d < 500*time.Millisecond || d > 1500*time.Millisecond {
 		t.Fatalf("capped delay %s", d)
 	}
-	ra := &BatchError{Last: &rox.Error{Kind: rox.KindHTTP, StatusCode: 429, RetryAfter: 30 * time.Second}}
-	if d := w.retryDelay(0, ra, nil); d != 30*time.Second {
-		t.Fatalf("delay with Retry-After %s", d)
+	// Retry-After is a minimum: asynq keeps the retry time in whole
+	// seconds (truncated), so the delay is rounded up to land on one, never
+	// before the answer + Retry-After.
+	for i := 0; i < 50; i++ {
+		answered := time.Now()
+		ra := &BatchError{Last: &rox.Error{Kind: rox.KindHTTP, StatusCode: 429, RetryAfter: 3 * time.Second}}
+		d := w.retryDelay(0, ra, nil)
+		stored := time.Unix(time.Now().Add(d).Unix(), 0) // what asynq keeps
+		if stored.Before(answered.Add(3*time.Second)) || d > 4*time.Second {
+			t.Fatalf("delay with Retry-After 3s is %s: the retry is stored for %s, %s after the answer",
+				d, stored.Format("15:04:05.000"), stored.Sub(answered))
+		}
+		time.Sleep(7 * time.Millisecond) // land on other fractions of a second
+	}
+	// A rate-limit wait is a minimum too.
+	d := w.retryDelay(0, &rateWait{Account: "a", Kind: "messages", Delay: 1500 * time.Millisecond}, nil)
+	if stored := time.Unix(time.Now().Add(d).Unix(), 0); time.Until(stored) < 1400*time.Millisecond {
+		t.Fatalf("rate wait 1.5s: delay %s", d)
 	}
 }
 

@@ -44,6 +44,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	priority := fs.String("priority", "", "priority: high, normal or bulk (normal when empty)")
 	validFor := fs.String("valid-for", "", "validity from send time: a duration (90s, 10m) or whole seconds; not handed to ROX by then, the SMS expires unsent (ROXD_DEFAULT_VALIDITY when empty)")
 	expiresAt := fs.String("expires-at", "", "validity as an RFC 3339 time (instead of --valid-for)")
+	account := fs.String("account", "", "ROX account that sends it: default or a name from ROX_ACCOUNTS (server default when empty)")
 	meta := sendMetadataFlag{}
 	fs.Var(meta, "metadata", "metadata key=value, repeatable")
 	pos, err := apiParseArgs(fs, args)
@@ -61,7 +62,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	body := map[string]any{"to": *to, "text": *text}
 	for k, v := range map[string]string{"id": *id, "send_at": *at, "name": *name, "email": *email,
 		"receipt": *receipt, "reply": *reply, "on_ambiguous": *onAmbiguous, "priority": *priority,
-		"expires_at": *expiresAt} {
+		"expires_at": *expiresAt, "account": *account} {
 		if v != "" {
 			body[k] = v
 		}

@@ -46,6 +46,8 @@ func runSim(ctx context.Context, args []string) error {
 	withPprof := fs.Bool("pprof", false, "serve Go's profiler at /debug/pprof/ (benchmarks)")
 
 	fs.Float64Var(&f.Fail5xx, "fail-5xx", 0, "rate of send requests answered HTTP 500 (0..1)")
+	fs.Float64Var(&f.Throttle, "throttle", 0, "rate of send requests answered HTTP 429 (0..1)")
+	fs.DurationVar(&f.ThrottleRetryAfter, "throttle-retry-after", 0, "Retry-After of a --throttle answer, rounded up to whole seconds (0: no header)")
 	fs.DurationVar(&f.Latency, "latency", 0, "added before every send answer")
 	fs.DurationVar(&f.Jitter, "jitter", 0, "random 0..jitter added to latency")
 	fs.Float64Var(&f.Hang, "hang", 0, "rate of send requests held without an answer")

@@ -202,8 +202,18 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 		internalMux.Handle(DashboardPath, http.RedirectHandler(DashboardPath+"/", http.StatusMovedPermanently))
 	}
 
+	// Further ROX accounts (ROX_ACCOUNTS; checked by Validate already).
+	accounts, err := cfg.Accounts()
+	if err != nil {
+		return err
+	}
+	var accountNames []string
+	for _, a := range accounts {
+		accountNames = append(accountNames, a.Name)
+	}
 	if cfg.HasRole(config.RoleAPI) {
 		prod, err := producer.New(rdb, producer.Config{
+			Accounts:      accountNames,
 			DefaultRegion: cfg.DefaultRegion, DefaultReceipt: producer.ReceiptMode(cfg.Receipt),
 			DefaultReply: producer.ReplyMode(cfg.Reply), MaxScheduleAhead: cfg.MaxScheduleAhead, Store: storeCfg,
 			DefaultValidity: cfg.DefaultValidity,
@@ -223,6 +233,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 			Prefix: cfg.KeyPrefix, Shards: cfg.Shards, Token: cfg.CallbackToken, AccountID: cfg.ROXAccountID,
 			ReceiptsStream: cfg.ReceiptsStream, RepliesStream: cfg.RepliesStream, StreamMaxLen: cfg.StreamMaxLen,
 			MaxBody: cfg.CallbackMaxBody, SpoolDir: cfg.SpoolDir, DefaultRegion: cfg.DefaultRegion,
+			Accounts: callbackAccounts(accounts),
 			Replicas: replicas,
 		}, rdb, log.With().Str("component", "callbacks").Logger())
 		if err != nil {
@@ -250,8 +261,24 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 				journalDir = filepath.Join(cfg.JournalDir, "shard-"+strconv.Itoa(i))
 				wlog = wlog.With().Int("shard", i).Logger()
 			}
+			var waccts []worker.Account
+			for _, a := range accounts {
+				c, err := rox.NewClient(cfg.AccountClientConfig(a))
+				if err != nil {
+					return fmt.Errorf("ROX_ACCOUNTS: account %s: rox client: %w", a.Name, err)
+				}
+				ru, pu := cfg.AccountCallbackURLs(a)
+				if cfg.Shards > 1 {
+					// The same shard query as the default account's URLs.
+					q := "?s=" + strconv.Itoa(i)
+					ru, pu = ru+q, pu+q
+				}
+				waccts = append(waccts, worker.Account{Name: a.Name, AccountID: a.AccountID, Sender: c,
+					ReceiptCallbackURL: ru, ReplyCallbackURL: pu, RateLimit: *a.RateLimit})
+			}
 			wrk, err := worker.New(worker.Config{
-				Store: shardStore(storeCfg, i), Queue: queues[i], MaxBatch: rox.MaxRecipients, Linger: cfg.BatchLinger,
+				Accounts: waccts,
+				Store:    shardStore(storeCfg, i), Queue: queues[i], MaxBatch: rox.MaxRecipients, Linger: cfg.BatchLinger,
 				SendConcurrency: (cfg.SendConcurrency + cfg.Shards - 1) / cfg.Shards,
 				DequeueLanes:    max(1, cfg.DequeueLanes/cfg.Shards),
 				ShutdownTimeout: workerShutdownTimeout(cfg.ShutdownTimeout, cfg.CallbackDrain), RetryInitial: cfg.RetryInitial,
@@ -259,6 +286,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 				PermanentCodes: cfg.PermanentCodes, ReceiptCallbackURL: receiptURL, ReplyCallbackURL: replyURL,
 				AccountID: cfg.ROXAccountID, Ambiguous: cfg.Ambiguous, ReconcileWindow: cfg.ReconcileWindow,
 				JournalDir: journalDir, ReceiptsStream: cfg.ReceiptsStream, StreamMaxLen: cfg.StreamMaxLen,
+				RateLimit: cfg.RateLimit, RequestRateLimit: cfg.RequestRateLimit,
 			}, rdb, conn.Asynq(), sender, wlog)
 			if err != nil {
 				for _, w := range wrks {
@@ -362,6 +390,16 @@ func writeJSON(w http.ResponseWriter, code int, body string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_, _ = w.Write([]byte(body + "\n"))
+}
+
+// callbackAccounts are the receiver's further accounts: each account's
+// token and ROX account id.
+func callbackAccounts(accts []config.Account) []callbacks.Account {
+	out := make([]callbacks.Account, 0, len(accts))
+	for _, a := range accts {
+		out = append(out, callbacks.Account{Name: a.Name, Token: a.CallbackToken, AccountID: a.AccountID})
+	}
+	return out
 }
 
 // shardStore is the store configuration of shard i's worker: the shard's

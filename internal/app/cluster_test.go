@@ -84,6 +84,7 @@ func (l *scriptLog) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 // The test fails when a script is not listed (a new script needs a cluster
 // test), when a "" one did not run, and when a listed one ran.
 var notInClusterFlow = map[string]string{
+	"worker.throttle":    "ROX answering HTTP 429 (one key: the account's pause)",
 	"store.requeue":      "auth failure pause (ROX refusing our credentials)",
 	"store.unknown":      "ROX timeout mid-request",
 	"store.keepArchived": "operator archives a task (dashboard)",

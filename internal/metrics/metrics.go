@@ -71,6 +71,30 @@ var (
 		Namespace: ns, Name: "rox_auth_paused", Help: "1 while sending is paused because ROX rejected the credentials.",
 	})
 
+	// RateWait counts the seconds the worker waited for tokens of a rate
+	// limit, by account and kind (messages: ROXD_RATE_LIMIT, requests:
+	// ROXD_REQUEST_RATE_LIMIT).
+	RateWait = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: ns, Name: "rate_wait_seconds_total", Help: "Seconds spent waiting for rate-limit tokens, by account and kind (messages, requests).",
+	}, []string{"account", "kind"})
+	// RateTokens counts the tokens this process took, by account and kind.
+	RateTokens = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: ns, Name: "rate_tokens_total", Help: "Rate-limit tokens taken by this process, by account and kind.",
+	}, []string{"account", "kind"})
+	// RateCurrent is the tokens this process took in the last second, by
+	// account and kind (the sum over processes is the account's rate).
+	RateCurrent = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: ns, Name: "rate_current", Help: "Rate-limit tokens taken by this process in the last second, by account and kind.",
+	}, []string{"account", "kind"})
+	// RateLimit is the configured limit per second (0: none).
+	RateLimit = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: ns, Name: "rate_limit", Help: "Configured rate limit per second (0: none), by account and kind.",
+	}, []string{"account", "kind"})
+	// ROXThrottled counts HTTP 429 answers from ROX, by account.
+	ROXThrottled = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: ns, Name: "rox_throttled_total", Help: "HTTP 429 answers from ROX, by account (each pauses the account).",
+	}, []string{"account"})
+
 	// Callbacks counts callbacks received, by kind (receipt, reply) and
 	// outcome (stored, duplicate, deferred, spooled, bad_token, too_large,
 	// bad_request, wrong_account, error).
@@ -122,6 +146,7 @@ func init() {
 		MessagesAccepted, MessagesSubmitted, MessagesDelivered, MessagesFailed, MessagesRetried,
 		MessagesArchived, MessagesCancelled, MessagesSuppressed, MessagesExpired,
 		ROXRequestDuration, ROXRecipientsPerRequest, ROXAuthPaused,
+		RateWait, RateTokens, RateCurrent, RateLimit, ROXThrottled,
 		Callbacks, CallbackDuration, SpoolDepth, QueueSize, QueueLatency,
 		JournalPending, JournalApplied, JournalApplyErrors,
 	)

@@ -24,12 +24,23 @@ import (
 
 // Batches runs the worker's scripts over one keyspace.
 type Batches struct {
-	rdb redis.UniversalClient
-	k   Keys
-	ttl time.Duration
-	rc  ReconcileParams    // see WithReconcile
-	ex  ExpiryParams       // see WithExpiry
-	rep redisconn.Replicas // see WithReplicas
+	rdb  redis.UniversalClient
+	k    Keys
+	ttl  time.Duration
+	rc   ReconcileParams    // see WithReconcile
+	ex   ExpiryParams       // see WithExpiry
+	rep  redisconn.Replicas // see WithReplicas
+	acct string             // see ForAccount
+}
+
+// ForAccount returns b working on one ROX account: Form forms only batches
+// of its groups, and Form, Claim and PauseAuth use its own auth pause
+// (Keys.AuthPauseOf). Without it Form takes every group and the default
+// account's pause applies.
+func (b *Batches) ForAccount(account string) *Batches {
+	c := *b
+	c.acct = account
+	return &c
 }
 
 // WithReplicas returns a copy of b whose Claim and Record return only once
@@ -145,16 +156,21 @@ local maxform = tonumber(ARGV[6])
 local prefix = ARGV[7]
 local seq = tonumber(ARGV[8])
 local maxbulk = tonumber(ARGV[10])
+-- ARGV[11]: form only this account's groups ('' = every group); the
+-- account part of a group is '|@<name>', none for 'default'
+local acct = ARGV[11] or ''
 -- Priorities (internal/store/priority.go): high groups first, then normal,
 -- then bulk; each priority has its own waiting zset (backpressure count).
 local wk = {KEYS[2] .. ':high', KEYS[2], KEYS[2] .. ':bulk'}
 local order = {{}, {}, {}}
 for _, g in ipairs(groups) do
+  if acct == '' or (string.match(g, '|@([^|]+)') or 'default') == acct then
   local c = 2
   if string.find(g, '|p=high', 1, true) then c = 1
   elseif string.find(g, '|p=bulk', 1, true) then c = 3 end
   local o = order[c]
   o[#o + 1] = g
+  end
 end
 local w = {}
 for c = 1, 3 do
@@ -286,9 +302,9 @@ func (b *Batches) Form(ctx context.Context, p FormParams, now time.Time) ([]Form
 		p.MaxWaitingBulk = 64
 	}
 	res, err := formScript.Run(ctx, b.rdb,
-		[]string{b.k.Groups(), b.k.Waiting(), b.k.Batches(), b.k.AuthPause()},
+		[]string{b.k.Groups(), b.k.Waiting(), b.k.Batches(), b.k.AuthPauseOf(b.acct)},
 		b.k.Base(), p.MaxBatch, p.Linger.Milliseconds(), p.MaxWaiting, now.UnixMilli(), p.MaxForm,
-		p.IDPrefix, p.Seq, p.WaitingHorizon.Milliseconds(), p.MaxWaitingBulk).Slice()
+		p.IDPrefix, p.Seq, p.WaitingHorizon.Milliseconds(), p.MaxWaitingBulk, b.acct).Slice()
 	if err != nil {
 		if errors.Is(err, redis.Nil) {
 			return nil, nil
@@ -469,7 +485,7 @@ type Claim struct {
 // narrowed to the messages returned.
 func (b *Batches) Claim(ctx context.Context, batchID, token string, lockTTL time.Duration, now time.Time) (Claim, error) {
 	cmd, werr := b.runReplicated(ctx, claimScript,
-		[]string{b.k.Batch(batchID), b.k.Lock(batchID), b.k.Waiting(), b.k.Suppressed(), b.k.AuthPause()},
+		[]string{b.k.Batch(batchID), b.k.Lock(batchID), b.k.Waiting(), b.k.Suppressed(), b.k.AuthPauseOf(b.acct)},
 		append(append([]any{b.k.Base(), batchID, token, lockTTL.Milliseconds(), now.UnixMilli()}, b.reconcileArgs(lockTTL)...), b.expiryArgs(now)...)...)
 	res, err := cmd.Slice()
 	if err != nil {
@@ -725,13 +741,14 @@ func (b *Batches) Unlock(ctx context.Context, batchID, token string) error {
 	return nil
 }
 
-// PauseAuth sets {P}:authpause for d: Form and Claim refuse to work while it
-// exists.
+// PauseAuth sets the account's auth pause ({P}:authpause for the default
+// account, see ForAccount) for d: Form and Claim of that account refuse to
+// work while it exists.
 func (b *Batches) PauseAuth(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		d = time.Second
 	}
-	if err := b.rdb.Set(ctx, b.k.AuthPause(), strconv.FormatInt(d.Milliseconds(), 10), d).Err(); err != nil {
+	if err := b.rdb.Set(ctx, b.k.AuthPauseOf(b.acct), strconv.FormatInt(d.Milliseconds(), 10), d).Err(); err != nil {
 		return fmt.Errorf("store: pause: %w", err)
 	}
 	return nil

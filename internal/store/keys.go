@@ -62,6 +62,30 @@ func (k Keys) CallbackSeen(h string) string {
 }
 func (k Keys) AuthPause() string { return k.base + "authpause" }
 
+// AuthPauseOf is the auth pause of one ROX account: {P}:authpause for the
+// default account (as before accounts existed), {P}:authpause:<name> for
+// the others. An authentication failure pauses only its own account.
+func (k Keys) AuthPauseOf(account string) string {
+	if account == "" || account == DefaultAccount {
+		return k.AuthPause()
+	}
+	return k.base + "authpause:" + account
+}
+
+// RateMessages is the GCRA bucket of an account's messages per second
+// (ROXD_RATE_LIMIT). github.com/go-redis/redis_rate stores it under its own
+// prefix: the Redis key is "rate:" + RateMessages(account), which keeps the
+// hash tag {P}.
+func (k Keys) RateMessages(account string) string { return k.base + "rl:msg:" + account }
+
+// RateRequests is the GCRA bucket of ROX requests per second
+// (ROXD_REQUEST_RATE_LIMIT), stored like RateMessages.
+func (k Keys) RateRequests() string { return k.base + "rl:req" }
+
+// RatePause is set while ROX answers HTTP 429 to an account: no batch of
+// the account is formed or sent until it expires (PX = the pause).
+func (k Keys) RatePause(account string) string { return k.base + "ratepause:" + account }
+
 // Flight is the in-flight index of a number (digits only, see
 // FlightNumber): hash message id → unix ms its request left.
 func (k Keys) Flight(digits string) string { return k.base + "flight:" + digits }

@@ -149,6 +149,10 @@ type Record struct {
 	// or "expires_at=<unix ms>"), part of the content hash; "" when none
 	// was given (a deployment default is not content).
 	Validity string
+	// Account is the ROX account that sends it ("" or DefaultAccount: the
+	// single-account variables). It is kept in the group key (WithAccount)
+	// and read back from it.
+	Account  string
 	Metadata map[string]string
 	// Hash is the content hash for idempotency (see ContentHash).
 	Hash string
@@ -201,6 +205,61 @@ const (
 // GroupNow is the SendLater part of the group of messages sent at once.
 const GroupNow = "now"
 
+// DefaultAccount is the ROX account of the single-account variables
+// (ROX_ACCOUNT_ID, ...). Its messages' groups carry no account part, as
+// before accounts existed.
+const DefaultAccount = "default"
+
+// AccountNameRule says what an account name may be.
+const AccountNameRule = "1..32 of a-z 0-9 _ - starting with a letter or digit"
+
+// ValidAccountName reports whether name follows AccountNameRule (it goes
+// into group keys, key names and metric labels).
+func ValidAccountName(name string) bool {
+	if len(name) < 1 || len(name) > 32 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case (c == '_' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// groupAccountTag starts the account part of a group key: a message of
+// account "marketing" is in group "<sendlater>|<receipt>|<reply>|@marketing".
+// The part is found by its tag, not its position, so that other parts may
+// be added beside it.
+const groupAccountTag = "|@"
+
+// WithAccount returns group with the account part of account added (the
+// default account adds nothing).
+func WithAccount(group, account string) string {
+	if account == "" || account == DefaultAccount {
+		return group
+	}
+	return group + groupAccountTag + account
+}
+
+// GroupAccount returns the ROX account of a group key (DefaultAccount when
+// it has no account part).
+func GroupAccount(group string) string {
+	i := strings.Index(group, groupAccountTag)
+	if i < 0 {
+		return DefaultAccount
+	}
+	a := group[i+len(groupAccountTag):]
+	if j := strings.IndexByte(a, '|'); j >= 0 {
+		a = a[:j]
+	}
+	return a
+}
+
 // Group returns the coalescing group "<sendlater>|<receipt>|<reply>" of a
 // message. sendlater is GroupNow when sendAt is zero or not after now, and
 // otherwise the unix second of sendAt rounded up (so that SendLater is never
@@ -230,12 +289,14 @@ func groupSendLater(sendAt, now time.Time) string {
 // (GroupPriority).
 func ParseGroup(group string) (sendLater time.Time, receipt, reply string, err error) {
 	parts := strings.Split(group, "|")
+	// Parts after the third are tagged extras: "p=<priority>"
+	// (GroupPriority) and "@<account>" (GroupAccount).
 	if len(parts) < 3 {
 		return time.Time{}, "", "", fmt.Errorf("store: group %q: want <sendlater>|<receipt>|<reply>", group)
 	}
 	for _, p := range parts[3:] {
-		if !strings.Contains(p, "=") {
-			return time.Time{}, "", "", fmt.Errorf("store: group %q: component %q is not <tag>=<value>", group, p)
+		if !strings.Contains(p, "=") && !strings.HasPrefix(p, "@") {
+			return time.Time{}, "", "", fmt.Errorf("store: group %q: component %q is not <tag>=<value> or @<account>", group, p)
 		}
 	}
 	if parts[0] != GroupNow {
@@ -274,6 +335,9 @@ func (r *Record) ContentHash() string {
 	}
 	if r.Validity != "" {
 		put("validity=" + r.Validity) // none given: hashes as before
+	}
+	if r.Account != "" && r.Account != DefaultAccount {
+		put("account=" + r.Account) // the default account hashes as before
 	}
 	keys := make([]string, 0, len(r.Metadata))
 	for k := range r.Metadata {
@@ -419,6 +483,7 @@ func (s *Store) Enqueue(ctx context.Context, recs []Record) ([]EnqueueOutcome, [
 			prio = ""
 		}
 		group := WithPriority(Group(r.SendAt, s.cfg.ScheduleLead, now, r.Receipt, r.Reply), r.Priority)
+		group = WithAccount(group, r.Account)
 		mode := "now"
 		ttl := s.cfg.StatusTTL
 		sendAtMS := int64(0)
@@ -596,6 +661,7 @@ func RecordFromHash(id string, m map[string]string) (*Record, error) {
 	if v, err := strconv.ParseInt(m[FieldExpiresAt], 10, 64); err == nil && v > 0 {
 		r.ExpiresAt = time.UnixMilli(v).UTC()
 	}
+	r.Account = GroupAccount(r.Group)
 	if v, err := strconv.ParseInt(m[FieldManualRetry], 10, 64); err == nil {
 		// An archived task run again: the one step back from failed.
 		r.History = append(r.History, Event{Status: EventManualRetry, At: time.UnixMilli(v).UTC()})

@@ -329,12 +329,14 @@ type messageIn struct {
 	// of seconds; ExpiresAt: RFC 3339. At most one of them.
 	ValidFor  json.RawMessage `json:"valid_for"`
 	ExpiresAt string          `json:"expires_at"`
+	// Account: a ROX account's name, "" = default.
+	Account string `json:"account"`
 }
 
 func (m *messageIn) message() (producer.Message, *apiError) {
 	out := producer.Message{ID: m.ID, To: m.To, Text: m.Text, Name: m.Name, Email: m.Email,
 		Receipt: producer.ReceiptMode(m.Receipt), Reply: producer.ReplyMode(m.Reply), Metadata: m.Metadata,
-		OnAmbiguous: producer.AmbiguousMode(m.OnAmbiguous), Priority: producer.Priority(m.Priority)}
+		OnAmbiguous: producer.AmbiguousMode(m.OnAmbiguous), Priority: producer.Priority(m.Priority), Account: m.Account}
 	if m.SendAt != "" {
 		t, err := producer.ParseTime(m.SendAt)
 		if err != nil {
@@ -570,6 +572,8 @@ type messageOut struct {
 	// CancellableUntil: see resultOut.
 	CancellableUntil *time.Time `json:"cancellable_until,omitempty"`
 	Task             *taskOut   `json:"task,omitempty"`
+	// Account is the ROX account that sends it.
+	Account string `json:"account"`
 }
 
 func (a *api) getMessage(w http.ResponseWriter, r *http.Request) {
@@ -587,7 +591,7 @@ func (a *api) getMessage(w http.ResponseWriter, r *http.Request) {
 		RequestID: rec.RequestID, Error: rec.Err, Receipt: rec.Receipt, Reply: rec.Reply,
 		Attempts: rec.Attempts, Metadata: rec.Metadata, History: publicHistory(rec.History),
 		CancellableUntil: timeOrNil(a.p.CancellableUntil(rec.Status, rec.SendAt)),
-		OnAmbiguous:      rec.OnAmbiguous, Priority: rec.Priority, ExpiresAt: timeOrNil(rec.ExpiresAt)}
+		OnAmbiguous:      rec.OnAmbiguous, Priority: rec.Priority, ExpiresAt: timeOrNil(rec.ExpiresAt), Account: rec.Account}
 	if !rec.SendAt.IsZero() {
 		t := rec.SendAt.UTC()
 		out.SendAt = &t

@@ -240,6 +240,8 @@ func TestBadInputQueuesNothing(t *testing.T) {
 		{"reply", `{"to":"0412345678","text":"x","reply":"fax"}`, 400, "reply"},
 		{"on_ambiguous", `{"to":"0412345678","text":"x","on_ambiguous":"maybe"}`, 400, "on_ambiguous"},
 		{"on_ambiguous not a string", `{"to":"0412345678","text":"x","on_ambiguous":true}`, 400, "on_ambiguous"},
+		{"account unknown", `{"to":"0412345678","text":"x","account":"nope"}`, 400, "account"},
+		{"account not a string", `{"to":"0412345678","text":"x","account":7}`, 400, "account"},
 		{"metadata keys", map[string]any{"to": "0412345678", "text": "x", "metadata": bigMeta}, 400, "metadata"},
 		{"metadata bytes", map[string]any{"to": "0412345678", "text": "x", "metadata": map[string]string{"a": strings.Repeat("v", 3000)}}, 400, "metadata"},
 		{"metadata not strings", `{"to":"0412345678","text":"x","metadata":{"a":1}}`, 400, "metadata"},
@@ -761,5 +763,53 @@ func TestValidity(t *testing.T) {
 	}
 	if g := b.do(t, "GET", "/v1/messages/v-none", nil); g.body["expires_at"] != nil {
 		t.Errorf("GET without validity: %s", g.raw)
+	}
+}
+
+// account picks a configured ROX account, is part of the message's
+// content (a replay under another account is a conflict) and is shown by
+// GET; an unknown one is a 400 naming it, and nothing is stored.
+func TestAccount(t *testing.T) {
+	b := setup(t)
+	p, err := producer.New(b.rdb, producer.Config{Store: b.p.Store().Config(), Accounts: []string{"mkt"}}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(p, Config{Token: token}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	b.srv = srv
+	before := b.keys(t)
+	for _, acct := range []string{"nope", "MKT", "default|x"} {
+		r := b.do(t, "POST", "/v1/messages", map[string]any{"id": "a-0", "to": "0412345678", "text": "x", "account": acct})
+		if c, f := r.errField(); r.code != 400 || f != "account" || c == "" || !strings.Contains(r.raw, "mkt") {
+			t.Fatalf("account %q: %d %s, want 400 naming account and the known accounts", acct, r.code, r.raw)
+		}
+	}
+	if after := b.keys(t); strings.Join(after, ",") != strings.Join(before, ",") {
+		t.Fatalf("an unknown account changed the keys: %v -> %v", before, after)
+	}
+	if r := b.do(t, "POST", "/v1/messages", map[string]any{"id": "a-1", "to": "0412345678", "text": "x", "account": "mkt"}); r.code != 202 {
+		t.Fatal(r.raw)
+	}
+	if r := b.do(t, "POST", "/v1/messages", map[string]any{"id": "a-2", "to": "0412345678", "text": "x"}); r.code != 202 {
+		t.Fatal(r.raw)
+	}
+	for id, want := range map[string]string{"a-1": "mkt", "a-2": "default"} {
+		if r := b.do(t, "GET", "/v1/messages/"+id, nil); r.code != 200 || r.body["account"] != want {
+			t.Fatalf("GET %s: %d %s, want account %s", id, r.code, r.raw, want)
+		}
+	}
+	if g := b.rdb.HGet(b.ctx, b.p.Store().Keys().Msg("a-1"), "group").Val(); store.GroupAccount(g) != "mkt" {
+		t.Fatalf("group %q", g)
+	}
+	if r := b.do(t, "POST", "/v1/messages", map[string]any{"id": "a-1", "to": "0412345678", "text": "x"}); r.code != 409 {
+		t.Fatalf("replay under another account: %d %s, want 409", r.code, r.raw)
+	}
+	if r := b.do(t, "POST", "/v1/messages", map[string]any{"id": "a-2", "to": "0412345678", "text": "x", "account": "default"}); r.code != 200 && r.code != 202 {
+		t.Fatalf("replay naming the default account: %d %s", r.code, r.raw)
 	}
 }

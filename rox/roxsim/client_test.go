@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,5 +84,42 @@ func TestRoxClient(t *testing.T) {
 		if r.Result != "2030" || r.SMSID != "" || !(rox.Policy{}).RetryableCode(r.Result) {
 			t.Fatalf("result %+v", r)
 		}
+	}
+}
+
+// Faults.Throttle: HTTP 429, Retry-After rounded up to whole seconds (or
+// absent), nothing accepted; the real client reports the wait.
+func TestFaultThrottle(t *testing.T) {
+	for _, tc := range []struct {
+		after time.Duration
+		want  time.Duration
+	}{{1500 * time.Millisecond, 2 * time.Second}, {0, 0}} {
+		b := setup(t, Config{Faults: Faults{Throttle: 1, ThrottleRetryAfter: tc.after}})
+		c, err := rox.NewClient(rox.ClientConfig{URL: b.sendURL, AccountID: DefaultAccountID,
+			Username: DefaultUsername, Password: DefaultPassword, Timeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Send(context.Background(), request(3, nil).Messages)
+		var re *rox.Error
+		if !errors.As(err, &re) || re.Kind != rox.KindHTTP || re.StatusCode != http.StatusTooManyRequests || re.RetryAfter != tc.want {
+			t.Fatalf("Retry-After %s: got %v, want HTTP 429 retry after %s", tc.after, err, tc.want)
+		}
+		if ra, ok := rox.RetryAfterOf(err); tc.want > 0 && (!ok || ra != tc.want) {
+			t.Fatalf("RetryAfterOf = %s %v", ra, ok)
+		}
+		st := b.sim.Stats()
+		if st.Throttled != 1 || st.Accepted != 0 || st.Queued != 0 {
+			t.Fatalf("stats %+v", st)
+		}
+		if r := b.sim.Requests(); len(r) != 1 || r[0].Fault != "429" || r[0].HTTPStatus != 429 {
+			t.Fatalf("requests %+v", r)
+		}
+	}
+	if err := (Faults{Throttle: 2}).Validate(); err == nil || !strings.Contains(err.Error(), "Faults.Throttle") {
+		t.Fatalf("Throttle 2: %v", err)
+	}
+	if err := (Faults{ThrottleRetryAfter: -time.Second}).Validate(); err == nil || !strings.Contains(err.Error(), "Faults.ThrottleRetryAfter") {
+		t.Fatalf("ThrottleRetryAfter -1s: %v", err)
 	}
 }

@@ -179,6 +179,11 @@ func (c Config) Validate() error {
 type Faults struct {
 	// Fail5xx answers a send request HTTP 500 without accepting it.
 	Fail5xx float64
+	// Throttle answers a send request HTTP 429 without accepting it, with
+	// a Retry-After header of ThrottleRetryAfter (whole seconds, rounded
+	// up) when that is > 0.
+	Throttle           float64
+	ThrottleRetryAfter time.Duration
 	// Latency is added before every send answer, plus a uniform random
 	// 0..Jitter.
 	Latency time.Duration
@@ -234,7 +239,7 @@ func (f Faults) Validate() error {
 		v    float64
 	}{{"Fail5xx", f.Fail5xx}, {"Hang", f.Hang}, {"RecipientErrors", f.RecipientErrors},
 		{"Duplicates", f.Duplicates}, {"DeliveryFailures", f.DeliveryFailures}, {"AutoReplyRate", f.AutoReplyRate},
-		{"LateAnswer", f.LateAnswer}}
+		{"LateAnswer", f.LateAnswer}, {"Throttle", f.Throttle}}
 	for _, r := range rates {
 		if !(r.v >= 0 && r.v <= 1) { // also rejects NaN
 			return fmt.Errorf("%w: Faults.%s is %v, want a rate in 0..1", ErrConfig, r.name, r.v)
@@ -243,7 +248,7 @@ func (f Faults) Validate() error {
 	durs := []struct {
 		name string
 		v    time.Duration
-	}{{"Latency", f.Latency}, {"Jitter", f.Jitter}, {"ReceiptDelay", f.ReceiptDelay}, {"LateAnswerDelay", f.LateAnswerDelay}}
+	}{{"Latency", f.Latency}, {"Jitter", f.Jitter}, {"ReceiptDelay", f.ReceiptDelay}, {"LateAnswerDelay", f.LateAnswerDelay}, {"ThrottleRetryAfter", f.ThrottleRetryAfter}}
 	for _, d := range durs {
 		if d.v < 0 {
 			return fmt.Errorf("%w: Faults.%s is %s, want >= 0", ErrConfig, d.name, d.v)
@@ -283,6 +288,8 @@ type faultsJSON struct {
 	AutoReplyText       string     `json:"auto_reply_text"`
 	LateAnswer          float64    `json:"late_answer"`
 	LateAnswerDelay     string     `json:"late_answer_delay"`
+	Throttle            float64    `json:"throttle"`
+	ThrottleRetryAfter  string     `json:"throttle_retry_after"`
 }
 
 // MarshalJSON writes f with snake_case names and duration strings.
@@ -293,6 +300,7 @@ func (f Faults) MarshalJSON() ([]byte, error) {
 		Duplicates: f.Duplicates, ReceiptDelay: f.ReceiptDelay.String(), DeliveryFailures: f.DeliveryFailures,
 		DeliveryFailureCode: f.DeliveryFailureCode, AutoReplyRate: f.AutoReplyRate, AutoReplyText: f.AutoReplyText,
 		LateAnswer: f.LateAnswer, LateAnswerDelay: f.LateAnswerDelay.String(),
+		Throttle: f.Throttle, ThrottleRetryAfter: f.ThrottleRetryAfter.String(),
 	})
 }
 
@@ -313,13 +321,14 @@ func (f *Faults) UnmarshalJSON(data []byte) error {
 	next := Faults{Fail5xx: w.Fail5xx, Hang: w.Hang, AuthFail: w.AuthFail, RecipientErrors: w.RecipientErrors,
 		RecipientErrorCodes: w.RecipientErrorCodes, Duplicates: w.Duplicates, DeliveryFailures: w.DeliveryFailures,
 		DeliveryFailureCode: w.DeliveryFailureCode, AutoReplyRate: w.AutoReplyRate, AutoReplyText: w.AutoReplyText,
-		LateAnswer: w.LateAnswer}
+		LateAnswer: w.LateAnswer, Throttle: w.Throttle}
 	for _, d := range []struct {
 		name string
 		s    string
 		dst  *time.Duration
 	}{{"latency", w.Latency, &next.Latency}, {"jitter", w.Jitter, &next.Jitter}, {"receipt_delay", w.ReceiptDelay, &next.ReceiptDelay},
-		{"late_answer_delay", w.LateAnswerDelay, &next.LateAnswerDelay}} {
+		{"late_answer_delay", w.LateAnswerDelay, &next.LateAnswerDelay},
+		{"throttle_retry_after", w.ThrottleRetryAfter, &next.ThrottleRetryAfter}} {
 		v, err := time.ParseDuration(d.s)
 		if err != nil {
 			return fmt.Errorf("%w: %s is %s, want a duration such as \"20ms\"", ErrConfig, d.name, strconv.Quote(d.s))

@@ -1,6 +1,7 @@
 package roxsim
 
 import (
+	"sort"
 	"strings"
 	"time"
 
@@ -22,7 +23,7 @@ type RecordedRequest struct {
 	// and when the client gave up on it.
 	HTTPStatus int `json:"http_status"`
 	// Fault names the injected fault that decided the answer: "5xx",
-	// "hang", "auth_fail", or "".
+	// "429", "hang", "auth_fail", or "".
 	Fault string `json:"fault,omitempty"`
 	// Result and ResultText are the top-level answer (empty for 5xx and
 	// hang).
@@ -116,7 +117,9 @@ type Stats struct {
 	HTTPErrors int64 `json:"http_errors"`
 	// Injected5xx and Hung count requests hit by those faults.
 	Injected5xx int64 `json:"injected_5xx"`
-	Hung        int64 `json:"hung"`
+	// Throttled counts requests answered HTTP 429 (Faults.Throttle).
+	Throttled int64 `json:"throttled"`
+	Hung      int64 `json:"hung"`
 	// LateAnswers counts requests accepted and answered after
 	// Faults.LateAnswerDelay.
 	LateAnswers int64 `json:"late_answers"`
@@ -314,4 +317,60 @@ func (s *Sim) recordCallbackLocked(c RecordedCallback) {
 		s.stats.RecordsDropped += int64(drop)
 	}
 	s.callbacks = append(s.callbacks, c)
+}
+
+// RateFigures is the rate of accepted recipients over a run of requests.
+type RateFigures struct {
+	// Requests and Recipients are those counted; Span the time from the
+	// first counted request to the last.
+	Requests, Recipients int
+	Span                 time.Duration
+	// PerSecond is the least-squares slope of the recipients accepted so
+	// far against the arrival time: the steady rate, without the bias a
+	// rate limiter's bursts put on a window's two ends.
+	PerSecond float64
+	// Endpoints is the simple figure: the recipients of all counted
+	// requests but the last over Span.
+	Endpoints float64
+}
+
+// AcceptedRate measures how fast recipients arrived in accepted requests
+// (HTTP 200, Result 0000), ignoring the first skip of them (a limiter's
+// initial burst) and the last (a backlog's partial tail). It needs records
+// (not Config.CountOnly).
+func AcceptedRate(reqs []RecordedRequest, skip int) RateFigures {
+	acc := make([]RecordedRequest, 0, len(reqs))
+	for _, r := range reqs {
+		if r.HTTPStatus == 200 && r.Result.OK() && r.Recipients > 0 {
+			acc = append(acc, r)
+		}
+	}
+	sort.Slice(acc, func(i, j int) bool { return acc[i].ReceivedAt.Before(acc[j].ReceivedAt) })
+	if len(acc) < skip+3 {
+		return RateFigures{}
+	}
+	acc = acc[skip : len(acc)-1]
+	t0 := acc[0].ReceivedAt
+	f := RateFigures{Requests: len(acc), Span: acc[len(acc)-1].ReceivedAt.Sub(t0)}
+	var sx, sy, sxx, sxy float64
+	cum := 0
+	for i, r := range acc {
+		cum += r.Recipients
+		if i < len(acc)-1 {
+			f.Endpoints += float64(r.Recipients)
+		}
+		x, y := r.ReceivedAt.Sub(t0).Seconds(), float64(cum)
+		sx, sy, sxx, sxy = sx+x, sy+y, sxx+x*x, sxy+x*y
+	}
+	f.Recipients = cum
+	n := float64(len(acc))
+	if d := n*sxx - sx*sx; d > 0 {
+		f.PerSecond = (n*sxy - sx*sy) / d
+	}
+	if f.Span > 0 {
+		f.Endpoints /= f.Span.Seconds()
+	} else {
+		f.Endpoints = 0
+	}
+	return f
 }

@@ -253,12 +253,13 @@ func (s *Sim) handleSend(w http.ResponseWriter, r *http.Request) {
 	f := s.faults.Load()
 
 	// Draw the request's faults.
-	var hang, fail5xx, late bool
+	var hang, fail5xx, late, throttle bool
 	var jitter time.Duration
 	s.rng.mu.Lock()
 	hang = hit(s.rng.r, f.Hang)
 	if !hang {
 		fail5xx = hit(s.rng.r, f.Fail5xx)
+		throttle = !fail5xx && hit(s.rng.r, f.Throttle)
 		if f.Jitter > 0 {
 			jitter = time.Duration(s.rng.r.Int64N(int64(f.Jitter) + 1))
 		}
@@ -280,6 +281,8 @@ func (s *Sim) handleSend(w http.ResponseWriter, r *http.Request) {
 		rr.Fault = "hang"
 	case fail5xx:
 		rr.Fault = "5xx"
+	case throttle:
+		rr.Fault = "429"
 	case f.AuthFail:
 		rr.Fault = "auth_fail"
 	}
@@ -333,6 +336,17 @@ func (s *Sim) handleSend(w http.ResponseWriter, r *http.Request) {
 		s.updateRequestLocked(idx, seq, http.StatusInternalServerError, "", "")
 		s.mu.Unlock()
 		http.Error(w, "roxsim: injected server error", http.StatusInternalServerError)
+		return
+	}
+	if throttle {
+		s.mu.Lock()
+		s.stats.Throttled++
+		s.updateRequestLocked(idx, seq, http.StatusTooManyRequests, "", "")
+		s.mu.Unlock()
+		if ra := f.ThrottleRetryAfter; ra > 0 {
+			w.Header().Set("Retry-After", strconv.FormatInt(int64((ra+time.Second-1)/time.Second), 10))
+		}
+		http.Error(w, "roxsim: injected throttling", http.StatusTooManyRequests)
 		return
 	}
 	if decErr != nil {
