@@ -80,27 +80,29 @@ func (l *scriptLog) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 
 // notInClusterFlow lists every script: "" for those TestClusterEndToEnd
 // must run on the cluster, else why the flow does not reach it (each is a
-// script of one job over one shard's keys, built by the same key builders).
+// script of one job over one shard's keys, built by the same key builders)
+// and which test runs it directly on the cluster instead, with a non-zero
+// shard's real keys.
 // The test fails when a script is not listed (a new script needs a cluster
 // test), when a "" one did not run, and when a listed one ran.
 var notInClusterFlow = map[string]string{
-	"worker.throttle":    "ROX answering HTTP 429 (one key: the account's pause)",
-	"store.requeue":      "auth failure pause (ROX refusing our credentials)",
-	"store.unknown":      "ROX timeout mid-request",
-	"store.keepArchived": "operator archives a task (dashboard)",
-	"store.operatorFail": "operator deletes or archives a task",
-	"store.revive":       "operator runs an archived task",
-	"worker.keepLock":    "journal holding an answer Redis refused",
-	"worker.repairTask":  "sweep of a batch older than ReapAge (1m) whose task is still active or retrying",
-	"worker.dropZombie":  "sweep finding a task hash without its message",
-	"store.transition":   "Store.Transition, used by tests and tools",
-	"store.endGroup":     "last message of a schedule group cancelled (the test cancels one of two)",
+	"worker.throttle":    "ROX answering HTTP 429 (one key: the account's pause); run directly by TestClusterScriptsWorker (worker)",
+	"store.requeue":      "auth failure pause (ROX refusing our credentials); run directly by TestClusterScriptsStore (internal/store)",
+	"store.unknown":      "ROX timeout mid-request; run directly by TestClusterScriptsStore (internal/store)",
+	"store.keepArchived": "operator archives a task (dashboard); run directly by TestClusterScriptsStore (internal/store)",
+	"store.operatorFail": "operator deletes or archives a task; run directly by TestClusterScriptsStore (internal/store)",
+	"store.revive":       "operator runs an archived task; run directly by TestClusterScriptsStore (internal/store)",
+	"worker.keepLock":    "journal holding an answer Redis refused; run directly by TestClusterScriptsWorker (worker)",
+	"worker.repairTask":  "sweep of a batch older than ReapAge (1m) whose task is still active or retrying; run directly by TestClusterScriptsWorker (worker)",
+	"worker.dropZombie":  "sweep finding a task hash without its message; run directly by TestClusterScriptsWorker (worker)",
+	"store.transition":   "Store.Transition, used by tests and tools; run directly by TestClusterScriptsStore (internal/store)",
+	"store.endGroup":     "last message of a schedule group cancelled (the test cancels one of two); run directly by TestClusterScriptsStore (internal/store)",
 	"callbacks.push":     "", // filled below: EVALSHA is how push runs; it must run
 	"store.markEnqueued": "",
 	"store.handOver":     "",
 	"store.schedule":     "",
-	"store.finish":       "a batch whose messages were all cancelled or suppressed between forming and claiming",
-	"store.unlock":       "a reconciling batch waiting for its window",
+	"store.finish":       "a batch whose messages were all cancelled or suppressed between forming and claiming; run directly by TestClusterScriptsStore (internal/store)",
+	"store.unlock":       "a reconciling batch waiting for its window; run directly by TestClusterScriptsStore (internal/store)",
 	"store.cancel":       "",
 	"callbacks.store":    "",
 	"store.enqueue":      "",

@@ -1,0 +1,234 @@
+package store
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redoxygen/roxd/internal/redisconn"
+	"github.com/redoxygen/roxd/internal/testutil"
+)
+
+// clusterScriptLog is a go-redis hook counting, per script SHA1, the
+// EVALSHA/EVAL calls that succeeded, and keeping the errors of the others
+// (NOSCRIPT aside: go-redis then sends EVAL).
+type clusterScriptLog struct {
+	mu   sync.Mutex
+	ok   map[string]int
+	errs map[string][]string
+}
+
+func (l *clusterScriptLog) note(cmd redis.Cmder) {
+	args := cmd.Args()
+	if len(args) < 2 {
+		return
+	}
+	var sha string
+	switch strings.ToLower(fmt.Sprint(args[0])) {
+	case "evalsha", "evalsha_ro":
+		sha = fmt.Sprint(args[1])
+	case "eval", "eval_ro":
+		sum := sha1.Sum([]byte(fmt.Sprint(args[1])))
+		sha = hex.EncodeToString(sum[:])
+	default:
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch err := cmd.Err(); {
+	case err == nil || errors.Is(err, redis.Nil):
+		l.ok[sha]++
+	case redis.HasErrorPrefix(err, "NOSCRIPT"):
+	default:
+		l.errs[sha] = append(l.errs[sha], err.Error())
+	}
+}
+
+func (l *clusterScriptLog) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (l *clusterScriptLog) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		l.note(cmd)
+		return err
+	}
+}
+func (l *clusterScriptLog) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, c := range cmds {
+			l.note(c)
+		}
+		return err
+	}
+}
+
+// ran fails t unless script name ran on the cluster without error.
+func (l *clusterScriptLog) ran(t *testing.T, name string) {
+	t.Helper()
+	s, ok := Scripts()[name]
+	if !ok {
+		t.Fatalf("no script %s", name)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if errs := l.errs[s.Hash()]; len(errs) > 0 {
+		t.Errorf("script %s failed on the cluster: %v", name, errs)
+	}
+	if l.ok[s.Hash()] == 0 {
+		t.Errorf("script %s did not run on the cluster", name)
+	}
+}
+
+// noSlotError fails t when err is a cluster slot error (CROSSSLOT, MOVED,
+// ASK) or any other error.
+func noSlotError(t *testing.T, what string, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s on the cluster: %v", what, err)
+	}
+}
+
+// TestClusterScriptsStore runs, on the real 3-master test cluster, the
+// store scripts TestClusterEndToEnd does not reach (see notInClusterFlow in
+// internal/app), through the product functions that run them, with the keys
+// of a non-zero shard of a 6-shard store: each runs without CROSSSLOT or
+// MOVED and has its effect.
+func TestClusterScriptsStore(t *testing.T) {
+	c, err := redisconn.Parse(testutil.RedisClusterURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := c.Client()
+	t.Cleanup(func() { _ = rdb.Close() })
+	ctx := context.Background()
+	log := &clusterScriptLog{ok: map[string]int{}, errs: map[string][]string{}}
+	rdb.AddHook(log)
+
+	const shards = 6
+	s, err := New(rdb, Config{Prefix: testutil.Name("cscr"), Shards: shards, ScheduleLead: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Ids of one non-zero shard (with its own slot on some master).
+	var ids []string
+	for i := 0; len(ids) < 2; i++ {
+		id := fmt.Sprintf("cs-%d", i)
+		if ShardOf(id, shards) == 3 {
+			ids = append(ids, id)
+		}
+	}
+	id, schedID := ids[0], ids[1]
+	k := s.KeysOf(id)
+	if k == s.Keys() {
+		t.Fatal("KeysOf gave shard 0's keys")
+	}
+	b := NewBatches(rdb, k, s.cfg.StatusTTL)
+	t.Cleanup(func() {
+		cctx := context.Background()
+		cc, ok := rdb.(*redis.ClusterClient)
+		if !ok {
+			return
+		}
+		_ = cc.ForEachMaster(cctx, func(cctx context.Context, m *redis.Client) error {
+			keys, _ := m.Keys(cctx, k.Base()+"*").Result()
+			for _, key := range keys {
+				m.Del(cctx, key)
+			}
+			return nil
+		})
+	})
+	now := time.Now()
+
+	// store.transition: a queued message becomes failed.
+	if _, _, err := s.Enqueue(ctx, []Record{rec(id, "+61407000001")}); err != nil {
+		t.Fatal(err)
+	}
+	moved, st, err := s.Transition(ctx, id, StatusFailed, map[string]string{"err": "test"})
+	noSlotError(t, "Transition", err)
+	if !moved || st != StatusFailed {
+		t.Fatalf("Transition: moved %v, status %s; want failed", moved, st)
+	}
+	log.ran(t, "store.transition")
+
+	// store.keepArchived then store.revive: the failed message is kept as
+	// an archived batch, then revived (back to sending, batch live).
+	bid := "b-" + id
+	noSlotError(t, "KeepArchived", b.KeepArchived(ctx, bid, "g", "archived by test", []string{id}, now))
+	if n, _ := rdb.ZCard(ctx, k.ArchivedBatches()).Result(); n != 1 {
+		t.Fatalf("archived batches: %d, want 1", n)
+	}
+	log.ran(t, "store.keepArchived")
+	n, err := b.Revive(ctx, bid, now)
+	noSlotError(t, "Revive", err)
+	if r, _ := s.Get(ctx, id); n != 1 || r == nil || r.Status != StatusSending {
+		t.Fatalf("Revive: %d revived, record %+v; want 1, sending", n, r)
+	}
+	log.ran(t, "store.revive")
+
+	// store.operatorFail: the operator archives the live batch's task.
+	n, err = b.FailBatch(ctx, bid, "archived by operator", true, now)
+	noSlotError(t, "FailBatch", err)
+	if r, _ := s.Get(ctx, id); n != 1 || r == nil || r.Status != StatusFailed {
+		t.Fatalf("FailBatch: %d failed, record %+v; want 1, failed", n, r)
+	}
+	log.ran(t, "store.operatorFail")
+
+	// store.requeue and store.unknown on a batch (gone: nothing to do, but
+	// the script ran over the batch's keys).
+	_, err = b.Requeue(ctx, bid, "tok")
+	noSlotError(t, "Requeue", err)
+	log.ran(t, "store.requeue")
+	_, _, _, err = b.Unknown(ctx, bid, "tok", "g", []string{id}, "timeout", false, time.Minute, now)
+	noSlotError(t, "Unknown", err)
+	log.ran(t, "store.unknown")
+
+	// store.unlock: releases the lock holding the token.
+	if err := rdb.Set(ctx, k.Lock(bid), "tok", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	noSlotError(t, "Unlock", b.Unlock(ctx, bid, "tok"))
+	if e, _ := rdb.Exists(ctx, k.Lock(bid)).Result(); e != 0 {
+		t.Fatal("Unlock left the lock")
+	}
+	log.ran(t, "store.unlock")
+
+	// store.finish: drops the batch, its index entry and its lock.
+	if err := rdb.HSet(ctx, k.Batch(bid), "group", "g", "ids", "[]").Err(); err != nil {
+		t.Fatal(err)
+	}
+	rdb.ZAdd(ctx, k.Batches(), redis.Z{Score: 1, Member: bid})
+	rdb.Set(ctx, k.Lock(bid), "tok", time.Minute)
+	noSlotError(t, "Finish", b.Finish(ctx, bid, "tok"))
+	if e, _ := rdb.Exists(ctx, k.Batch(bid), k.Lock(bid)).Result(); e != 0 {
+		t.Fatal("Finish left the batch or its lock")
+	}
+	if _, err := rdb.ZScore(ctx, k.Batches(), bid).Result(); !errors.Is(err, redis.Nil) {
+		t.Fatalf("Finish left the batch in %s: %v", k.Batches(), err)
+	}
+	log.ran(t, "store.finish")
+
+	// store.endGroup: a scheduled message's group is ended (cancelled).
+	sr := rec(schedID, "+61407000002")
+	sr.SendAt = now.Add(time.Hour)
+	if _, _, err := s.Enqueue(ctx, []Record{sr}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Get(ctx, schedID)
+	if err != nil || r.Status != StatusScheduled {
+		t.Fatalf("scheduled record %+v, %v", r, err)
+	}
+	n, err = b.EndGroup(ctx, r.Group, StatusCancelled, "task deleted", now)
+	noSlotError(t, "EndGroup", err)
+	if r, _ := s.Get(ctx, schedID); n != 1 || r == nil || r.Status != StatusCancelled {
+		t.Fatalf("EndGroup: %d ended, record %+v; want 1, cancelled", n, r)
+	}
+	log.ran(t, "store.endGroup")
+}
