@@ -2,16 +2,8 @@ package worker
 
 import (
 	"context"
-	"crypto/sha1"
-	"encoding/hex"
-	"errors"
-	"fmt"
-	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/redoxygen/roxd/internal/journal"
 	"github.com/redoxygen/roxd/internal/redisconn"
@@ -19,74 +11,14 @@ import (
 	"github.com/redoxygen/roxd/internal/testutil"
 )
 
-// clusterScriptLog is a go-redis hook counting, per script SHA1, the
-// EVALSHA/EVAL calls that succeeded, and keeping the errors of the others
-// (NOSCRIPT aside: go-redis then sends EVAL).
-type clusterScriptLog struct {
-	mu   sync.Mutex
-	ok   map[string]int
-	errs map[string][]string
-}
-
-func (l *clusterScriptLog) note(cmd redis.Cmder) {
-	args := cmd.Args()
-	if len(args) < 2 {
-		return
-	}
-	var sha string
-	switch strings.ToLower(fmt.Sprint(args[0])) {
-	case "evalsha", "evalsha_ro":
-		sha = fmt.Sprint(args[1])
-	case "eval", "eval_ro":
-		sum := sha1.Sum([]byte(fmt.Sprint(args[1])))
-		sha = hex.EncodeToString(sum[:])
-	default:
-		return
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	switch err := cmd.Err(); {
-	case err == nil || errors.Is(err, redis.Nil):
-		l.ok[sha]++
-	case redis.HasErrorPrefix(err, "NOSCRIPT"):
-	default:
-		l.errs[sha] = append(l.errs[sha], err.Error())
-	}
-}
-
-func (l *clusterScriptLog) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (l *clusterScriptLog) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		err := next(ctx, cmd)
-		l.note(cmd)
-		return err
-	}
-}
-func (l *clusterScriptLog) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		err := next(ctx, cmds)
-		for _, c := range cmds {
-			l.note(c)
-		}
-		return err
-	}
-}
-
-// ran fails t unless script name ran on the cluster without error.
-func (l *clusterScriptLog) ran(t *testing.T, name string) {
+// ranOnCluster fails t unless script name ran on the cluster without error.
+func ranOnCluster(t *testing.T, log *testutil.ScriptLog, name string) {
 	t.Helper()
 	s, ok := store.Scripts()[name]
 	if !ok {
 		t.Fatalf("no script %s", name)
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if errs := l.errs[s.Hash()]; len(errs) > 0 {
-		t.Errorf("script %s failed on the cluster: %v", name, errs)
-	}
-	if l.ok[s.Hash()] == 0 {
-		t.Errorf("script %s did not run on the cluster", name)
-	}
+	log.RequireRan(t, name, s.Hash())
 }
 
 // TestClusterScriptsWorker runs, on the real 3-master test cluster, the
@@ -102,7 +34,7 @@ func TestClusterScriptsWorker(t *testing.T) {
 	rdb := c.Client()
 	t.Cleanup(func() { _ = rdb.Close() })
 	ctx := context.Background()
-	log := &clusterScriptLog{ok: map[string]int{}, errs: map[string][]string{}}
+	log := testutil.NewScriptLog()
 	rdb.AddHook(log)
 
 	const shards, shard = 6, 4
@@ -133,7 +65,7 @@ func TestClusterScriptsWorker(t *testing.T) {
 	if left, _ := rdb.PTTL(ctx, k.RatePause("acct1")).Result(); left < 20*time.Second {
 		t.Fatalf("pause key %s: PTTL %s, want about 30s", k.RatePause("acct1"), left)
 	}
-	log.ran(t, "worker.throttle")
+	ranOnCluster(t, log, "worker.throttle")
 
 	// worker.keepLock: the lock still holding the token is extended to
 	// TaskTimeout.
@@ -147,7 +79,7 @@ func TestClusterScriptsWorker(t *testing.T) {
 	if left, _ := rdb.PTTL(ctx, k.Lock(bid)).Result(); left < 30*time.Second {
 		t.Fatalf("lock %s: PTTL %s after keepLock, want about 1m", k.Lock(bid), left)
 	}
-	log.ran(t, "worker.keepLock")
+	ranOnCluster(t, log, "worker.keepLock")
 
 	// worker.repairTask: an active task missing from the active list and
 	// lease goes back to pending.
@@ -164,7 +96,7 @@ func TestClusterScriptsWorker(t *testing.T) {
 	if pending, _ := rdb.LRange(ctx, p+"pending", 0, -1).Result(); got != "active" || len(pending) != 1 || pending[0] != id {
 		t.Fatalf("repairTask: %q, pending %v; want active, [%s]", got, pending, id)
 	}
-	log.ran(t, "worker.repairTask")
+	ranOnCluster(t, log, "worker.repairTask")
 
 	// worker.dropZombie: a task hash without its message is deleted.
 	zid := "cs-zombie"
@@ -178,5 +110,5 @@ func TestClusterScriptsWorker(t *testing.T) {
 	if e, _ := rdb.Exists(ctx, p+"t:"+zid).Result(); e != 0 {
 		t.Fatal("dropZombie left the task hash")
 	}
-	log.ran(t, "worker.dropZombie")
+	ranOnCluster(t, log, "worker.dropZombie")
 }

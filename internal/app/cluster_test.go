@@ -2,8 +2,6 @@ package app
 
 import (
 	"context"
-	"crypto/sha1"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,64 +17,6 @@ import (
 	"github.com/redoxygen/roxd/internal/store"
 	"github.com/redoxygen/roxd/internal/testutil"
 )
-
-// scriptLog is a go-redis hook that records, per script SHA1, whether an
-// EVALSHA/EVAL of it succeeded and the errors it got.
-type scriptLog struct {
-	mu   sync.Mutex
-	ok   map[string]int
-	errs map[string][]string
-}
-
-func newScriptLog() *scriptLog {
-	return &scriptLog{ok: map[string]int{}, errs: map[string][]string{}}
-}
-
-func (l *scriptLog) note(cmd redis.Cmder) {
-	args := cmd.Args()
-	if len(args) < 2 {
-		return
-	}
-	name := strings.ToLower(fmt.Sprint(args[0]))
-	var sha string
-	switch name {
-	case "evalsha", "evalsha_ro":
-		sha = fmt.Sprint(args[1])
-	case "eval", "eval_ro":
-		sum := sha1.Sum([]byte(fmt.Sprint(args[1])))
-		sha = hex.EncodeToString(sum[:])
-	default:
-		return
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	err := cmd.Err()
-	switch {
-	case err == nil || err == redis.Nil:
-		l.ok[sha]++
-	case redis.HasErrorPrefix(err, "NOSCRIPT"):
-	default:
-		l.errs[sha] = append(l.errs[sha], err.Error())
-	}
-}
-
-func (l *scriptLog) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (l *scriptLog) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		err := next(ctx, cmd)
-		l.note(cmd)
-		return err
-	}
-}
-func (l *scriptLog) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		err := next(ctx, cmds)
-		for _, c := range cmds {
-			l.note(c)
-		}
-		return err
-	}
-}
 
 // notInClusterFlow lists every script: "" for those TestClusterEndToEnd
 // must run on the cluster, else why the flow does not reach it (each is a
@@ -130,7 +70,7 @@ func TestClusterEndToEnd(t *testing.T) {
 	prefix := testutil.Name("cl")
 	receipts, replies := "rox:receipts:"+prefix, "rox:replies:"+prefix
 	const shards = 6
-	log := newScriptLog()
+	log := testutil.NewScriptLog()
 	info := startDevHook(t, map[string]string{
 		"REDIS_URL": clusterURL, "ROXD_SHARDS": fmt.Sprint(shards), "ROXD_KEY_PREFIX": prefix, "ROXD_QUEUE": prefix,
 		"ROXD_RECEIPTS_STREAM": receipts, "ROXD_REPLIES_STREAM": replies, "ROXD_SCHEDULE_LEAD": "1s",
@@ -314,20 +254,18 @@ func TestClusterEndToEnd(t *testing.T) {
 
 	// Every script: ran on the cluster without error, or listed (with the
 	// reason) among those this flow does not reach.
-	log.mu.Lock()
-	defer log.mu.Unlock()
 	for name, s := range store.Scripts() {
-		sha := s.Hash()
-		if errs := log.errs[sha]; len(errs) > 0 {
+		ran, errs := log.Result(s.Hash())
+		if len(errs) > 0 {
 			t.Errorf("script %s failed on the cluster: %v", name, errs[:min(3, len(errs))])
 		}
 		why, listed := notInClusterFlow[name]
 		switch {
 		case !listed:
 			t.Errorf("script %s has no cluster test: reach it in TestClusterEndToEnd or list it in notInClusterFlow with the reason", name)
-		case why == "" && log.ok[sha] == 0:
+		case why == "" && ran == 0:
 			t.Errorf("script %s never ran on the cluster", name)
-		case why != "" && log.ok[sha] > 0:
+		case why != "" && ran > 0:
 			t.Errorf("script %s ran on the cluster: remove it from notInClusterFlow", name)
 		}
 	}

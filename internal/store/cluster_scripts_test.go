@@ -2,12 +2,8 @@ package store
 
 import (
 	"context"
-	"crypto/sha1"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,74 +13,14 @@ import (
 	"github.com/redoxygen/roxd/internal/testutil"
 )
 
-// clusterScriptLog is a go-redis hook counting, per script SHA1, the
-// EVALSHA/EVAL calls that succeeded, and keeping the errors of the others
-// (NOSCRIPT aside: go-redis then sends EVAL).
-type clusterScriptLog struct {
-	mu   sync.Mutex
-	ok   map[string]int
-	errs map[string][]string
-}
-
-func (l *clusterScriptLog) note(cmd redis.Cmder) {
-	args := cmd.Args()
-	if len(args) < 2 {
-		return
-	}
-	var sha string
-	switch strings.ToLower(fmt.Sprint(args[0])) {
-	case "evalsha", "evalsha_ro":
-		sha = fmt.Sprint(args[1])
-	case "eval", "eval_ro":
-		sum := sha1.Sum([]byte(fmt.Sprint(args[1])))
-		sha = hex.EncodeToString(sum[:])
-	default:
-		return
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	switch err := cmd.Err(); {
-	case err == nil || errors.Is(err, redis.Nil):
-		l.ok[sha]++
-	case redis.HasErrorPrefix(err, "NOSCRIPT"):
-	default:
-		l.errs[sha] = append(l.errs[sha], err.Error())
-	}
-}
-
-func (l *clusterScriptLog) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (l *clusterScriptLog) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		err := next(ctx, cmd)
-		l.note(cmd)
-		return err
-	}
-}
-func (l *clusterScriptLog) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		err := next(ctx, cmds)
-		for _, c := range cmds {
-			l.note(c)
-		}
-		return err
-	}
-}
-
-// ran fails t unless script name ran on the cluster without error.
-func (l *clusterScriptLog) ran(t *testing.T, name string) {
+// ranOnCluster fails t unless script name ran on the cluster without error.
+func ranOnCluster(t *testing.T, log *testutil.ScriptLog, name string) {
 	t.Helper()
 	s, ok := Scripts()[name]
 	if !ok {
 		t.Fatalf("no script %s", name)
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if errs := l.errs[s.Hash()]; len(errs) > 0 {
-		t.Errorf("script %s failed on the cluster: %v", name, errs)
-	}
-	if l.ok[s.Hash()] == 0 {
-		t.Errorf("script %s did not run on the cluster", name)
-	}
+	log.RequireRan(t, name, s.Hash())
 }
 
 // noSlotError fails t when err is a cluster slot error (CROSSSLOT, MOVED,
@@ -109,7 +45,7 @@ func TestClusterScriptsStore(t *testing.T) {
 	rdb := c.Client()
 	t.Cleanup(func() { _ = rdb.Close() })
 	ctx := context.Background()
-	log := &clusterScriptLog{ok: map[string]int{}, errs: map[string][]string{}}
+	log := testutil.NewScriptLog()
 	rdb.AddHook(log)
 
 	const shards = 6
@@ -156,7 +92,7 @@ func TestClusterScriptsStore(t *testing.T) {
 	if !moved || st != StatusFailed {
 		t.Fatalf("Transition: moved %v, status %s; want failed", moved, st)
 	}
-	log.ran(t, "store.transition")
+	ranOnCluster(t, log, "store.transition")
 
 	// store.keepArchived then store.revive: the failed message is kept as
 	// an archived batch, then revived (back to sending, batch live).
@@ -165,13 +101,13 @@ func TestClusterScriptsStore(t *testing.T) {
 	if n, _ := rdb.ZCard(ctx, k.ArchivedBatches()).Result(); n != 1 {
 		t.Fatalf("archived batches: %d, want 1", n)
 	}
-	log.ran(t, "store.keepArchived")
+	ranOnCluster(t, log, "store.keepArchived")
 	n, err := b.Revive(ctx, bid, now)
 	noSlotError(t, "Revive", err)
 	if r, _ := s.Get(ctx, id); n != 1 || r == nil || r.Status != StatusSending {
 		t.Fatalf("Revive: %d revived, record %+v; want 1, sending", n, r)
 	}
-	log.ran(t, "store.revive")
+	ranOnCluster(t, log, "store.revive")
 
 	// store.operatorFail: the operator archives the live batch's task.
 	n, err = b.FailBatch(ctx, bid, "archived by operator", true, now)
@@ -179,16 +115,16 @@ func TestClusterScriptsStore(t *testing.T) {
 	if r, _ := s.Get(ctx, id); n != 1 || r == nil || r.Status != StatusFailed {
 		t.Fatalf("FailBatch: %d failed, record %+v; want 1, failed", n, r)
 	}
-	log.ran(t, "store.operatorFail")
+	ranOnCluster(t, log, "store.operatorFail")
 
 	// store.requeue and store.unknown on a batch (gone: nothing to do, but
 	// the script ran over the batch's keys).
 	_, err = b.Requeue(ctx, bid, "tok")
 	noSlotError(t, "Requeue", err)
-	log.ran(t, "store.requeue")
+	ranOnCluster(t, log, "store.requeue")
 	_, _, _, err = b.Unknown(ctx, bid, "tok", "g", []string{id}, "timeout", false, time.Minute, now)
 	noSlotError(t, "Unknown", err)
-	log.ran(t, "store.unknown")
+	ranOnCluster(t, log, "store.unknown")
 
 	// store.unlock: releases the lock holding the token.
 	if err := rdb.Set(ctx, k.Lock(bid), "tok", time.Minute).Err(); err != nil {
@@ -198,7 +134,7 @@ func TestClusterScriptsStore(t *testing.T) {
 	if e, _ := rdb.Exists(ctx, k.Lock(bid)).Result(); e != 0 {
 		t.Fatal("Unlock left the lock")
 	}
-	log.ran(t, "store.unlock")
+	ranOnCluster(t, log, "store.unlock")
 
 	// store.finish: drops the batch, its index entry and its lock.
 	if err := rdb.HSet(ctx, k.Batch(bid), "group", "g", "ids", "[]").Err(); err != nil {
@@ -213,7 +149,7 @@ func TestClusterScriptsStore(t *testing.T) {
 	if _, err := rdb.ZScore(ctx, k.Batches(), bid).Result(); !errors.Is(err, redis.Nil) {
 		t.Fatalf("Finish left the batch in %s: %v", k.Batches(), err)
 	}
-	log.ran(t, "store.finish")
+	ranOnCluster(t, log, "store.finish")
 
 	// store.endGroup: a scheduled message's group is ended (cancelled).
 	sr := rec(schedID, "+61407000002")
@@ -230,5 +166,5 @@ func TestClusterScriptsStore(t *testing.T) {
 	if r, _ := s.Get(ctx, schedID); n != 1 || r == nil || r.Status != StatusCancelled {
 		t.Fatalf("EndGroup: %d ended, record %+v; want 1, cancelled", n, r)
 	}
-	log.ran(t, "store.endGroup")
+	ranOnCluster(t, log, "store.endGroup")
 }
