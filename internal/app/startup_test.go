@@ -29,13 +29,18 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 
+// String returns what was written so far.
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // lines returns the log lines, each decoded; it fails on a line that is
 // not one JSON object.
 func (s *syncBuffer) lines(t *testing.T) []map[string]any {
 	t.Helper()
-	s.mu.Lock()
-	text := s.b.String()
-	s.mu.Unlock()
+	text := s.String()
 	var out []map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(text), "\n") {
 		if l == "" {
@@ -110,8 +115,8 @@ func TestStartupPermanentRedisErrors(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Run = %v, want it to say %s", err, tt.want)
 			}
-			if strings.Contains(err.Error(), pw) || strings.Contains(logs.b.String(), pw) {
-				t.Fatalf("password in error or logs: %v\n%s", err, logs.b.String())
+			if strings.Contains(err.Error(), pw) || strings.Contains(logs.String(), pw) {
+				t.Fatalf("password in error or logs: %v\n%s", err, logs.String())
 			}
 			if d := time.Since(start); d > 10*time.Second {
 				t.Fatalf("took %s: a permanent error must stop start-up at once", d)
@@ -142,18 +147,18 @@ func TestStartupRedisUnreachable(t *testing.T) {
 	testutil.Eventually(t, 20*time.Second, func() bool {
 		return logs.count(t, "redis unreachable at start: retrying with backoff; roxd starts when it answers") == 1
 	},
-		"no line says Redis is unreachable:\n%s", logs.b.String())
+		"no line says Redis is unreachable:\n%s", logs.String())
 	time.Sleep(3 * time.Second) // retries happen meanwhile: they must stay silent
 	all := logs.lines(t)
 	if len(all) != 1 {
-		t.Fatalf("%d lines while Redis is down, want 1:\n%s", len(all), logs.b.String())
+		t.Fatalf("%d lines while Redis is down, want 1:\n%s", len(all), logs.String())
 	}
 	l := all[0]
 	if l["level"] != "error" || l["redis"] != "redis://default:xxxxx@"+srv.Addr()+"/0" && !strings.Contains(l["redis"].(string), srv.Addr()) {
 		t.Fatalf("unreachable line %v: want level error and the address", l)
 	}
-	if strings.Contains(logs.b.String(), pw) {
-		t.Fatalf("password in the logs:\n%s", logs.b.String())
+	if strings.Contains(logs.String(), pw) {
+		t.Fatalf("password in the logs:\n%s", logs.String())
 	}
 	select {
 	case <-ready:
@@ -168,10 +173,10 @@ func TestStartupRedisUnreachable(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("Run returned %v", err)
 	case <-time.After(30 * time.Second):
-		t.Fatalf("not started 30s after Redis came back:\n%s", logs.b.String())
+		t.Fatalf("not started 30s after Redis came back:\n%s", logs.String())
 	}
 	if n := logs.count(t, "redis reachable again"); n != 1 {
-		t.Fatalf("%d 'redis reachable again' lines, want 1:\n%s", n, logs.b.String())
+		t.Fatalf("%d 'redis reachable again' lines, want 1:\n%s", n, logs.String())
 	}
 	if n := logs.count(t, "redis unreachable at start: retrying with backoff; roxd starts when it answers"); n != 1 {
 		t.Fatalf("%d unreachable lines, want 1", n)
@@ -180,20 +185,20 @@ func TestStartupRedisUnreachable(t *testing.T) {
 	// Down again while running: said once; back: said once.
 	srv.Stop()
 	testutil.Eventually(t, 30*time.Second, func() bool { return logs.count(t, "redis unreachable: retrying with backoff") == 1 },
-		"no line says Redis became unreachable:\n%s", logs.b.String())
+		"no line says Redis became unreachable:\n%s", logs.String())
 	time.Sleep(3 * time.Second)
 	if n := logs.count(t, "redis unreachable: retrying with backoff"); n != 1 {
 		t.Fatalf("%d unreachable lines while down, want 1", n)
 	}
 	srv.Start()
 	testutil.Eventually(t, 30*time.Second, func() bool { return logs.count(t, "redis reachable again") == 2 },
-		"no line says Redis is back:\n%s", logs.b.String())
+		"no line says Redis is back:\n%s", logs.String())
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run after cancel: %v", err)
 	}
-	if strings.Contains(logs.b.String(), pw) {
-		t.Fatalf("password in the logs:\n%s", logs.b.String())
+	if strings.Contains(logs.String(), pw) {
+		t.Fatalf("password in the logs:\n%s", logs.String())
 	}
 }
 
