@@ -17,6 +17,7 @@ import (
 
 	"github.com/redoxygen/roxd/internal/metrics"
 	"github.com/redoxygen/roxd/internal/store"
+	"github.com/redoxygen/roxd/internal/trace"
 	"github.com/redoxygen/roxd/rox"
 )
 
@@ -121,6 +122,7 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.Batch == "" {
 		return fmt.Errorf("worker: bad task payload: %w", asynq.SkipRetry)
 	}
+	trace.Mark(trace.Handler, p.Batch, time.Now())
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, ok := asynq.GetMaxRetry(ctx)
 	last := ok && retried >= maxRetry
@@ -172,6 +174,7 @@ func (w *Worker) process(ctx context.Context, bid string, last bool) error {
 	if err != nil {
 		return err
 	}
+	trace.Mark(trace.Claimed, bid, time.Now())
 	// After the claim, writes must happen even if asynq cancels ctx.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()

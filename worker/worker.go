@@ -17,6 +17,7 @@ import (
 	"github.com/redoxygen/roxd/internal/journal"
 	"github.com/redoxygen/roxd/internal/logging"
 	"github.com/redoxygen/roxd/internal/store"
+	"github.com/redoxygen/roxd/internal/trace"
 	"github.com/redoxygen/roxd/rox"
 )
 
@@ -243,7 +244,15 @@ func (w *Worker) formLoop(ctx context.Context, a *account) {
 		formedAny, failed := false, false
 		for {
 			p.Seq = seq
-			formed, err := a.b.Form(ctx, p, time.Now())
+			callAt := time.Now()
+			formed, err := a.b.Form(ctx, p, callAt)
+			if trace.On() {
+				now := time.Now()
+				for _, f := range formed {
+					trace.Mark(trace.FormCall, f.ID, callAt)
+					trace.Mark(trace.Formed, f.ID, now)
+				}
+			}
 			if err != nil {
 				failed = true
 				if !errors.Is(err, store.ErrAuthPaused) {
@@ -285,6 +294,7 @@ func (w *Worker) formLoop(ctx context.Context, a *account) {
 					w.log.Warn().Err(err).Str("batch", f.ID).Msg("enqueue batch task; the reaper will retry")
 					continue
 				}
+				trace.Mark(trace.Enqueued, f.ID, time.Now())
 				enqueued = append(enqueued, f.ID)
 			}
 			if len(enqueued) > 0 {

@@ -13,8 +13,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +28,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/redoxygen/roxd/internal/store"
+	"github.com/redoxygen/roxd/internal/trace"
 	"github.com/redoxygen/roxd/producer"
 	"github.com/redoxygen/roxd/rox"
 	"github.com/redoxygen/roxd/worker"
@@ -36,6 +39,7 @@ type priorityFlags struct {
 	rate        int
 	duration    time.Duration
 	stopAt      float64
+	high        int
 	concurrency int
 	lanes       int
 	linger      time.Duration
@@ -51,7 +55,8 @@ func benchPriority(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&f.bulk, "bulk", 200000, "bulk messages pre-loaded as the backlog")
 	fs.IntVar(&f.rate, "rate", 50, "high messages offered per second while the backlog drains")
 	fs.DurationVar(&f.duration, "duration", 60*time.Second, "longest time high messages are offered")
-	fs.Float64Var(&f.stopAt, "stop-at", 0.95, "stop offering high messages once this share of the backlog was sent (so that every one was offered behind a backlog)")
+	fs.IntVar(&f.high, "high", 1500, "high messages to offer (30 s at 50/s): while they are offered the backlog is topped up (500 bulk messages at a time) whenever fewer than half of -bulk are left, so every one is offered behind a backlog; 0: no top-up, offer until -stop-at of the backlog was sent")
+	fs.Float64Var(&f.stopAt, "stop-at", 0.95, "with -high 0: stop offering high messages once this share of the backlog was sent (so that every one was offered behind a backlog)")
 	fs.IntVar(&f.concurrency, "concurrency", worker.DefaultSendConcurrency, "worker SendConcurrency")
 	fs.IntVar(&f.lanes, "lanes", worker.DefaultDequeueLanes, "worker DequeueLanes")
 	fs.DurationVar(&f.linger, "linger", worker.DefaultLinger, "worker Linger")
@@ -61,8 +66,8 @@ func benchPriority(ctx context.Context, args []string, out io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if f.bulk < 1 || f.rate < 1 || f.duration <= 0 || f.stopAt <= 0 || f.stopAt > 1 || f.producers < 1 {
-		return fmt.Errorf("-bulk, -rate, -duration, -producers must be positive and -stop-at in (0,1]: %w", errUsage)
+	if f.bulk < 1 || f.rate < 1 || f.duration <= 0 || f.stopAt <= 0 || f.stopAt > 1 || f.producers < 1 || f.high < 0 {
+		return fmt.Errorf("-bulk, -rate, -duration, -producers must be positive, -high not negative and -stop-at in (0,1]: %w", errUsage)
 	}
 	url, err := redisURL()
 	if err != nil {
@@ -108,6 +113,7 @@ func benchPriority(ctx context.Context, args []string, out io.Writer) error {
 	var (
 		mu        sync.Mutex
 		highLat   []time.Duration
+		highAt    = map[int]time.Time{} // ROX request of high message i
 		bulkSent  atomic.Int64
 		highSent  atomic.Int64
 		mixed     atomic.Int64
@@ -133,6 +139,11 @@ func benchPriority(ctx context.Context, args []string, out io.Writer) error {
 				nh++
 				if ns, err := strconv.ParseInt(fields[1], 10, 64); err == nil {
 					lat = append(lat, now.Sub(time.Unix(0, ns)))
+				}
+				if i, err := strconv.Atoi(fields[2]); err == nil {
+					mu.Lock()
+					highAt[i] = now
+					mu.Unlock()
 				}
 			}
 		}
@@ -160,19 +171,36 @@ func benchPriority(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, "\n%d bulk messages pre-loaded in %s; the worker starts (concurrency %d, lanes %d, simulator latency %s)\n",
 		f.bulk, time.Since(t0).Round(time.Millisecond), f.concurrency, f.lanes, f.simLatency)
 	load0 := loadAvg()
+	steps := newBatchSteps()
+	trace.Set(steps.mark)
+	defer trace.Set(nil)
 	if err := b.startWorker(ctx, e); err != nil {
 		return err
 	}
 	// High messages at f.rate/s, each its own SendMany of one (as a
 	// backend sending one-time codes), until the backlog is f.stopAt sent
-	// or f.duration passed.
+	// or f.duration passed; with f.high, until f.high were offered, the
+	// backlog topped up meanwhile.
+	var produced atomic.Int64
+	produced.Store(int64(f.bulk))
+	refillCtx, stopRefill := context.WithCancel(ctx)
+	defer stopRefill()
+	refillDone := make(chan error, 1)
+	if f.high > 0 {
+		go func() { refillDone <- refillBulk(refillCtx, e.prod, &produced, &bulkSent, int64(f.bulk/2)) }()
+	} else {
+		refillDone <- nil
+	}
 	wStart := time.Now()
 	cpu0, rcpu0, bulk0 := cbProcessCPU(), redisCPU(ctx, rdb), bulkSent.Load()
 	tick := time.NewTicker(time.Second / time.Duration(f.rate))
 	offered := 0
-	var offeredAt []time.Time
+	var offeredAt, sentAt []time.Time
 	stopBulk := int64(float64(f.bulk) * f.stopAt)
-	for time.Since(wStart) < f.duration && bulkSent.Load() < stopBulk {
+	if f.high > 0 {
+		stopBulk = math.MaxInt64
+	}
+	for time.Since(wStart) < f.duration && bulkSent.Load() < stopBulk && (f.high == 0 || offered < f.high) {
 		select {
 		case <-ctx.Done():
 			tick.Stop()
@@ -191,9 +219,14 @@ func benchPriority(ctx context.Context, args []string, out io.Writer) error {
 			return fmt.Errorf("offer high: %w", err)
 		}
 		offeredAt = append(offeredAt, now)
+		sentAt = append(sentAt, time.Now())
 		offered++
 	}
 	tick.Stop()
+	stopRefill()
+	if err := <-refillDone; err != nil {
+		return fmt.Errorf("top up the backlog: %w", err)
+	}
 	window := time.Since(wStart)
 	bulkInWindow := bulkSent.Load() - bulk0
 	// Every high message offered reaches ROX (they are few).
@@ -210,7 +243,7 @@ func benchPriority(ctx context.Context, args []string, out io.Writer) error {
 	p50, p99 := percentiles(lat)
 
 	fmt.Fprintf(out, "\n[priority] %d high messages offered at %d/s for %s while the bulk backlog drained (%d of %d bulk sent meanwhile)\n",
-		offered, f.rate, window.Round(time.Millisecond), bulkInWindow, f.bulk)
+		offered, f.rate, window.Round(time.Millisecond), bulkInWindow, produced.Load())
 	fmt.Fprintf(out, "  high: enqueue → ROX request p50 %s, p99 %s, max %s (%d of %d reached ROX)\n",
 		p50.Round(100*time.Microsecond), p99.Round(100*time.Microsecond), maxDur(lat).Round(100*time.Microsecond), len(lat), offered)
 	// Where the time went: enqueue → claim (t_sending, written by the
@@ -220,6 +253,9 @@ func benchPriority(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "  of which enqueue → claim (formed, queued in asynq, taken by a handler, claimed): p50 %s, p99 %s\n",
 			c50.Round(100*time.Microsecond), c99.Round(100*time.Microsecond))
 	}
+	mu.Lock()
+	steps.print(ctx, out, rdb, b.prefix, offeredAt, sentAt, highAt)
+	mu.Unlock()
 	fmt.Fprintf(out, "  bulk: %.0f msg/s sent meanwhile\n", float64(bulkInWindow)/window.Seconds())
 	fmt.Fprintf(out, "  requests mixing bulk and high: %d\n", mixed.Load())
 	if msgs > 0 {
@@ -231,12 +267,13 @@ func benchPriority(ctx context.Context, args []string, out io.Writer) error {
 		f.bulk, p99.Round(100*time.Microsecond), pass(len(lat) == offered && offered > 0 && p99 <= 100*time.Millisecond && mixed.Load() == 0))
 	// Let the rest of the backlog go, so the summary says how long it took.
 	deadline = time.Now().Add(10 * time.Minute)
-	for bulkSent.Load() < int64(f.bulk) && time.Now().Before(deadline) && ctx.Err() == nil {
+	total := produced.Load()
+	for bulkSent.Load() < total && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(50 * time.Millisecond)
 	}
-	if first, last := bulkFirst.Load(), bulkLast.Load(); first > 0 && bulkSent.Load() == int64(f.bulk) {
+	if first, last := bulkFirst.Load(), bulkLast.Load(); first > 0 && bulkSent.Load() == total {
 		el := time.Duration(last - first)
-		fmt.Fprintf(out, "bulk backlog: all %d sent in %s (%.0f msg/s)\n", f.bulk, el.Round(time.Millisecond), float64(f.bulk)/el.Seconds())
+		fmt.Fprintf(out, "bulk backlog: all %d sent in %s (%.0f msg/s)\n", total, el.Round(time.Millisecond), float64(total)/el.Seconds())
 	}
 	return nil
 }
@@ -287,6 +324,46 @@ func producePriority(ctx context.Context, p *producer.Producer, producers, n int
 	return <-errc
 }
 
+// refillBulk tops the backlog up, 500 bulk messages at a time numbered on
+// from produced, whenever fewer than low are left to send, until ctx ends.
+func refillBulk(ctx context.Context, p *producer.Producer, produced, sent *atomic.Int64, low int64) error {
+	const chunk = 500
+	msgs := make([]producer.Message, 0, chunk)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		for produced.Load()-sent.Load() < low && ctx.Err() == nil {
+			lo := int(produced.Load())
+			now := time.Now()
+			msgs = msgs[:0]
+			for i := lo; i < lo+chunk; i++ {
+				msgs = append(msgs, producer.Message{
+					ID:       "b" + strconv.Itoa(i),
+					To:       "+614" + fmt.Sprintf("%08d", i%90000000),
+					Text:     "bulk " + strconv.FormatInt(now.UnixNano(), 10) + " " + strconv.Itoa(i),
+					Priority: producer.PriorityBulk,
+				})
+			}
+			// A chunk started is finished, so that produced counts it.
+			res, err := p.SendMany(context.WithoutCancel(ctx), msgs)
+			if err != nil {
+				return err
+			}
+			for _, r := range res {
+				if r.Err != nil {
+					return r.Err
+				}
+			}
+			produced.Add(chunk)
+		}
+	}
+}
+
 // highClaimDelays reads t_sending (ms, set by the claim script) of the high
 // messages h0..hN and returns, per message, the time from its enqueue.
 func highClaimDelays(ctx context.Context, rdb *redis.Client, prefix string, at []time.Time) []time.Duration {
@@ -305,4 +382,93 @@ func highClaimDelays(ctx context.Context, rdb *redis.Client, prefix string, at [
 		}
 	}
 	return out
+}
+
+// batchSteps keeps the time of each worker step (internal/trace) of every
+// batch, to split a high message's latency.
+type batchSteps struct {
+	mu sync.Mutex
+	at map[string]map[string]time.Time
+}
+
+func newBatchSteps() *batchSteps { return &batchSteps{at: map[string]map[string]time.Time{}} }
+
+func (s *batchSteps) mark(step, batch string, t time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.at[batch]
+	if m == nil {
+		m = map[string]time.Time{}
+		s.at[batch] = m
+	}
+	if _, ok := m[step]; !ok { // the first run's, not a retry's
+		m[step] = t
+	}
+}
+
+// print splits each high message's enqueue → ROX request into the steps
+// between: the producer's enqueue script, waiting for the former's call,
+// the form script, the asynq enqueue, waiting for a handler, the claim
+// script and the rest to the request. It prints p50 / p99 / max of each and
+// the mean of each over the slowest 1 % of the messages.
+func (s *batchSteps) print(ctx context.Context, out io.Writer, rdb *redis.Client, prefix string, offered, sent []time.Time, rox map[int]time.Time) {
+	k := store.NewKeys(prefix)
+	cmds := make([]*redis.StringCmd, len(offered))
+	_, _ = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range offered {
+			cmds[i] = p.HGet(ctx, k.Msg("h"+strconv.Itoa(i)), "batch")
+		}
+		return nil
+	})
+	names := []string{"enqueue script", "wait for a form call", "form script", "asynq enqueue (+ earlier tasks of the call)", "wait for a handler", "claim script", "claim → ROX request"}
+	var rows [][]time.Duration
+	var totals []time.Duration
+	s.mu.Lock()
+	for i, c := range cmds {
+		m := s.at[c.Val()]
+		r, ok := rox[i]
+		if m == nil || !ok {
+			continue
+		}
+		ts := []time.Time{offered[i], sent[i], m[trace.FormCall], m[trace.Formed], m[trace.Enqueued], m[trace.Handler], m[trace.Claimed], r}
+		row := make([]time.Duration, len(ts)-1)
+		full := true
+		for j := 1; j < len(ts); j++ {
+			if ts[j].IsZero() {
+				full = false
+				break
+			}
+			row[j-1] = ts[j].Sub(ts[j-1])
+		}
+		if full {
+			rows = append(rows, row)
+			totals = append(totals, r.Sub(offered[i]))
+		}
+	}
+	s.mu.Unlock()
+	if len(rows) == 0 {
+		return
+	}
+	// The slowest 1 % (at least one).
+	idx := make([]int, len(rows))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(a, b int) bool { return totals[idx[a]] > totals[idx[b]] })
+	slow := idx[:max(len(idx)/100, 1)]
+	fmt.Fprintf(out, "  where the time went (%d high messages traced; slowest %d: their mean):\n", len(rows), len(slow))
+	for j, name := range names {
+		col := make([]time.Duration, len(rows))
+		for i, r := range rows {
+			col[i] = r[j]
+		}
+		var sum time.Duration
+		for _, i := range slow {
+			sum += rows[i][j]
+		}
+		p50, p99 := percentiles(col)
+		fmt.Fprintf(out, "    %-44s p50 %8s  p99 %8s  max %8s  slowest %8s\n", name,
+			p50.Round(100*time.Microsecond), p99.Round(100*time.Microsecond), maxDur(col).Round(100*time.Microsecond),
+			(sum / time.Duration(len(slow))).Round(100*time.Microsecond))
+	}
 }
