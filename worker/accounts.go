@@ -37,11 +37,32 @@ type account struct {
 	rl                   *rateLimiter
 	b                    *store.Batches // Form, Claim and PauseAuth of this account
 	idPfx                string
-	formSig              signal // wakes its former (wake.go)
+	formSig, highSig     signal       // wake its formers (wake.go)
+	probeAt              atomic.Int64 // unix nanos of the last auth probe (takeProbe)
+	probePrev            atomic.Int64 // probeAt before it, for giveProbe
 
 	authMu    sync.Mutex
 	authPause time.Duration // last pause; 0 when not paused
 	paused    atomic.Bool
+}
+
+// takeProbe reports whether the caller may form the one batch that probes
+// ROX after an auth pause: at most one per every interval across the
+// account's two formers.
+func (a *account) takeProbe(interval time.Duration) bool {
+	last := a.probeAt.Load()
+	now := time.Now().UnixNano()
+	if time.Duration(now-last) < interval || !a.probeAt.CompareAndSwap(last, now) {
+		return false
+	}
+	a.probePrev.Store(last)
+	return true
+}
+
+// giveProbe hands back a probe that formed nothing, so that the other
+// former may probe at once.
+func (a *account) giveProbe() {
+	a.probeAt.Store(a.probePrev.Load())
 }
 
 // pausedAccounts counts accounts paused for auth (the gauge is 1 while any

@@ -132,6 +132,7 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	ctx = context.WithValue(ctx, accountKey{}, a)
+	ctx = context.WithValue(ctx, priorityKey{}, store.GroupPriority(p.Group))
 	// Tokens first: a run waiting for them holds no sending slot.
 	if err := w.payBeforeClaim(ctx, a, p, retried); err != nil {
 		return err
@@ -170,7 +171,13 @@ func (w *Worker) process(ctx context.Context, bid string, last bool) error {
 		return err
 	}
 	log = log.With().Str("account", a.name).Logger()
+	prio := ctxPriority(ctx)
+	release, err := w.heavy(ctx, prio)
+	if err != nil {
+		return err
+	}
 	claim, err := a.b.Claim(ctx, bid, token, w.cfg.TaskTimeout, time.Now())
+	release()
 	if err != nil {
 		return err
 	}
@@ -224,7 +231,10 @@ func (w *Worker) process(ctx context.Context, bid string, last bool) error {
 		for i, it := range claim.Items {
 			out[i] = store.SendOutcome{ID: it.ID, Kind: store.OutcomeFailed, Value: ReasonInvalid + ": " + err.Error()}
 		}
-		if _, rerr := w.b.Record(wctx, bid, token, "", out, time.Now()); rerr != nil {
+		release := w.heavyNow(prio)
+		_, rerr := w.b.Record(wctx, bid, token, "", out, time.Now())
+		release()
+		if rerr != nil {
 			return rerr
 		}
 		metrics.MessagesFailed.WithLabelValues(ReasonInvalid).Add(float64(len(out)))
@@ -324,7 +334,9 @@ func (w *Worker) process(ctx context.Context, bid string, last bool) error {
 	}
 
 	answeredAt := time.Now()
+	release = w.heavyNow(prio)
 	rec, rerr := w.b.Record(wctx, bid, token, reqID, out, answeredAt)
+	release()
 	if rerr != nil && !errors.Is(rerr, store.ErrBatchReply) {
 		// ROX answered and Redis refused the record (OOM, READONLY, down):
 		// journal the answer and apply it until Redis takes it; never

@@ -53,7 +53,8 @@ type Worker struct {
 
 	lanes             *lanes // asynq servers, while Run runs
 	sem               chan struct{}
-	schedSig, syncSig signal // the formers' signals are their accounts'
+	gate              chan struct{} // lower-class Redis scripts in flight (gate.go)
+	schedSig, syncSig signal        // the formers' signals are their accounts'
 	asynqLog          asynq.Logger
 	asynqLevel        asynq.LogLevel
 }
@@ -145,6 +146,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	// in flight within SendConcurrency whatever runs.
 	w.lanes = &lanes{w: w, mux: mux, per: (w.cfg.SendConcurrency + nLanes - 1) / nLanes, nHot: max(nLanes-1, 1)}
 	w.sem = make(chan struct{}, w.cfg.SendConcurrency)
+	w.gate = make(chan struct{}, heavyScripts)
 	shutdown := func() {
 		w.lanes.shutdown()
 		w.handlers.Wait()
@@ -161,18 +163,20 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.schedSig, w.syncSig = newSignal(), newSignal()
 	sigs := []signal{w.schedSig, w.syncSig}
 	for _, a := range w.order {
-		a.formSig = newSignal()
-		sigs = append(sigs, a.formSig)
+		a.formSig, a.highSig = newSignal(), newSignal()
+		sigs = append(sigs, a.formSig, a.highSig)
 	}
-	loops.Add(6 + len(w.order))
+	loops.Add(6 + 2*len(w.order))
 	go func() { defer loops.Done(); w.wakeLoop(loopCtx, sigs...) }()
 	go func() { defer loops.Done(); w.lanes.cool(loopCtx) }()
 	go func() { defer loops.Done(); w.rateLoop(loopCtx) }()
 	go func() { defer loops.Done(); w.syncLoop(loopCtx) }()
 	for _, a := range w.order {
-		// One former per account: one account waiting for its tokens or
-		// its pause never holds up another.
-		go func() { defer loops.Done(); w.formLoop(loopCtx, a) }()
+		// Two formers per account (high, and the rest): one account
+		// waiting for its tokens or its pause never holds up another, and
+		// a high message never waits for a bulk form call.
+		go func() { defer loops.Done(); w.formLoop(loopCtx, a, true) }()
+		go func() { defer loops.Done(); w.formLoop(loopCtx, a, false) }()
 	}
 	go func() { defer loops.Done(); w.scheduleLoop(loopCtx) }()
 	go func() { defer loops.Done(); w.reapLoop(loopCtx) }()
@@ -186,18 +190,24 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
-// formPerCall bounds the batches one Form script makes: each full batch
-// costs about a millisecond of Redis (much more on a starved machine), and
-// the loop calls again at once, so between two calls a high message that
-// arrived meanwhile is formed first (the script takes high groups first),
-// and its enqueue and claim run in between instead of after a long script.
+// formPerCall bounds the batches of each priority one Form script makes:
+// each full batch costs about a millisecond of Redis (much more on a
+// starved machine), and the loop calls again at once.
 const formPerCall = 2
 
 // formLoop forms the batches of account a and enqueues their tasks: every
 // FormInterval while messages wait in ready lists, else when woken (an
 // enqueue published on {P}:wake, the scheduler moved messages) or every
 // IdleInterval.
-func (w *Worker) formLoop(ctx context.Context, a *account) {
+//
+// Each account has two formers. The high one (high true) forms only high
+// groups, without Linger (a high message is formed as soon as it is seen;
+// under a flood MaxWaiting still makes batches fill instead of
+// multiplying), with its own batch ids and sequence; its script is short
+// and never waits at the gate (gate.go). The other forms normal and bulk:
+// a high message never waits for its bulk form script or for the asynq
+// enqueues of the bulk batches that script formed.
+func (w *Worker) formLoop(ctx context.Context, a *account, high bool) {
 	p := store.FormParams{
 		MaxBatch:   w.cfg.MaxBatch,
 		Linger:     w.cfg.Linger,
@@ -207,8 +217,16 @@ func (w *Worker) formLoop(ctx context.Context, a *account) {
 		MaxWaitingBulk: 2 * w.cfg.SendConcurrency,
 		MaxForm:        formPerCall,
 		IDPrefix:       a.idPfx,
+		Priorities:     []string{store.PriorityNormal, store.PriorityBulk},
 	}
-	var probeAt, lastWarn time.Time
+	sig, gateAs := a.formSig, store.PriorityBulk
+	if high {
+		p.Linger = 0
+		p.IDPrefix = a.idPfx + "h"
+		p.Priorities = []string{store.PriorityHigh}
+		sig, gateAs = a.highSig, store.PriorityHigh
+	}
+	var lastWarn time.Time
 	var seq uint64
 	busy := true
 	for {
@@ -216,7 +234,7 @@ func (w *Worker) formLoop(ctx context.Context, a *account) {
 			if !sleepCtx(ctx, w.cfg.FormInterval) {
 				return
 			}
-		} else if !waitWork(ctx, a.formSig, w.cfg.IdleInterval) {
+		} else if !waitWork(ctx, sig, w.cfg.IdleInterval) {
 			return
 		}
 		p.MaxForm = formPerCall
@@ -232,20 +250,32 @@ func (w *Worker) formLoop(ctx context.Context, a *account) {
 			p.MaxForm = 1
 			p.MaxBatch = a.rl.batch
 		}
+		probing := false
 		if a.paused.Load() {
-			// After an auth pause one batch probes ROX; more follow only
-			// when it succeeds (authOK clears paused).
+			// After an auth pause one batch (of either former) probes ROX;
+			// more follow only when it succeeds (authOK clears paused).
 			busy = true
-			if time.Since(probeAt) < w.cfg.AuthPauseInitial {
+			if !a.takeProbe(w.cfg.AuthPauseInitial) {
 				continue
 			}
+			probing = true
 			p.MaxForm = 1
 		}
 		formedAny, failed := false, false
 		for {
 			p.Seq = seq
 			callAt := time.Now()
+			release, err := w.heavy(ctx, gateAs)
+			if err != nil {
+				break
+			}
 			formed, err := a.b.Form(ctx, p, callAt)
+			release()
+			if probing && len(formed) == 0 {
+				// Nothing of this former's to probe with (or still paused
+				// in Redis): the other former, or the next call, may.
+				a.giveProbe()
+			}
 			if trace.On() {
 				now := time.Now()
 				for _, f := range formed {
@@ -265,45 +295,13 @@ func (w *Worker) formLoop(ctx context.Context, a *account) {
 				}
 				if !errors.Is(err, store.ErrAuthPaused) && ctx.Err() == nil && time.Since(lastWarn) > time.Second {
 					lastWarn = time.Now()
-					w.log.Warn().Err(err).Str("account", a.name).Msg("form batches (logged at most once a second)")
+					w.log.Warn().Err(err).Str("account", a.name).Bool("high", high).Msg("form batches (logged at most once a second)")
 				}
 				break
 			}
 			formedAny = formedAny || len(formed) > 0
 			seq += uint64(len(formed))
-			if p.MaxForm == 1 && len(formed) > 0 {
-				probeAt = time.Now()
-			}
-			enqueued := make([]string, 0, len(formed))
-			for _, f := range formed {
-				pl := w.batchPayload(f.ID, f.Group, f.Size, f.First)
-				if limited {
-					// Pay for exactly the batch's messages, waiting for the
-					// tokens. Stopped meanwhile: the task goes unpaid and
-					// its run pays (payBeforeClaim).
-					if err := a.rl.take(ctx, f.Size, 0); err == nil {
-						pl.Paid = f.Size
-					}
-				}
-				// Enqueue even when ctx ended: the batch exists and must get
-				// its task (the reaper is the fallback).
-				ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-				err := w.enqueueTask(ectx, pl)
-				cancel()
-				if err != nil {
-					w.log.Warn().Err(err).Str("batch", f.ID).Msg("enqueue batch task; the reaper will retry")
-					continue
-				}
-				trace.Mark(trace.Enqueued, f.ID, time.Now())
-				enqueued = append(enqueued, f.ID)
-			}
-			if len(enqueued) > 0 {
-				ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-				if err := w.b.MarkEnqueued(ectx, enqueued...); err != nil {
-					w.log.Warn().Err(err).Msg("mark batches enqueued; the sweep will take their tasks as never enqueued")
-				}
-				cancel()
-			}
+			w.enqueueFormed(ctx, a, formed, limited)
 			if len(formed) < p.MaxForm || p.MaxForm == 1 {
 				break
 			}
@@ -315,12 +313,52 @@ func (w *Worker) formLoop(ctx context.Context, a *account) {
 			// Paused by another process, or Redis failing: retry at the
 			// idle pace, not every millisecond.
 			busy = false
+		case high:
+			// Keep ticking while high messages wait (a partial batch held
+			// back by MaxWaiting).
+			waiting, err := a.b.HasReadyOf(ctx, store.PriorityHigh)
+			busy = err == nil && waiting
 		default:
 			// Nothing formed: keep ticking only while messages wait (for
 			// Linger, or for a handler to take a waiting batch).
 			waiting, err := w.b.HasReady(ctx)
 			busy = err == nil && waiting
 		}
+	}
+}
+
+// enqueueFormed enqueues the tasks of the batches one Form call made (with
+// a rate limit, paying for each first) and marks them enqueued.
+func (w *Worker) enqueueFormed(ctx context.Context, a *account, formed []store.Formed, limited bool) {
+	enqueued := make([]string, 0, len(formed))
+	for _, f := range formed {
+		pl := w.batchPayload(f.ID, f.Group, f.Size, f.First)
+		if limited {
+			// Pay for exactly the batch's messages, waiting for the
+			// tokens. Stopped meanwhile: the task goes unpaid and
+			// its run pays (payBeforeClaim).
+			if err := a.rl.take(ctx, f.Size, 0); err == nil {
+				pl.Paid = f.Size
+			}
+		}
+		// Enqueue even when ctx ended: the batch exists and must get
+		// its task (the reaper is the fallback).
+		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		err := w.enqueueTask(ectx, pl)
+		cancel()
+		if err != nil {
+			w.log.Warn().Err(err).Str("batch", f.ID).Msg("enqueue batch task; the reaper will retry")
+			continue
+		}
+		trace.Mark(trace.Enqueued, f.ID, time.Now())
+		enqueued = append(enqueued, f.ID)
+	}
+	if len(enqueued) > 0 {
+		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if err := w.b.MarkEnqueued(ectx, enqueued...); err != nil {
+			w.log.Warn().Err(err).Msg("mark batches enqueued; the sweep will take their tasks as never enqueued")
+		}
+		cancel()
 	}
 }
 
@@ -423,6 +461,7 @@ func (w *Worker) scheduleLoop(ctx context.Context) {
 			if moved > 0 {
 				for _, a := range w.order {
 					a.formSig.kick()
+					a.highSig.kick()
 				}
 				w.log.Debug().Int("moved", moved).Msg("scheduled messages handed to their groups")
 			}

@@ -159,6 +159,14 @@ local maxbulk = tonumber(ARGV[10])
 -- ARGV[11]: form only this account's groups ('' = every group); the
 -- account part of a group is '|@<name>', none for 'default'
 local acct = ARGV[11] or ''
+-- ARGV[12]: form only these priorities (',high,' or ',normal,bulk,': a
+-- former of its own serves high); '' = every priority
+local only = ARGV[12] or ''
+local names = {'high', 'normal', 'bulk'}
+local use = {}
+for c = 1, 3 do
+  use[c] = only == '' or string.find(only, ',' .. names[c] .. ',', 1, true) ~= nil
+end
 -- Priorities (internal/store/priority.go): high groups first, then normal,
 -- then bulk; each priority has its own waiting zset (backpressure count).
 local wk = {KEYS[2] .. ':high', KEYS[2], KEYS[2] .. ':bulk'}
@@ -168,14 +176,18 @@ for _, g in ipairs(groups) do
   local c = 2
   if string.find(g, '|p=high', 1, true) then c = 1
   elseif string.find(g, '|p=bulk', 1, true) then c = 3 end
+  if use[c] then
   local o = order[c]
   o[#o + 1] = g
+  end
   end
 end
 local w = {}
 for c = 1, 3 do
+  if use[c] then
   redis.call('ZREMRANGEBYSCORE', wk[c], '-inf', now - tonumber(ARGV[9]))
   w[c] = redis.call('ZCARD', wk[c])
+  end
 end
 local out = {}
 local formed = 0
@@ -262,6 +274,11 @@ type FormParams struct {
 	// caller advances Seq by the number formed.
 	IDPrefix string
 	Seq      uint64
+	// Priorities restricts the call to the groups of these priorities
+	// (nil: every priority). The worker runs a former of its own for high
+	// (worker.formLoop), so that a high message never waits for a call
+	// that forms bulk batches.
+	Priorities []string
 }
 
 // Formed is one batch made by Form.
@@ -304,7 +321,7 @@ func (b *Batches) Form(ctx context.Context, p FormParams, now time.Time) ([]Form
 	res, err := formScript.Run(ctx, b.rdb,
 		[]string{b.k.Groups(), b.k.Waiting(), b.k.Batches(), b.k.AuthPauseOf(b.acct)},
 		b.k.Base(), p.MaxBatch, p.Linger.Milliseconds(), p.MaxWaiting, now.UnixMilli(), p.MaxForm,
-		p.IDPrefix, p.Seq, p.WaitingHorizon.Milliseconds(), p.MaxWaitingBulk, b.acct).Slice()
+		p.IDPrefix, p.Seq, p.WaitingHorizon.Milliseconds(), p.MaxWaitingBulk, b.acct, onlyArg(p.Priorities)).Slice()
 	if err != nil {
 		if errors.Is(err, redis.Nil) {
 			return nil, nil
@@ -334,6 +351,29 @@ func (b *Batches) Form(ctx context.Context, p FormParams, now time.Time) ([]Form
 		out = append(out, f)
 	}
 	return out, nil
+}
+
+// onlyArg is the form script's ARGV[12]: ",high," for [high], "" for nil.
+func onlyArg(ps []string) string {
+	if len(ps) == 0 {
+		return ""
+	}
+	return "," + strings.Join(ps, ",") + ","
+}
+
+// HasReadyOf reports whether a group of priority p (of b's account, with
+// ForAccount) has messages in its ready list.
+func (b *Batches) HasReadyOf(ctx context.Context, p string) (bool, error) {
+	gs, err := b.rdb.SMembers(ctx, b.k.Groups()).Result()
+	if err != nil {
+		return false, fmt.Errorf("store: has ready: %w", err)
+	}
+	for _, g := range gs {
+		if GroupPriority(g) == p && (b.acct == "" || GroupAccount(g) == b.acct) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 var claimScript = NewScript("store.claim", ReconcileLua+ExpireLua+`

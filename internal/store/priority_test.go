@@ -163,3 +163,54 @@ func TestFormHighFloodStillFormsBulk(t *testing.T) {
 		t.Fatalf("probe formed %d batches, want 1", len(f))
 	}
 }
+
+// Form restricted to some priorities (the worker's high former and its
+// other former) forms only theirs, and HasReadyOf tells a priority's
+// waiting messages from the others'.
+func TestFormRestrictedToPriorities(t *testing.T) {
+	bb := setupBatch(t)
+	bb.add(t, 1100, "bulk", func(_ int, r *Record) { r.Priority = PriorityBulk })
+	bb.add(t, 3, "norm", nil)
+	now := time.Now().Add(time.Second)
+	p := FormParams{MaxBatch: 500, Linger: time.Millisecond, MaxWaiting: 4, MaxForm: 2, Priorities: []string{PriorityHigh}}
+	if f := bb.form(t, p, now); len(f) != 0 {
+		t.Fatalf("a high-only call formed %+v with no high message", f)
+	}
+	if ok, err := bb.b.HasReadyOf(bb.ctx, PriorityHigh); err != nil || ok {
+		t.Fatalf("HasReadyOf(high) = %v, %v with no high message", ok, err)
+	}
+	high := bb.add(t, 2, "high", func(_ int, r *Record) { r.Priority = PriorityHigh })
+	if ok, err := bb.b.HasReadyOf(bb.ctx, PriorityHigh); err != nil || !ok {
+		t.Fatalf("HasReadyOf(high) = %v, %v with two high messages waiting", ok, err)
+	}
+	// The other former leaves high alone.
+	low := p
+	low.Priorities = []string{PriorityNormal, PriorityBulk}
+	f := bb.form(t, low, now)
+	if len(f) != 3 {
+		t.Fatalf("normal+bulk call formed %d batches (%+v), want 2 bulk and 1 normal", len(f), f)
+	}
+	for _, x := range f {
+		if GroupPriority(x.Group) == PriorityHigh {
+			t.Fatalf("normal+bulk call formed high batch %+v", x)
+		}
+	}
+	if n := bb.rdb.LLen(bb.ctx, bb.s.keys.Ready(WithPriority("now|always|http", PriorityHigh))).Val(); n != 2 {
+		t.Fatalf("high ready list holds %d, want 2", n)
+	}
+	// The high call takes the two high messages, nothing else, even with
+	// waiting batches of the other priorities.
+	f = bb.form(t, p, now)
+	if len(f) != 1 || f[0].Size != 2 || f[0].First[0] != high[0] || GroupPriority(f[0].Group) != PriorityHigh {
+		t.Fatalf("high call formed %+v, want one batch of the 2 high messages", f)
+	}
+	if ok, _ := bb.b.HasReadyOf(bb.ctx, PriorityHigh); ok {
+		t.Fatal("HasReadyOf(high) after the high messages were formed")
+	}
+	if ok, _ := bb.b.HasReadyOf(bb.ctx, PriorityBulk); !ok {
+		t.Fatal("HasReadyOf(bulk) false with 100 bulk messages left")
+	}
+	if f := bb.form(t, p, now); len(f) != 0 {
+		t.Fatalf("high call formed %+v with only bulk left", f)
+	}
+}
