@@ -103,3 +103,45 @@ func TestBulkNotStarvedByHighBacklog(t *testing.T) {
 	recipientsIn(t, b) // no request mixes priorities
 
 }
+
+// A high message is formed, enqueued, taken and claimed while the bulk
+// former and every bulk handler wait at the gate (gate.go): here the test
+// holds every place at it, as sixteen bulk scripts in Redis would, so with
+// one former for every priority the high message would wait for them.
+func TestHighFormedWhileBulkFormerBusy(t *testing.T) {
+	b := setup(t, roxsim.Faults{Latency: 30 * time.Millisecond}, func(c *Config) {
+		c.MaxBatch = 50
+		c.SendConcurrency = 3
+	})
+	bulk := b.enqueue(3000, "bulk", func(_ int, r *store.Record) { r.Priority = store.PriorityBulk })
+	w, _ := b.start()
+	waitFor(t, 30*time.Second, "bulk sending to start", func() bool { return len(b.sim.Recipients()) >= 100 })
+	for i := 0; i < cap(w.gate); i++ {
+		w.gate <- struct{}{}
+	}
+	held := true
+	release := func() {
+		if held {
+			held = false
+			for i := 0; i < cap(w.gate); i++ {
+				<-w.gate
+			}
+		}
+	}
+	defer release()
+	// Requests in flight end; no bulk batch is formed, claimed or recorded
+	// from here on.
+	sentBulk := b.countStatus(bulk, "submitted")
+	high := b.enqueue(1, "high", func(_ int, r *store.Record) { r.Priority = store.PriorityHigh })
+	waitFor(t, 30*time.Second, "the high message to reach ROX while bulk waits at the gate", func() bool {
+		return b.countStatus(high, "submitted") == 1
+	})
+	if n := b.countStatus(bulk, "submitted"); n > sentBulk {
+		t.Fatalf("%d bulk messages submitted while the gate was held (%d before): the gate let them through", n, sentBulk)
+	}
+	release()
+	waitFor(t, 60*time.Second, "the bulk backlog to drain after the gate opens", func() bool {
+		return b.countStatus(bulk, "submitted") == len(bulk)
+	})
+	recipientsIn(t, b)
+}

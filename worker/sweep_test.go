@@ -348,3 +348,23 @@ func TestFormerMovesOnAfterALostFormReply(t *testing.T) {
 		t.Fatalf("batch %s was overwritten: ids %s", lost, got)
 	}
 }
+
+// The same for the high former (its own batch ids and sequence): after a
+// Form error it moves its sequence on too.
+func TestHighFormerMovesOnAfterALostFormReply(t *testing.T) {
+	b := setup(t, roxsim.Faults{}, sweepCfg)
+	w := b.newWorker()
+	lost := w.idPfx + "h0"
+	if err := b.rdb.HSet(b.ctx, b.st.Keys().Batch(lost), "group", "now|always|http|p=high", "ids", `["not-this-run"]`, "created", time.Now().UnixMilli(), "attempt", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	ids := b.enqueue(20, "lostrephigh", func(_ int, r *store.Record) { r.Priority = store.PriorityHigh })
+	ctx, cancel := context.WithCancel(b.ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	b.sentOnce(ids, "lostrephigh", 30*time.Second)
+	if got := b.rdb.HGet(b.ctx, b.st.Keys().Batch(lost), "ids").Val(); got != `["not-this-run"]` {
+		t.Fatalf("batch %s was overwritten: ids %s", lost, got)
+	}
+}

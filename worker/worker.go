@@ -90,6 +90,7 @@ func New(cfg Config, rdb redis.UniversalClient, asynqOpt asynq.RedisConnOpt, sen
 			Window: cfg.ReconcileWindow, Default: cfg.Ambiguous, MaxAttempts: cfg.MaxAttempts,
 		}).WithExpiry(store.ExpiryParams{Stream: cfg.ReceiptsStream, MaxLen: cfg.StreamMaxLen, AccountID: cfg.AccountID}).
 			WithReplicas(cfg.Store.Replicas),
+		gate:  make(chan struct{}, heavyScripts),
 		idPfx: "b" + time.Now().UTC().Format("060102150405") + "-" + hex.EncodeToString(rnd[:]) + "-",
 	}
 	w.setupAccounts(sender)
@@ -146,7 +147,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	// in flight within SendConcurrency whatever runs.
 	w.lanes = &lanes{w: w, mux: mux, per: (w.cfg.SendConcurrency + nLanes - 1) / nLanes, nHot: max(nLanes-1, 1)}
 	w.sem = make(chan struct{}, w.cfg.SendConcurrency)
-	w.gate = make(chan struct{}, heavyScripts)
 	shutdown := func() {
 		w.lanes.shutdown()
 		w.handlers.Wait()
