@@ -1,11 +1,15 @@
 package worker
 
 import (
+	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/redoxygen/roxd/internal/store"
+	"github.com/redoxygen/roxd/rox"
 	"github.com/redoxygen/roxd/rox/roxsim"
 )
 
@@ -144,4 +148,110 @@ func TestHighFormedWhileBulkFormerBusy(t *testing.T) {
 		return b.countStatus(bulk, "submitted") == len(bulk)
 	})
 	recipientsIn(t, b)
+}
+
+// gatedSender holds every request until open is closed, except that high
+// requests go on once reserve of them are in flight together.
+type gatedSender struct {
+	next    Sender
+	reserve int
+	open    chan struct{}
+	mu      sync.Mutex
+	high    int // high requests in flight
+	maxHigh int
+	bulk    int // bulk requests in flight
+	enough  chan struct{}
+}
+
+var _ Sender = (*gatedSender)(nil)
+
+func (s *gatedSender) Send(ctx context.Context, m rox.Messages) (*rox.SendResponse, error) {
+	txt := m.GlobalText
+	if txt == "" && len(m.Recipients) > 0 {
+		txt = m.Recipients[0].SMSText
+	}
+	high := strings.HasPrefix(txt, "high")
+	s.mu.Lock()
+	if high {
+		s.high++
+		s.maxHigh = max(s.maxHigh, s.high)
+		if s.high == s.reserve {
+			close(s.enough)
+		}
+	} else {
+		s.bulk++
+	}
+	s.mu.Unlock()
+	wait := s.open
+	if high {
+		wait = s.enough
+	}
+	select {
+	case <-wait:
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	if high {
+		s.high--
+	} else {
+		s.bulk--
+	}
+	s.mu.Unlock()
+	return s.next.Send(ctx, m)
+}
+
+func (s *gatedSender) counts() (high, maxHigh, bulk int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.high, s.maxHigh, s.bulk
+}
+
+// While every handler holds a bulk request (ROX slow to answer), HighReserve
+// high requests are in flight together: high messages offered faster than
+// one ROX answer time never queue behind each other on one reserve handler.
+func TestHighReserveCarriesSeveralRequests(t *testing.T) {
+	const reserve = 3
+	b := setup(t, roxsim.Faults{}, func(c *Config) {
+		c.MaxBatch = 10
+		c.SendConcurrency = 2
+		c.HighReserve = reserve
+	})
+	s := &gatedSender{next: b.client, reserve: reserve, open: make(chan struct{}), enough: make(chan struct{})}
+	var once sync.Once
+	openAll := func() { once.Do(func() { close(s.open) }) }
+	defer openAll()
+	w, err := New(b.cfg, b.rdb, b.aopt, s, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	defer func() { openAll(); cancel(); <-done }()
+	bulk := b.enqueue(200, "bulk", func(_ int, r *store.Record) { r.Priority = store.PriorityBulk })
+	// The strict handlers (2) and the floor lane's (1) hold bulk requests.
+	waitFor(t, 30*time.Second, "every handler to hold a bulk request", func() bool {
+		_, _, nb := s.counts()
+		return nb == 3
+	})
+	// One high message at a time, each in its own batch once the one
+	// before is in flight.
+	var high []string
+	for i := 0; i < reserve; i++ {
+		high = append(high, b.enqueue(1, fmt.Sprintf("high%d", i), func(_ int, r *store.Record) { r.Priority = store.PriorityHigh })...)
+		waitFor(t, 30*time.Second, fmt.Sprintf("high request %d of %d in flight beside the bulk ones", i+1, reserve), func() bool {
+			_, mh, _ := s.counts()
+			return mh >= i+1
+		})
+	}
+	waitFor(t, 30*time.Second, "the high messages to be submitted while bulk still waits", func() bool {
+		return b.countStatus(high, "submitted") == reserve
+	})
+	if n := b.countStatus(bulk, "submitted"); n != 0 {
+		t.Fatalf("%d bulk messages submitted before the sender let bulk through", n)
+	}
+	openAll()
+	waitFor(t, 60*time.Second, "the bulk messages to be submitted", func() bool {
+		return b.countStatus(bulk, "submitted") == len(bulk)
+	})
 }

@@ -281,6 +281,7 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 				Store:    shardStore(storeCfg, i), Queue: queues[i], MaxBatch: rox.MaxRecipients, Linger: cfg.BatchLinger,
 				SendConcurrency: (cfg.SendConcurrency + cfg.Shards - 1) / cfg.Shards,
 				DequeueLanes:    max(1, cfg.DequeueLanes/cfg.Shards),
+				HighReserve:     (cfg.HighReserve + cfg.Shards - 1) / cfg.Shards,
 				ShutdownTimeout: workerShutdownTimeout(cfg.ShutdownTimeout, cfg.CallbackDrain), RetryInitial: cfg.RetryInitial,
 				RetryMaxInterval: cfg.RetryMaxInterval, MaxAttempts: cfg.MaxAttempts,
 				PermanentCodes: cfg.PermanentCodes, ReceiptCallbackURL: receiptURL, ReplyCallbackURL: replyURL,
