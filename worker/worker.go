@@ -226,6 +226,26 @@ func (w *Worker) formLoop(ctx context.Context, a *account, high bool) {
 		p.Priorities = []string{store.PriorityHigh}
 		sig, gateAs = a.highSig, store.PriorityHigh
 	}
+	// The high former hands its batches to an enqueuer of its own and
+	// forms again at once: a high message that arrives while the tasks of
+	// the one before are enqueued waits for one form round trip, not three.
+	enqueue := func(formed []store.Formed, limited bool) { w.enqueueFormed(ctx, a, formed, limited) }
+	if high {
+		type job struct {
+			formed  []store.Formed
+			limited bool
+		}
+		jobs := make(chan job, 64)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for j := range jobs {
+				w.enqueueFormed(ctx, a, j.formed, j.limited)
+			}
+		}()
+		defer func() { close(jobs); <-done }()
+		enqueue = func(formed []store.Formed, limited bool) { jobs <- job{formed, limited} }
+	}
 	var lastWarn time.Time
 	var seq uint64
 	busy := true
@@ -301,7 +321,9 @@ func (w *Worker) formLoop(ctx context.Context, a *account, high bool) {
 			}
 			formedAny = formedAny || len(formed) > 0
 			seq += uint64(len(formed))
-			w.enqueueFormed(ctx, a, formed, limited)
+			if len(formed) > 0 {
+				enqueue(formed, limited)
+			}
 			if len(formed) < p.MaxForm || p.MaxForm == 1 {
 				break
 			}
