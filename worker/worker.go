@@ -195,6 +195,10 @@ func (w *Worker) Run(ctx context.Context) error {
 // starved machine), and the loop calls again at once.
 const formPerCall = 2
 
+// highEnqueuers bounds the enqueues of high batches in flight per account
+// (formLoop).
+const highEnqueuers = 8
+
 // formLoop forms the batches of account a and enqueues their tasks: every
 // FormInterval while messages wait in ready lists, else when woken (an
 // enqueue published on {P}:wake, the scheduler moved messages) or every
@@ -226,25 +230,24 @@ func (w *Worker) formLoop(ctx context.Context, a *account, high bool) {
 		p.Priorities = []string{store.PriorityHigh}
 		sig, gateAs = a.highSig, store.PriorityHigh
 	}
-	// The high former hands its batches to an enqueuer of its own and
-	// forms again at once: a high message that arrives while the tasks of
-	// the one before are enqueued waits for one form round trip, not three.
+	// The high former enqueues the tasks of what it formed in goroutines
+	// of their own (at most highEnqueuers at once) and forms again at
+	// once: a high message that arrives while the tasks of the one before
+	// are enqueued (asynq's SADD and script, then MarkEnqueued: three round
+	// trips) waits for one form round trip, and batches formed back to
+	// back do not queue behind each other's enqueues.
 	enqueue := func(formed []store.Formed, limited bool) { w.enqueueFormed(ctx, a, formed, limited) }
 	if high {
-		type job struct {
-			formed  []store.Formed
-			limited bool
+		var enqs sync.WaitGroup
+		slots := make(chan struct{}, highEnqueuers)
+		defer enqs.Wait()
+		enqueue = func(formed []store.Formed, limited bool) {
+			slots <- struct{}{}
+			enqs.Go(func() {
+				defer func() { <-slots }()
+				w.enqueueFormed(ctx, a, formed, limited)
+			})
 		}
-		jobs := make(chan job, 64)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			for j := range jobs {
-				w.enqueueFormed(ctx, a, j.formed, j.limited)
-			}
-		}()
-		defer func() { close(jobs); <-done }()
-		enqueue = func(formed []store.Formed, limited bool) { jobs <- job{formed, limited} }
 	}
 	var lastWarn time.Time
 	var seq uint64
