@@ -48,7 +48,7 @@ func TestDefaults(t *testing.T) {
 		PublicURL: "http://127.0.0.1:8081", DefaultRegion: "AU", RetryInitial: 5 * time.Second,
 		RetryMaxInterval: 10 * time.Minute, MaxAttempts: 10, KeyPrefix: "roxd", Queue: "roxd", Shards: 1,
 		StatusTTL: 168 * time.Hour, ScheduleLead: time.Minute, MaxScheduleAhead: 8760 * time.Hour,
-		BatchLinger: 5 * time.Millisecond, SendConcurrency: 16, HighReserve: 4, DequeueLanes: 2, ShutdownTimeout: 25 * time.Second,
+		BatchLinger: 5 * time.Millisecond, SendConcurrency: 16, HighReserve: 8, DequeueLanes: 2, ShutdownTimeout: 25 * time.Second,
 		CallbackDrain: 5 * time.Second, APITimeout: 5 * time.Second, RedisWaitTimeout: time.Second,
 		Receipt: "always", Reply: "http", ReceiptsStream: "rox:receipts", RepliesStream: "rox:replies",
 		StreamMaxLen: 1000000, SpoolDir: "./var/spool", JournalDir: "./var/journal", CallbackMaxBody: 65536, LogLevel: "info", LogFormat: "json",

@@ -78,6 +78,7 @@ type pipelineFlags struct {
 	concurrency int
 	linger      time.Duration
 	maxWaiting  int
+	highReserve int // 0: the worker's default
 	producers   int
 	chunk       int
 	simLatency  time.Duration
@@ -441,6 +442,7 @@ func (b *benchRun) startWorker(ctx context.Context, e *env) error {
 		MaxWaiting:         b.f.maxWaiting,
 		SendConcurrency:    b.f.concurrency,
 		DequeueLanes:       b.f.lanes,
+		HighReserve:        b.f.highReserve,
 		ReceiptCallbackURL: "http://127.0.0.1:9/bench/receipt",
 		ReplyCallbackURL:   "http://127.0.0.1:9/bench/reply",
 		AccountID:          roxsim.DefaultAccountID,

@@ -42,6 +42,7 @@ type priorityFlags struct {
 	high        int
 	concurrency int
 	lanes       int
+	highReserve int
 	linger      time.Duration
 	simLatency  time.Duration
 	producers   int
@@ -60,6 +61,7 @@ func benchPriority(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&f.concurrency, "concurrency", worker.DefaultSendConcurrency, "worker SendConcurrency")
 	fs.IntVar(&f.lanes, "lanes", worker.DefaultDequeueLanes, "worker DequeueLanes")
 	fs.DurationVar(&f.linger, "linger", worker.DefaultLinger, "worker Linger")
+	fs.IntVar(&f.highReserve, "high-reserve", worker.DefaultHighReserve, "worker HighReserve (ROXD_HIGH_RESERVE)")
 	fs.DurationVar(&f.simLatency, "sim-latency", 100*time.Millisecond, "latency the simulator adds to every send answer (ROX's own answer time)")
 	fs.IntVar(&f.producers, "producers", 4, "producer goroutines that pre-load the backlog")
 	fs.BoolVar(&f.verbose, "v", false, "log the worker's warnings")
@@ -92,7 +94,7 @@ func benchPriority(ctx context.Context, args []string, out io.Writer) error {
 		logLevel = zerolog.WarnLevel
 	}
 	b := &benchRun{
-		f: pipelineFlags{concurrency: f.concurrency, lanes: f.lanes, linger: f.linger,
+		f: pipelineFlags{concurrency: f.concurrency, lanes: f.lanes, linger: f.linger, highReserve: f.highReserve,
 			maxWaiting: worker.DefaultMaxWaiting, simLatency: f.simLatency, producers: f.producers, chunk: 500},
 		rdb: rdb, aopt: aopt, prefix: tag, queue: tag, out: out,
 		log: zerolog.New(os.Stderr).Level(logLevel).With().Timestamp().Logger(),
@@ -168,8 +170,8 @@ func benchPriority(ctx context.Context, args []string, out io.Writer) error {
 	if err := producePriority(ctx, e.prod, f.producers, f.bulk); err != nil {
 		return fmt.Errorf("pre-load: %w", err)
 	}
-	fmt.Fprintf(out, "\n%d bulk messages pre-loaded in %s; the worker starts (concurrency %d, lanes %d, simulator latency %s)\n",
-		f.bulk, time.Since(t0).Round(time.Millisecond), f.concurrency, f.lanes, f.simLatency)
+	fmt.Fprintf(out, "\n%d bulk messages pre-loaded in %s; the worker starts (concurrency %d, lanes %d, high reserve %d, simulator latency %s)\n",
+		f.bulk, time.Since(t0).Round(time.Millisecond), f.concurrency, f.lanes, f.highReserve, f.simLatency)
 	load0 := loadAvg()
 	steps := newBatchSteps()
 	trace.Set(steps.mark)
