@@ -764,12 +764,21 @@ func (w *wholeRun) simStats(ctx context.Context) (roxsim.Stats, error) {
 // profile fetches a CPU profile of p for -profile-seconds into the
 // profile directory, in the background.
 func (w *wholeRun) profile(p *wproc, name string) func() {
+	return w.profileAfter(nil, p, name)
+}
+
+// profileAfter is profile started once after has returned (a process
+// serves one CPU profile at a time: a second one at once gets HTTP 500).
+func (w *wholeRun) profileAfter(after func(), p *wproc, name string) func() {
 	if w.f.profileDir == "" {
 		return func() {}
 	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		if after != nil {
+			after()
+		}
 		resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", p.http, w.f.profileSeconds))
 		if err != nil {
 			fmt.Fprintf(w.out, "  profile %s: %v\n", name, err)
@@ -845,7 +854,7 @@ func (w *wholeRun) throughput(ctx context.Context, split bool) (wholeResult, err
 		case <-offered:
 			if waitProf2 == nil && !split {
 				// Ingest done: what is left is sending and receipts.
-				waitProf2 = w.profile(api, "serve-all-receipts")
+				waitProf2 = w.profileAfter(waitProf, api, "serve-all-receipts")
 				waitSim := w.profile(&wproc{http: w.simAt}, "sim")
 				prev := waitProf2
 				waitProf2 = func() { prev(); waitSim() }
