@@ -34,10 +34,9 @@ import (
 //	the callback was deferred: the action and number then say what was
 //	done), then the event's own stream fields, name then value
 //
-// Inside, each event is stored by roxd_cb_store with its own K (marker,
-// SMSId map, stream, suppressed, deferred[, outbox]) and A (base, TTL,
-// MAXLEN, then its arguments: A[4] kind ... A[14] done, A[15..] fields),
-// under pcall: an event whose command fails answers its own error and the
+// Inside, each event is stored by roxd_cb_store (reading its arguments in
+// place: ARGV[o] kind ... ARGV[o+10] done, ARGV[o+11..last] fields), under
+// pcall: an event whose command fails answers its own error and the
 // others of the group are stored. One MGET reads every marker and SMSId
 // map of the group first; a marker set earlier in the same call counts
 // (the same callback twice in one group is stored once), and an SMSId map
@@ -76,47 +75,50 @@ import (
 // The message record is addressed from the SMSId map; it shares the {P}
 // hash tag with every declared key.
 var storeScript = store.NewScript("callbacks.store", store.TransitionLua+store.ReconcileLua+`
-local function roxd_cb_store(K, A, seen, pmid)
-  local member = A[13]
-  if member ~= '' and not redis.call('ZSCORE', K[5], member) then
+local c = tonumber(ARGV[1])
+local base = ARGV[2]
+local outbox = nil
+if c == 5 then outbox = KEYS[5] end
+local function roxd_cb_store(o, last, mk, sk, stream, seen, pmid)
+  local member = ARGV[o + 9]
+  if member ~= '' and not redis.call('ZSCORE', KEYS[2], member) then
     return {3, '', 0}
   end
   if seen then
-    if member ~= '' then redis.call('ZREM', K[5], member) end
+    if member ~= '' then redis.call('ZREM', KEYS[2], member) end
     return {0, '', 0}
   end
-  local base = A[1]
-  local kind = A[4]
+  local kind = ARGV[o]
   local mid = pmid
-  if not mid then mid = redis.call('GET', K[2]) end
+  if not mid then mid = redis.call('GET', sk) end
   local mkey = ''
   if mid then mkey = base .. 'msg:' .. mid end
-  local action, num = A[6], A[7]
+  local action, num = ARGV[o + 2], ARGV[o + 3]
   local optout, optnum = '', ''
-  if A[14] == '1' then
+  if ARGV[o + 10] == '1' then
     optout, optnum = action, num
   elseif action ~= '' then
     if num == '' and mid then num = redis.call('HGET', mkey, 'to') or '' end
     if num ~= '' then
       optnum = num
       if action == 'stop' then
-        redis.call('SADD', K[4], num)
+        redis.call('SADD', KEYS[1], num)
         optout = 'stop'
       elseif action == 'start' then
         if redis.call('SISMEMBER', base .. 'suppressed:operator', num) == 0 then
-          redis.call('SREM', K[4], num)
+          redis.call('SREM', KEYS[1], num)
           optout = 'start'
         end
       end
     end
   end
-  local du = tonumber(A[11])
+  local du = tonumber(ARGV[o + 7])
   if not mid then
     -- reconcile (internal/store/reconcile.go): evidence for a recipient
     -- whose request was never answered, or kept while one is in flight
     local sf = {}
-    for i = 15, #A - 1, 2 do sf[A[i]] = A[i + 1] end
-    local rcid, inflight = roxd_rc_callback(base, kind, sf, A[9], tonumber(A[8]), A[10], string.sub(K[2], #base + 5))
+    for i = o + 11, last - 1, 2 do sf[ARGV[i]] = ARGV[i + 1] end
+    local rcid, inflight = roxd_rc_callback(base, kind, sf, ARGV[o + 5], tonumber(ARGV[o + 4]), ARGV[o + 6], string.sub(sk, #base + 5))
     if rcid then
       mid = rcid
       mkey = base .. 'msg:' .. mid
@@ -126,9 +128,9 @@ local function roxd_cb_store(K, A, seen, pmid)
     end
   end
   if not mid and du > 0 then
-    local ev = {kind = kind, event_id = A[9], attempt = tonumber(A[12])}
-    for i = 15, #A, 2 do ev[A[i]] = A[i + 1] end
-    if A[14] == '1' or optnum ~= '' then
+    local ev = {kind = kind, event_id = ARGV[o + 5], attempt = tonumber(ARGV[o + 8])}
+    for i = o + 11, last, 2 do ev[ARGV[i]] = ARGV[i + 1] end
+    if ARGV[o + 10] == '1' or optnum ~= '' then
       if optout ~= '' then ev.optout = optout end
       if optnum ~= '' then ev.optout_number = optnum end
       ev.optout_done = true
@@ -136,11 +138,11 @@ local function roxd_cb_store(K, A, seen, pmid)
       ev.optout = action
     end
     local j = cjson.encode(ev)
-    j = string.sub(j, 1, -2) .. ',"received_ms":' .. A[8] .. '}'
-    redis.call('ZADD', K[5], du, j)
+    j = string.sub(j, 1, -2) .. ',"received_ms":' .. ARGV[o + 4] .. '}'
+    redis.call('ZADD', KEYS[2], du, j)
     -- a member deferred again past its last delay is the same JSON: ZADD
     -- moved it, removing it would lose it
-    if member ~= '' and member ~= j then redis.call('ZREM', K[5], member) end
+    if member ~= '' and member ~= j then redis.call('ZREM', KEYS[2], member) end
     return {2, '', 0}
   end
   local meta = '{}'
@@ -151,15 +153,15 @@ local function roxd_cb_store(K, A, seen, pmid)
     if rec[1] then meta = rec[1] end
     if kind == 'receipt' and rec[2] then
       local s = rec[2]
-      local st = A[5]
+      local st = ARGV[o + 1]
       after = s
       if roxd_can(s, st) then
         if st == 'failed' then
-          redis.call('HSET', mkey, 'status', st, 't_' .. st, A[8], 'err', A[10])
+          redis.call('HSET', mkey, 'status', st, 't_' .. st, ARGV[o + 4], 'err', ARGV[o + 6])
         elseif s == 'failed' then
-          redis.call('HSET', mkey, 'status', st, 't_' .. st, A[8], 'err', '')
+          redis.call('HSET', mkey, 'status', st, 't_' .. st, ARGV[o + 4], 'err', '')
         else
-          redis.call('HSET', mkey, 'status', st, 't_' .. st, A[8])
+          redis.call('HSET', mkey, 'status', st, 't_' .. st, ARGV[o + 4])
         end
         moved = 1
         after = st
@@ -169,52 +171,50 @@ local function roxd_cb_store(K, A, seen, pmid)
   else
     mid = ''
   end
-  local args = {'XADD', K[3]}
-  local maxlen = tonumber(A[3])
+  local args
+  local maxlen = tonumber(ARGV[4])
   if maxlen > 0 then
-    args[#args+1] = 'MAXLEN'
-    args[#args+1] = '~'
-    args[#args+1] = maxlen
-  end
-  args[#args+1] = '*'
-  args[#args+1] = 'event_id'
-  args[#args+1] = A[9]
-  args[#args+1] = 'kind'
-  args[#args+1] = kind
-  args[#args+1] = 'message_id'
-  args[#args+1] = mid
-  for i = 15, #A do args[#args+1] = A[i] end
-  if kind == 'reply' then
-    args[#args+1] = 'optout'
-    args[#args+1] = optout
-    args[#args+1] = 'optout_number'
-    args[#args+1] = optnum
+    args = {'XADD', stream, 'MAXLEN', '~', maxlen, '*', 'event_id', ARGV[o + 5], 'kind', kind, 'message_id', mid}
   else
-    args[#args+1] = 'status_after'
-    args[#args+1] = after
+    args = {'XADD', stream, '*', 'event_id', ARGV[o + 5], 'kind', kind, 'message_id', mid}
   end
-  args[#args+1] = 'metadata'
-  args[#args+1] = meta
+  local na = #args
+  for i = o + 11, last do
+    na = na + 1
+    args[na] = ARGV[i]
+  end
+  if kind == 'reply' then
+    args[na + 1] = 'optout'
+    args[na + 2] = optout
+    args[na + 3] = 'optout_number'
+    args[na + 4] = optnum
+    na = na + 4
+  else
+    args[na + 1] = 'status_after'
+    args[na + 2] = after
+    na = na + 2
+  end
+  args[na + 1] = 'metadata'
+  args[na + 2] = meta
   local code, id = 1, ''
-  if K[6] then
+  if outbox then
     -- the stream is in another slot: keep the entry's fields (after '*')
     -- for pushScript; the outbox is drained by the receivers
     local f = {}
     local start = 4
     if maxlen > 0 then start = 7 end
-    for i = start, #args do f[#f + 1] = args[i] end
-    id = cjson.encode({t = tonumber(A[8]), k = kind, f = f})
-    redis.call('HSET', K[6], A[9], id)
+    for i = start, na + 2 do f[#f + 1] = args[i] end
+    id = cjson.encode({t = tonumber(ARGV[o + 4]), k = kind, f = f})
+    redis.call('HSET', outbox, ARGV[o + 5], id)
     code = 4
   else
     id = redis.call(unpack(args))
   end
-  redis.call('SET', K[1], '1', 'PX', A[2])
-  if member ~= '' then redis.call('ZREM', K[5], member) end
+  redis.call('SET', mk, '1', 'PX', ARGV[3])
+  if member ~= '' then redis.call('ZREM', KEYS[2], member) end
   return {code, id, moved}
 end
 
-local c = tonumber(ARGV[1])
 local n = tonumber(ARGV[5])
 local pre = {}
 if n > 0 then pre = redis.call('MGET', unpack(KEYS, c + 1, c + 2 * n)) end
@@ -222,27 +222,24 @@ local marked = {}
 local out = {}
 local at = 6
 for i = 1, n do
-  local cnt = tonumber(ARGV[at])
-  local A = {ARGV[2], ARGV[3], ARGV[4]}
-  for j = 1, cnt do A[3 + j] = ARGV[at + j] end
-  at = at + cnt + 1
+  local o = at + 1
+  local last = at + tonumber(ARGV[at])
+  at = last + 1
   local mk = KEYS[c + 2 * i - 1]
   local stream = KEYS[3]
-  if A[4] == 'reply' then stream = KEYS[4] end
-  local K = {mk, KEYS[c + 2 * i], stream, KEYS[1], KEYS[2]}
-  if c == 5 then K[6] = KEYS[5] end
+  if ARGV[o] == 'reply' then stream = KEYS[4] end
   local seen = pre[2 * i - 1] or marked[mk]
-  local ok, r = pcall(roxd_cb_store, K, A, seen, pre[2 * i])
+  local ok, r = pcall(roxd_cb_store, o, last, mk, KEYS[c + 2 * i], stream, seen, pre[2 * i])
   if not ok then
     if type(r) == 'table' then r = r.err or 'script error' end
-    out[#out + 1] = -1
-    out[#out + 1] = tostring(r)
-    out[#out + 1] = 0
+    out[3 * i - 2] = -1
+    out[3 * i - 1] = tostring(r)
+    out[3 * i] = 0
   else
     if r[1] == 1 or r[1] == 4 then marked[mk] = true end
-    out[#out + 1] = r[1]
-    out[#out + 1] = r[2]
-    out[#out + 1] = r[3]
+    out[3 * i - 2] = r[1]
+    out[3 * i - 1] = r[2]
+    out[3 * i] = r[3]
   end
 end
 return out
