@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/redoxygen/roxd/internal/testutil"
 	"github.com/redoxygen/roxd/rox"
 )
@@ -188,4 +190,71 @@ func TestGroupCommitConcurrentCallbacks(t *testing.T) {
 		t.Errorf("store script: %d calls, errors %v", calls, serrs)
 	}
 	t.Logf("%d callbacks in %d store script calls", 2*n, calls)
+}
+
+// One group holding callbacks of several shards is one script call per
+// shard, each stored in its own shard; on a Redis Cluster with the streams
+// in other slots (the outbox path) too, each entry pushed once.
+func TestGroupCommitShards(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cluster bool
+	}{{"single", false}, {"cluster", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var rdb redis.UniversalClient
+			if tc.cluster {
+				rdb = clusterClient(t)
+			} else {
+				rdb = testutil.Redis(t)
+			}
+			log := testutil.NewScriptLog()
+			rdb.AddHook(log)
+			b := setup(t, rdb, func(c *Config) {
+				c.Shards = 3
+				c.ReceiptsStream = "rox:receipts:" + testutil.Name("r")
+			})
+			all := b.recv.st.shards
+			t.Cleanup(func() {
+				for _, sk := range all {
+					cleanupKeys(rdb, Config{Prefix: strings.TrimSuffix(strings.TrimPrefix(sk.keys.Base(), "{"), "}:")})
+				}
+			})
+			ctx := context.Background()
+			var evs []*event
+			for i := range 12 {
+				sh := i % 3
+				sb := &bundle{rdb: rdb, keys: all[sh].keys}
+				sb.record(t, fmt.Sprintf("m%d", i), fmt.Sprintf("sms-g%d", i), "submitted", nil)
+				ev := groupReceipt(t, b.recv, fmt.Sprintf("sms-g%d", i), "0000")
+				ev.Shard = sh + 1
+				evs = append(evs, ev)
+			}
+			before, _ := log.Result(storeScript.Hash())
+			res := b.recv.st.exec(ctx, evs)
+			after, errs := log.Result(storeScript.Hash())
+			if after-before != 3 || len(errs) > 0 {
+				t.Fatalf("%d store script calls (errors %v) for 12 callbacks of 3 shards, want 3", after-before, errs)
+			}
+			for i, r := range res {
+				if r.err != nil || r.id == "" {
+					t.Errorf("callback %d: %+v", i, r)
+				}
+				sb := &bundle{rdb: rdb, keys: all[i%3].keys}
+				if st := sb.status(t, fmt.Sprintf("m%d", i))["status"]; st != "delivered" {
+					t.Errorf("m%d in shard %d: %q", i, i%3, st)
+				}
+				if rdb.Exists(ctx, all[i%3].keys.CallbackSeen(evs[i].EventID)).Val() != 1 {
+					t.Errorf("callback %d: no dedup marker in shard %d", i, i%3)
+				}
+			}
+			if l := rdb.XLen(ctx, b.cfg.ReceiptsStream).Val(); l != 12 {
+				t.Errorf("%d stream entries, want 12", l)
+			}
+			for i, r := range b.recv.st.exec(ctx, evs) {
+				if r.err != nil || !r.dup {
+					t.Errorf("callback %d again: %+v, want duplicate", i, r)
+				}
+			}
+		})
+	}
 }
