@@ -34,7 +34,7 @@ func TestGroupCommitOneScriptCall(t *testing.T) {
 	log := testutil.NewScriptLog()
 	rdb.AddHook(log)
 	b := setup(t, rdb, nil)
-	const n = 50
+	const n = 300 // more than DefaultMaxBatch: the largest group the batchers make, and more
 	var evs []*event
 	for i := range n {
 		b.record(t, fmt.Sprintf("m%d", i), fmt.Sprintf("sms-%d", i), "submitted", nil)
@@ -42,6 +42,11 @@ func TestGroupCommitOneScriptCall(t *testing.T) {
 	}
 	evs = append(evs, groupReceipt(t, b.recv, "sms-7", "0000"))       // the same callback again
 	evs = append(evs, groupReceipt(t, b.recv, "sms-unknown", "0000")) // deferred
+	stop, _, err := b.recv.decode(KindReply, []byte(replyBody("ROX_API_Reply", testAccount, "sms-3", "+61407555009", "STOP", ts1)), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs = append(evs, stop) // a STOP: the number opted out, the entry says so
 	ctx := context.Background()
 	before, _ := log.Result(storeScript.Hash())
 	res := b.recv.st.exec(ctx, evs)
@@ -59,6 +64,15 @@ func TestGroupCommitOneScriptCall(t *testing.T) {
 	}
 	if r := res[n+1]; r.err != nil || !r.deferred {
 		t.Errorf("unknown SMSId: %+v, want deferred", r)
+	}
+	if r := res[n+2]; r.err != nil || r.id == "" {
+		t.Errorf("STOP reply: %+v, want stored", r)
+	}
+	if !rdb.SIsMember(ctx, b.keys.Suppressed(), "+61407555009").Val() {
+		t.Error("STOP in a group did not opt the number out")
+	}
+	if e := b.entries(t, b.cfg.RepliesStream); len(e) != 1 || e[0].Values["optout"] != "stop" || e[0].Values["message_id"] != "m3" {
+		t.Errorf("reply entries %v", e)
 	}
 	if l := rdb.XLen(ctx, b.cfg.ReceiptsStream).Val(); l != n {
 		t.Errorf("%d stream entries, want %d", l, n)
