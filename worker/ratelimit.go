@@ -72,6 +72,7 @@ type rateLimiter struct {
 	tokens      map[string]float64
 }
 
+// keys are the deployment's (Config.RatePrefix), shared by every shard.
 func newRateLimiter(rdb redis.UniversalClient, keys store.Keys, account string, msgPerSec, reqPerSec, maxBatch int) *rateLimiter {
 	l := &rateLimiter{rl: redis_rate.NewLimiter(rdb), rdb: rdb, keys: keys, account: account, batch: maxBatch,
 		tokens: map[string]float64{}}
@@ -106,7 +107,7 @@ func (l *rateLimiter) take(ctx context.Context, n int, maxWait time.Duration) er
 		}
 	}
 	if !l.req.IsZero() {
-		return l.takeOne(ctx, l.keys.RateRequests(), l.req, 1, rateKindRequests, maxWait)
+		return l.takeOne(ctx, l.keys.RateRequests(l.account), l.req, 1, rateKindRequests, maxWait)
 	}
 	return nil
 }
