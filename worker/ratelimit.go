@@ -88,8 +88,14 @@ func newRateLimiter(rdb redis.UniversalClient, keys store.Keys, account string, 
 	}
 	metrics.RateLimit.WithLabelValues(account, rateKindMessages).Set(float64(msgPerSec))
 	metrics.RateLimit.WithLabelValues(account, rateKindRequests).Set(float64(reqPerSec))
-	metrics.RateWait.WithLabelValues(account, rateKindMessages)
-	metrics.RateWait.WithLabelValues(account, rateKindRequests)
+	// Every series of the account exists from the start (zero), so that
+	// /metrics shows tokens waited, current rate and 429s seen before the
+	// first wait.
+	for _, kind := range []string{rateKindMessages, rateKindRequests} {
+		metrics.RateWait.WithLabelValues(account, kind)
+		metrics.RateTokens.WithLabelValues(account, kind)
+		metrics.RateCurrent.WithLabelValues(account, kind)
+	}
 	metrics.ROXThrottled.WithLabelValues(account)
 	return l
 }
