@@ -63,10 +63,13 @@ func TestRateLimitTwoWorkersShareTheBucket(t *testing.T) {
 	f := roxsim.AcceptedRate(b.sim.Requests(), 2) // the bucket starts full
 	t.Logf("limit %d/s: measured %.0f/s (ends of the window: %.0f/s) over %s (%d requests, %d recipients)",
 		limit, f.PerSecond, f.Endpoints, f.Span.Round(time.Millisecond), f.Requests, f.Recipients)
-	// 10% here: this runs under -race beside everything else; the 5%
-	// figure is cmd/roxd's TestRateLimitTwoProcesses (real processes).
-	if f.PerSecond > limit*1.10 || f.PerSecond < limit*0.90 {
-		t.Fatalf("measured %.0f/s, want %d/s within 10%%", f.PerSecond, limit)
+	// Over the limit by 10% at most (two buckets would give twice it). An
+	// under-run is the workers not keeping up under -race on a loaded
+	// machine (seen: 1,428/s at load 10), not a limiter error: 25% of
+	// slack below. The 5% figure both ways is cmd/roxd's
+	// TestRateLimitTwoProcesses (real processes, no -race).
+	if f.PerSecond > limit*1.10 || f.PerSecond < limit*0.75 {
+		t.Fatalf("measured %.0f/s, want %d/s: at most 10%% over, at most 25%% under", f.PerSecond, limit)
 	}
 	if v := testutil.ToFloat64(metrics.RateTokens.WithLabelValues(DefaultAccount, rateKindMessages)); v < n {
 		t.Fatalf("roxd_rate_tokens_total{kind=messages} = %v, want >= %d", v, n)
@@ -237,7 +240,9 @@ func TestRateLimitSharedAcrossShards(t *testing.T) {
 	f := roxsim.AcceptedRate(b.sim.Requests(), 2) // the bucket starts full
 	t.Logf("limit %d/s over %d shards: measured %.0f/s (ends of the window: %.0f/s) over %s (%d requests, %d recipients)",
 		limit, shards, f.PerSecond, f.Endpoints, f.Span.Round(time.Millisecond), f.Requests, f.Recipients)
-	if dev := f.PerSecond/limit - 1; dev > 0.05 || dev < -0.05 {
-		t.Fatalf("measured %.0f/s over %d shards, want %d/s within 5%%", f.PerSecond, shards, limit)
+	// As in TestRateLimitTwoWorkersShareTheBucket: a bucket per shard gave
+	// twice the limit; an under-run under -race is the workers' pace.
+	if dev := f.PerSecond/limit - 1; dev > 0.05 || dev < -0.25 {
+		t.Fatalf("measured %.0f/s over %d shards, want %d/s: at most 5%% over, at most 25%% under", f.PerSecond, shards, limit)
 	}
 }
