@@ -416,6 +416,7 @@ else
       out[#out + 1] = f[4] or ''
       out[#out + 1] = f[5] or ''
       out[#out + 1] = f[6] or ''
+      out[#out + 1] = tonumber(f[11]) or 0
     end
   end
 end
@@ -436,6 +437,10 @@ return out
 // counts, expired.
 const claimHeader = 7
 
+// claimItem is the number of values per item after the header: id, to,
+// name, email, text, expires_at (unix ms, 0 = never).
+const claimItem = 6
+
 // ClaimState is the outcome of Claim.
 type ClaimState int
 
@@ -454,6 +459,9 @@ const (
 // BatchItem is one message of a claimed batch, with what ROX needs.
 type BatchItem struct {
 	ID, To, Name, Email, Text string
+	// ExpiresAt is the message's expiry (zero: none): a retry is due no
+	// later than the earliest of its batch (worker's retryDelay).
+	ExpiresAt time.Time
 }
 
 // Claim is the result of claiming a batch.
@@ -516,7 +524,7 @@ func (b *Batches) Claim(ctx context.Context, batchID, token string, lockTTL time
 	default:
 		return Claim{}, fmt.Errorf("store: claim batch %s: %w", batchID, ErrBatchReply)
 	}
-	if len(res) < claimHeader || (len(res)-claimHeader)%5 != 0 {
+	if len(res) < claimHeader || (len(res)-claimHeader)%claimItem != 0 {
 		return Claim{}, fmt.Errorf("store: claim batch %s: %w", batchID, ErrBatchReply)
 	}
 	c := Claim{State: ClaimOK}
@@ -528,14 +536,17 @@ func (b *Batches) Claim(ctx context.Context, batchID, token string, lockTTL time
 		return Claim{}, fmt.Errorf("store: claim batch %s: %w", batchID, err)
 	}
 	c.Expired = batchInt(res[6])
-	c.Items = make([]BatchItem, 0, (len(res)-claimHeader)/5)
-	for i := claimHeader; i < len(res); i += 5 {
+	c.Items = make([]BatchItem, 0, (len(res)-claimHeader)/claimItem)
+	for i := claimHeader; i < len(res); i += claimItem {
 		var it BatchItem
 		it.ID, _ = res[i].(string)
 		it.To, _ = res[i+1].(string)
 		it.Name, _ = res[i+2].(string)
 		it.Email, _ = res[i+3].(string)
 		it.Text, _ = res[i+4].(string)
+		if ms, _ := res[i+5].(int64); ms > 0 {
+			it.ExpiresAt = time.UnixMilli(ms)
+		}
 		c.Items = append(c.Items, it)
 	}
 	return c, nil
