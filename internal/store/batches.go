@@ -424,7 +424,8 @@ else
       else
         redis.call('HSET', k, 'attempts', att, 'flight', now)
       end
-      roxd_rc_index(base, id, f[3], now, fttl)
+      -- ARGV[9] as sent: a Lua number would be formatted (sprintf) per call
+      roxd_rc_index(base, id, f[3], now, ARGV[9])
       keep[#keep + 1] = id
       out[#out + 1] = id
       out[#out + 1] = f[3] or ''
@@ -570,7 +571,8 @@ func batchInt(v any) int {
 var recordScript = NewScript("store.record", ReconcileLua+`
 local base = ARGV[1]
 local now = ARGV[4]
-local ttl = tonumber(ARGV[5])
+-- the TTL as sent: a Lua number would be formatted (sprintf) per command
+local ttl = ARGV[5]
 local reqid = ARGV[6]
 local retry = {}
 local tns = {}
