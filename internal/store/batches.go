@@ -417,7 +417,9 @@ else
       roxd_rc_land(base, k, id)
       out[4] = out[4] + 1
     else
-      local att = (tonumber(f[7]) or 0) + 1
+      -- a string: a Lua number would be formatted with sprintf by Redis
+      local att = '1'
+      if f[7] then att = tostring((tonumber(f[7]) or 0) + 1) end
       -- in flight: the 'flight' stamp in the same HSET, then the index
       if f[1] ~= 'sending' then
         redis.call('HSET', k, 'status', 'sending', 't_sending', now, 'attempts', att, 'flight', now)
