@@ -218,10 +218,20 @@ for c = 1, 3 do
       redis.call('ZADD', KEYS[3], now, bid)
       redis.call('ZADD', wk[c], now, bid)
       local first = {}
+      -- 'batch' only on records that exist (a message whose record is gone
+      -- must not come back as a field without TTL): one EXISTS over all
+      -- of them, per message only when some are missing
+      local mks = {}
       for i, id in ipairs(ids) do
-        local mk = base .. 'msg:' .. id
-        if redis.call('EXISTS', mk) == 1 then redis.call('HSET', mk, 'batch', bid) end
+        mks[i] = base .. 'msg:' .. id
         if i <= 5 then first[i] = id end
+      end
+      for j = 1, #mks, 500 do
+        local e = math.min(j + 499, #mks)
+        local all = redis.call('EXISTS', unpack(mks, j, e)) == e - j + 1
+        for x = j, e do
+          if all or redis.call('EXISTS', mks[x]) == 1 then redis.call('HSET', mks[x], 'batch', bid) end
+        end
       end
       w[c] = w[c] + 1
       len = len - #ids
