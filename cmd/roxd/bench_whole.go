@@ -33,6 +33,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redoxygen/roxd/config"
+	"github.com/redoxygen/roxd/internal/redisconn"
 	"github.com/redoxygen/roxd/rox/roxsim"
 )
 
@@ -110,7 +111,7 @@ func benchWhole(ctx context.Context, args []string, out io.Writer) error {
 	fs.DurationVar(&f.idle, "idle", 10*time.Second, "length of the idle measurement")
 	fs.StringVar(&f.profileDir, "profile-dir", "", "write CPU profiles of roxd serve (all-roles run, API of the ingest run) here (sets ROXD_PPROF)")
 	fs.IntVar(&f.profileSeconds, "profile-seconds", 5, "length of each CPU profile")
-	fs.Var(&f.redisArgs, "redis-arg", "argument added to the private redis-server's command line (repeatable), e.g. -redis-arg=--hash-max-listpack-value -redis-arg=256")
+	fs.Var(&f.redisArgs, "redis-arg", "argument added to the private redis-server's command line (repeatable), e.g. -redis-arg=--hash-max-listpack-value -redis-arg=64 (Redis's default; the bench starts it with 256, as docker-compose.yml)")
 	fs.Var(&f.env, "env", "KEY=VALUE added to the environment of every roxd serve (repeatable)")
 	fs.BoolVar(&f.asJSON, "json", false, "print the figures as one JSON object at the end")
 	fs.BoolVar(&f.keep, "keep", false, "keep the temporary directory (child logs)")
@@ -332,7 +333,10 @@ func (w *wholeRun) startRedis(ctx context.Context) error {
 		return err
 	}
 	args := append([]string{"--port", port, "--bind", "127.0.0.1", "--dir", data,
-		"--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction", "--daemonize", "no"}, w.f.redisArgs...)
+		"--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction", "--daemonize", "no",
+		// As docker-compose.yml deploys it (README, "Memory"); -redis-arg
+		// may set it back, a later argument wins.
+		"--hash-max-listpack-value", strconv.Itoa(redisconn.CompactRecordBytes)}, w.f.redisArgs...)
 	p, err := w.start("redis", nil, w.f.redisServer, args...)
 	if err != nil {
 		return err
