@@ -133,7 +133,7 @@ func TestDeferScriptArgs(t *testing.T) {
 		ev := &event{Kind: KindReceipt, EventID: "e", SMSID: "s", Attempt: attempt}
 		before := time.Now()
 		_, argv := r.st.scriptArgs(ev)
-		until, next := argv[10].(int64), argv[11].(int)
+		until, next := argv[7].(int64), argv[8].(int)
 		if attempt == len(delays) {
 			if until != 0 {
 				t.Errorf("attempt %d (the last): defer until %d, want 0 (push)", attempt, until)

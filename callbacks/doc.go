@@ -16,9 +16,10 @@
 // answered ROX_API_Receipt_Response / ROX_API_Reply_Response with Result
 // "0000" only after it is durably stored: in Redis, or in the fsynced spool.
 //
-// # One script per callback
+// # One script call per group of callbacks
 //
-// Each callback runs one Lua script (script.go): skip it when its event id
+// Each callback is stored by one Lua script (script.go), which stores a
+// whole group of callbacks in one call (see below): skip it when its event id
 // was seen ({P}:cb:seen:<event_id>, TTL Config.DedupTTL); map its SMSId to
 // the producer's message id ({P}:sms:<smsid>) and read the record's
 // metadata; for a receipt move the record's status forward to delivered or
@@ -29,7 +30,7 @@
 // surrounding punctuation ignored) add the number (ReplyFrom normalised as
 // `to` is, else the record's `to`) to {P}:suppressed, or remove it for a
 // start keyword unless an operator suppressed it; XADD the entry with
-// MAXLEN ~; set the dedup marker last, so a script that fails half-way
+// MAXLEN ~; set the dedup marker last, so a callback that fails half-way
 // leaves no marker behind.
 //
 // # Callbacks that beat the worker
@@ -64,11 +65,17 @@
 // a reply: ROX calling twice yields one entry, and the second call is
 // answered "0000" too.
 //
-// Concurrent callbacks are coalesced: Config.Pipelines batchers each take
-// whatever callbacks are waiting (up to Config.MaxBatch) and run their
-// scripts in one pipelined round trip. No timer is involved: while one round
-// trip is in flight the next batch gathers by itself, so a lone callback
-// waits for nothing and a busy receiver pays one round trip per batch.
+// Concurrent callbacks are stored in group commits: Config.Pipelines
+// batchers each take whatever callbacks are waiting (up to Config.MaxBatch)
+// and store them with one script call per shard among them, all in one
+// pipelined round trip; each HTTP callback is answered once its own entry
+// is stored. Inside the call each callback runs under pcall: one whose
+// command fails gets its own error (spooled or rejected as a single
+// failure would be) and the others of the group are stored; a callback
+// repeated within one group is stored once. No timer is involved: while
+// one round trip is in flight the next batch gathers by itself, so a lone
+// callback waits for nothing and a busy receiver pays one round trip per
+// batch.
 //
 // # Redis down: the spool
 //

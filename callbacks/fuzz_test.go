@@ -74,7 +74,7 @@ func checkEvent(t *testing.T, r *Receiver, kind string, body []byte, ev *event) 
 		t.Fatalf("spool round trip: %v\n%+v\n%+v", err, back, *ev)
 	}
 	keys, argv := r.st.scriptArgs(ev)
-	if len(keys) != 5 || len(argv) < scriptFixedArgs || (len(argv)-scriptFixedArgs)%2 != 0 {
+	if len(keys) != 2 || len(argv) < scriptFixedArgs || (len(argv)-scriptFixedArgs)%2 != 0 {
 		t.Fatalf("script args: %d keys, %d argv", len(keys), len(argv))
 	}
 }

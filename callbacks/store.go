@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"reflect"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -109,17 +110,14 @@ func (s *storer) stream(kind string) string {
 	return s.cfg.ReceiptsStream
 }
 
-// scriptArgs returns the KEYS and ARGV of the store script for e. While e
-// has attempts left (e.Attempt < len(Config.DeferDelays)), an unknown SMSId
-// defers it by the next delay; after the last one it is pushed with an
-// empty message_id.
+// scriptArgs returns event e's part of the store script's KEYS (its dedup
+// marker and SMSId map) and of its ARGV (script.go: kind ... done, then the
+// stream fields). While e has attempts left (e.Attempt <
+// len(Config.DeferDelays)), an unknown SMSId defers it by the next delay;
+// after the last one it is pushed with an empty message_id.
 func (s *storer) scriptArgs(e *event) ([]string, []any) {
 	sk := s.shards[s.shardOf(e)]
-	keys := []string{sk.keys.CallbackSeen(e.EventID), sk.keys.SMS(e.SMSID), s.stream(e.Kind), sk.keys.Suppressed(), sk.deferred}
-	if s.split {
-		keys[2] = sk.outbox // the stream is not touched: keep KEYS in one slot
-		keys = append(keys, sk.outbox)
-	}
+	keys := []string{sk.keys.CallbackSeen(e.EventID), sk.keys.SMS(e.SMSID)}
 	errText, done := "", ""
 	if e.OptOutDone {
 		done = "1"
@@ -133,25 +131,52 @@ func (s *storer) scriptArgs(e *event) ([]string, []any) {
 			errText += ": " + e.ResultText
 		}
 	}
-	maxLen := s.cfg.StreamMaxLen
-	if maxLen < 0 {
-		maxLen = 0
-	}
 	var deferUntil int64
 	next := max(e.Attempt, 0)
 	if next < len(s.cfg.DeferDelays) {
 		deferUntil = time.Now().Add(s.cfg.DeferDelays[next]).UnixMilli()
 		next++
 	}
-	argv := make([]any, 0, 32)
-	argv = append(argv, sk.keys.Base(), s.cfg.DedupTTL.Milliseconds(), maxLen, e.Kind, e.Status,
-		e.OptOut, e.OptOutNumber, e.ReceivedMS, e.EventID, errText, deferUntil, next, e.member, done)
+	argv := make([]any, 0, 24)
+	argv = append(argv, e.Kind, e.Status, e.OptOut, e.OptOutNumber, e.ReceivedMS, e.EventID, errText,
+		deferUntil, next, e.member, done)
 	argv = append(argv, e.streamFields()...)
 	return keys, argv
 }
 
-// exec stores evs in one pipelined round trip (plus one more if the
-// script cache was empty) and returns one result per event.
+// groupArgs returns the KEYS and ARGV of one store script call for the
+// events evs, all of shard sh (script.go).
+func (s *storer) groupArgs(sh int, evs []*event) ([]string, []any) {
+	sk := s.shards[sh]
+	maxLen := s.cfg.StreamMaxLen
+	if maxLen < 0 {
+		maxLen = 0
+	}
+	keys := make([]string, 0, 5+2*len(evs))
+	common := 4
+	if s.split {
+		// the streams are not touched: keep KEYS in one slot
+		keys = append(keys, sk.keys.Suppressed(), sk.deferred, sk.outbox, sk.outbox, sk.outbox)
+		common = 5
+	} else {
+		keys = append(keys, sk.keys.Suppressed(), sk.deferred, s.cfg.ReceiptsStream, s.cfg.RepliesStream)
+	}
+	argv := make([]any, 0, 5+20*len(evs))
+	argv = append(argv, common, sk.keys.Base(), s.cfg.DedupTTL.Milliseconds(), maxLen, len(evs))
+	for _, e := range evs {
+		k, a := s.scriptArgs(e)
+		keys = append(keys, k...)
+		argv = append(argv, len(a))
+		argv = append(argv, a...)
+	}
+	return keys, argv
+}
+
+// exec stores evs, one script call per shard among them (a group commit),
+// all in one pipelined round trip (plus one more if the script cache was
+// empty), and returns one result per event. An event whose own commands
+// fail gets its own error; a call that fails as a whole (Redis
+// unreachable, the script refused) fails the events of that call.
 func (s *storer) exec(ctx context.Context, evs []*event) []result {
 	res := make([]result, len(evs))
 	if err := s.locate(ctx, evs); err != nil {
@@ -160,40 +185,56 @@ func (s *storer) exec(ctx context.Context, evs []*event) []result {
 		}
 		return res
 	}
-	todo := make([]int, len(evs))
-	for i := range todo {
-		todo[i] = i
+	// groups[sh] are the indexes of the events of shard sh, in order.
+	groups := make(map[int][]int, 1)
+	var order []int
+	for i, e := range evs {
+		sh := s.shardOf(e)
+		if _, ok := groups[sh]; !ok {
+			order = append(order, sh)
+		}
+		groups[sh] = append(groups[sh], i)
 	}
+	todo := order
 	for attempt := 0; attempt < 2 && len(todo) > 0; attempt++ {
 		pipe := s.rdb.Pipeline()
 		cmds := make([]*redis.Cmd, len(todo))
-		for k, i := range todo {
-			keys, argv := s.scriptArgs(evs[i])
+		for k, sh := range todo {
+			idx := groups[sh]
+			gevs := make([]*event, len(idx))
+			for j, i := range idx {
+				gevs[j] = evs[i]
+			}
+			keys, argv := s.groupArgs(sh, gevs)
 			cmds[k] = storeScript.EvalSha(ctx, pipe, keys, argv...)
 		}
 		wait := s.waitReplicated(ctx, pipe)
 		_, _ = pipe.Exec(ctx) // errors are read per command below
 		werr := s.cfg.Replicas.Check(wait)
 		var again []int
-		for k, i := range todo {
+		for k, sh := range todo {
 			err := cmds[k].Err()
 			if redis.HasErrorPrefix(err, "NOSCRIPT") && attempt == 0 {
-				again = append(again, i)
+				again = append(again, sh)
 				continue
 			}
-			res[i] = parseResult(cmds[k].Val(), err)
-			if res[i].err == nil && werr != nil {
-				// On the master, not on enough replicas: the caller spools
-				// it (replayed later, the dedup marker keeps it once) and
-				// answers ROX "0000" only then.
-				res[i] = result{err: fmt.Errorf("callbacks: store: %w", werr)}
+			parseResults(res, groups[sh], cmds[k].Val(), err)
+			for _, i := range groups[sh] {
+				if res[i].err == nil && werr != nil {
+					// On the master, not on enough replicas: the caller
+					// spools it (replayed later, the dedup marker keeps it
+					// once) and answers ROX "0000" only then.
+					res[i] = result{err: fmt.Errorf("callbacks: store: %w", werr)}
+				}
 			}
 		}
 		todo = again
 		if len(todo) > 0 {
 			if err := storeScript.Load(ctx, s.rdb).Err(); err != nil {
-				for _, i := range todo {
-					res[i] = result{err: fmt.Errorf("callbacks: load script: %w", err)}
+				for _, sh := range todo {
+					for _, i := range groups[sh] {
+						res[i] = result{err: fmt.Errorf("callbacks: load script: %w", err)}
+					}
 				}
 				s.observe(res, nil)
 				return res
@@ -333,14 +374,38 @@ func (s *storer) observe(res []result, pushErr error) {
 	}
 }
 
-func parseResult(v any, err error) result {
+// replyError makes msg, the error one event met inside the store script
+// (its own command failed; the others of its call went on), the error
+// go-redis makes of an error reply, so that transient, spoolReason and the
+// redis.IsXxxError helpers (which look for go-redis's own type) read it
+// exactly as they read a command's refusal.
+func replyError(msg string) error {
+	return reflect.ValueOf(msg).Convert(reflect.TypeOf(redis.ErrNoScript)).Interface().(error)
+}
+
+// parseResults sets res[i] for the events idx of one store script call
+// from its reply v (3 values per event) or its error.
+func parseResults(res []result, idx []int, v any, err error) {
 	if err != nil {
-		return result{err: fmt.Errorf("callbacks: store: %w", err)}
+		for _, i := range idx {
+			res[i] = result{err: fmt.Errorf("callbacks: store: %w", err)}
+		}
+		return
 	}
 	a, ok := v.([]any)
-	if !ok || len(a) != 3 {
-		return result{err: fmt.Errorf("callbacks: store: unexpected script reply %T", v)}
+	if !ok || len(a) != 3*len(idx) {
+		for _, i := range idx {
+			res[i] = result{err: fmt.Errorf("callbacks: store: unexpected script reply %T for %d events", v, len(idx))}
+		}
+		return
 	}
+	for k, i := range idx {
+		res[i] = parseResult(a[3*k : 3*k+3])
+	}
+}
+
+// parseResult reads one event's 3 values of the store script's reply.
+func parseResult(a []any) result {
 	code, _ := a[0].(int64)
 	id, _ := a[1].(string)
 	moved, _ := a[2].(int64)
@@ -359,6 +424,8 @@ func parseResult(v any, err error) result {
 		return result{deferred: true}
 	case 3:
 		return result{gone: true}
+	case -1:
+		return result{err: fmt.Errorf("callbacks: store: %w", replyError(id))}
 	}
 	return result{err: fmt.Errorf("callbacks: store: unexpected script result %d", code)}
 }

@@ -94,7 +94,7 @@ type Config struct {
 	HighReserve      int           `env:"ROXD_HIGH_RESERVE, default=8" min:"1" max:"256" desc:"Handlers per process that send only high-priority batches, beyond ROXD_SEND_CONCURRENCY (while tasks flow), so a high message never waits for a bulk request to end"`
 	DequeueLanes     int           `env:"ROXD_DEQUEUE_LANES, default=2" min:"1" max:"64" desc:"asynq servers per process"`
 	RateLimit        int           `env:"ROXD_RATE_LIMIT, default=0" min:"0" max:"1000000" desc:"Most messages per second sent to ROX per account, over every worker process sharing the Redis (0: no limit); a batch is at most one second of it"`
-	RequestRateLimit int           `env:"ROXD_REQUEST_RATE_LIMIT, default=0" min:"0" max:"1000000" desc:"Most ROX requests per second, over every worker process sharing the Redis (0: no limit)"`
+	RequestRateLimit int           `env:"ROXD_REQUEST_RATE_LIMIT, default=0" min:"0" max:"1000000" desc:"Most ROX requests per second per account, over every worker process sharing the Redis (0: no limit)"`
 	ShutdownTimeout  time.Duration `env:"ROXD_SHUTDOWN_TIMEOUT, default=25s" min:"1ms" max:"1h" desc:"Grace period to drain on shutdown"`
 	CallbackDrain    time.Duration `env:"ROXD_CALLBACK_DRAIN, default=5s" min:"0s" max:"60s" desc:"On shutdown, how long the callback listener keeps answering after the worker stopped (the whole shutdown stays within ROXD_SHUTDOWN_TIMEOUT, drain included)"`
 	APITimeout       time.Duration `env:"ROXD_API_TIMEOUT, default=5s" min:"1s" max:"60s" desc:"Budget of one API call (1s..60s): past it the call answers 503; POST /v1/messages/batch gets four times it"`

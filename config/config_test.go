@@ -194,6 +194,19 @@ func TestBadValues(t *testing.T) {
 		{"ROXD_DASHBOARD_PASSWORD", "short", nil},
 		{"LOG_LEVEL", "verbose", nil},
 		{"LOG_FORMAT", "text", nil},
+		// Traffic classes (issue 12).
+		{"ROXD_DEFAULT_VALIDITY", "-1s", nil},
+		{"ROXD_DEFAULT_VALIDITY", "soon", nil},
+		{"ROXD_DEFAULT_VALIDITY", "90", nil},
+		{"ROXD_DEFAULT_VALIDITY", "8761h", nil},
+		{"ROXD_RATE_LIMIT", "-1", nil},
+		{"ROXD_RATE_LIMIT", "fast", nil},
+		{"ROXD_RATE_LIMIT", "1.5", nil},
+		{"ROXD_RATE_LIMIT", "1000001", nil},
+		{"ROXD_REQUEST_RATE_LIMIT", "-1", nil},
+		{"ROXD_REQUEST_RATE_LIMIT", "ten", nil},
+		{"ROXD_REQUEST_RATE_LIMIT", "1000001", nil},
+		{"ROX_ACCOUNTS", "/nonexistent/accounts.json", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {

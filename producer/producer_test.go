@@ -426,3 +426,54 @@ func TestDefaultValidityAndPriority(t *testing.T) {
 		t.Errorf("replay: %+v %v", r, err)
 	}
 }
+
+// Bad values of the traffic-class fields (issue 12) and their Config: a
+// FieldError (or config error) naming the field, and no key written.
+func TestTrafficClassBadValuesNamed(t *testing.T) {
+	b := setup(t)
+	ok := Message{To: "0412 345 678", Text: "hi"}
+	for _, tc := range []struct {
+		name  string
+		mut   func(*Message)
+		field string
+	}{
+		{"priority", func(m *Message) { m.Priority = "urgent" }, "priority"},
+		{"priority case", func(m *Message) { m.Priority = "HIGH" }, "priority"},
+		{"valid_for negative", func(m *Message) { m.ValidFor = -time.Second }, "valid_for"},
+		{"valid_for too long", func(m *Message) { m.ValidFor = 100000 * time.Hour }, "valid_for"},
+		{"valid_for and expires_at", func(m *Message) { m.ValidFor = time.Minute; m.ExpiresAt = b.now.Add(time.Hour) }, "expires_at"},
+		{"expires_at past", func(m *Message) { m.ExpiresAt = b.now.Add(-time.Hour) }, "expires_at"},
+		{"expires_at before send_at", func(m *Message) { m.SendAt = b.now.Add(time.Hour); m.ExpiresAt = b.now.Add(30 * time.Minute) }, "expires_at"},
+		{"account unknown", func(m *Message) { m.Account = "nope" }, "account"},
+		{"account malformed", func(m *Message) { m.Account = "a|b" }, "account"},
+	} {
+		m := ok
+		tc.mut(&m)
+		_, err := b.p.Send(b.ctx, m)
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != tc.field || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("%s: err %v, want a FieldError naming %s", tc.name, err, tc.field)
+		}
+		res, err := b.p.SendMany(b.ctx, []Message{m})
+		if err != nil || len(res) != 1 || !errors.As(res[0].Err, &fe) || fe.Field != tc.field {
+			t.Errorf("%s: SendMany %+v %v, want the item's FieldError naming %s", tc.name, res, err, tc.field)
+		}
+	}
+	if k := b.keys(t); len(k) != 0 {
+		t.Errorf("invalid messages wrote keys: %v", k)
+	}
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{DefaultValidity: -time.Second}, "DefaultValidity"},
+		{Config{Accounts: []string{"mkt", "mkt"}}, "Accounts"},
+		{Config{Accounts: []string{DefaultAccount}}, "Accounts"},
+		{Config{Accounts: []string{"Bad Name"}}, "Accounts"},
+	} {
+		_, err := New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), tc.cfg, zerolog.Nop())
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: err %v, want one naming %s", tc.cfg, err, tc.want)
+		}
+	}
+}

@@ -3,7 +3,7 @@ package rox
 import "strconv"
 
 // Decoding of the send request and response, in one validating pass over
-// the body with jscan (see jsonscan.go).
+// the body with jscan (jsontext, see jsonscan.go).
 
 // DecodeSendRequest reads a ROX_API_Request. Trailing commas before } or ]
 // are accepted (the document's examples carry them). The numbered
@@ -11,35 +11,38 @@ import "strconv"
 // MaxRecipients; the contents are not validated (call Validate). Errors are
 // *FieldError.
 func DecodeSendRequest(body []byte) (*SendRequest, error) {
-	s := jscan{data: body}
 	var r SendRequest
-	isObj, err := s.object("body", func(key []byte) error {
-		switch {
-		case match(key, "Name"):
-			return at(s.strInto(&r.Name, ""), "Name")
-		case match(key, "Version"):
-			return at(s.floatInto(&r.Version, ""), "Version")
-		case match(key, "Product"):
-			return at(s.strInto(&r.Product, ""), "Product")
-		case match(key, "Sender"):
-			return decodeSender(&s, &r.Sender)
-		case match(key, "Messages"):
-			m, isObj, err := decodeMessages(&s)
-			if err == nil && !isObj {
-				err = fieldErr("Messages", "not a JSON object")
+	err := scanTolerant(body, func(s *jscan) error {
+		r = SendRequest{}
+		isObj, err := s.object("body", func(key []byte) error {
+			switch {
+			case match(key, "Name"):
+				return at(s.strInto(&r.Name, ""), "Name")
+			case match(key, "Version"):
+				return at(s.floatInto(&r.Version, ""), "Version")
+			case match(key, "Product"):
+				return at(s.strInto(&r.Product, ""), "Product")
+			case match(key, "Sender"):
+				return decodeSender(s, &r.Sender)
+			case match(key, "Messages"):
+				m, isObj, err := decodeMessages(s)
+				if err == nil && !isObj {
+					err = fieldErr("Messages", "not a JSON object")
+				}
+				r.Messages = m
+				return err
+			default:
+				return s.skipOrErr("body")
 			}
-			r.Messages = m
-			return err
-		default:
-			return s.skipOrErr("body")
+		})
+		if err == nil && !isObj {
+			err = fieldErr("body", "not a JSON object")
 		}
+		if err == nil {
+			err = s.end("body")
+		}
+		return err
 	})
-	if err == nil && !isObj {
-		err = fieldErr("body", "not a JSON object")
-	}
-	if err == nil {
-		err = s.end("body")
-	}
 	if err != nil {
 		return nil, err
 	}
@@ -50,35 +53,38 @@ func DecodeSendRequest(body []byte) (*SendRequest, error) {
 // Results[i] is the entry under key i+1; a missing or null Messages decodes
 // as empty (a failed request may carry none). Errors are *FieldError.
 func DecodeSendResponse(body []byte) (*SendResponse, error) {
-	s := jscan{data: body}
 	var r SendResponse
-	isObj, err := s.object("body", func(key []byte) error {
-		switch {
-		case match(key, "Name"):
-			return at(s.strInto(&r.Name, ""), "Name")
-		case match(key, "Version"):
-			return at(s.floatInto(&r.Version, ""), "Version")
-		case match(key, "Result"):
-			v := string(r.Result)
-			err := s.strInto(&v, "")
-			r.Result = Code(v)
-			return at(err, "Result")
-		case match(key, "ResultText"):
-			return at(s.strInto(&r.ResultText, ""), "ResultText")
-		case match(key, "Messages"):
-			m, err := decodeResponseMessages(&s)
-			r.Messages = m
-			return err
-		default:
-			return s.skipOrErr("body")
+	err := scanTolerant(body, func(s *jscan) error {
+		r = SendResponse{}
+		isObj, err := s.object("body", func(key []byte) error {
+			switch {
+			case match(key, "Name"):
+				return at(s.strInto(&r.Name, ""), "Name")
+			case match(key, "Version"):
+				return at(s.floatInto(&r.Version, ""), "Version")
+			case match(key, "Result"):
+				v := string(r.Result)
+				err := s.strInto(&v, "")
+				r.Result = Code(v)
+				return at(err, "Result")
+			case match(key, "ResultText"):
+				return at(s.strInto(&r.ResultText, ""), "ResultText")
+			case match(key, "Messages"):
+				m, err := decodeResponseMessages(s)
+				r.Messages = m
+				return err
+			default:
+				return s.skipOrErr("body")
+			}
+		})
+		if err == nil && !isObj {
+			err = fieldErr("body", "not a JSON object")
 		}
+		if err == nil {
+			err = s.end("body")
+		}
+		return err
 	})
-	if err == nil && !isObj {
-		err = fieldErr("body", "not a JSON object")
-	}
-	if err == nil {
-		err = s.end("body")
-	}
 	if err != nil {
 		return nil, err
 	}
@@ -91,13 +97,6 @@ func at(err error, field string) error {
 		fe.Field = field
 	}
 	return err
-}
-
-func (s *jscan) skipOrErr(path string) error {
-	if !s.skip() {
-		return fieldErr(path, "not a JSON object: bad value at byte %d", s.pos)
-	}
-	return nil
 }
 
 func decodeSender(s *jscan, out *Sender) error {
@@ -121,14 +120,19 @@ func decodeSender(s *jscan, out *Sender) error {
 // number, and there are at most MaxRecipients; errors are *FieldError naming
 // the field. It does not validate contents (see Validate).
 func (m *Messages) UnmarshalJSON(data []byte) error {
-	s := jscan{data: data}
-	out, isObj, err := decodeMessages(&s)
-	if err == nil && !isObj {
-		err = fieldErr("Messages", "not a JSON object")
-	}
-	if err == nil {
-		err = s.end("Messages")
-	}
+	var out Messages
+	err := scanTolerant(data, func(s *jscan) error {
+		var isObj bool
+		var err error
+		out, isObj, err = decodeMessages(s)
+		if err == nil && !isObj {
+			err = fieldErr("Messages", "not a JSON object")
+		}
+		if err == nil {
+			err = s.end("Messages")
+		}
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -140,11 +144,15 @@ func (m *Messages) UnmarshalJSON(data []byte) error {
 // null decodes as empty. Count, when present, must equal the number of
 // results.
 func (r *ResponseMessages) UnmarshalJSON(data []byte) error {
-	s := jscan{data: data}
-	out, err := decodeResponseMessages(&s)
-	if err == nil {
-		err = s.end("Messages")
-	}
+	var out ResponseMessages
+	err := scanTolerant(data, func(s *jscan) error {
+		var err error
+		out, err = decodeResponseMessages(s)
+		if err == nil {
+			err = s.end("Messages")
+		}
+		return err
+	})
 	if err != nil {
 		return err
 	}

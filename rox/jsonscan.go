@@ -1,322 +1,158 @@
 package rox
 
 import (
+	"bytes"
+	"errors"
+	"io"
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
-// A small, allocation-lean, validating JSON reader for the send request and
-// response. encoding/json through a map[string]json.RawMessage costs several
-// milliseconds and thousands of allocations for 500 recipients; this reads
-// them in one pass. It accepts exactly what encoding/json accepts, plus
-// trailing commas before } or ] (as stripTrailingCommas would remove them),
-// and follows encoding/json's rules where they matter here: keys match field
-// names exactly or else case-insensitively, the last duplicate wins, null
-// leaves a field unset, integers must be integers, strings with escapes or
-// invalid UTF-8 are unquoted the same way. It never panics on malformed
-// input and returns *FieldError. Differential fuzz tests (stddecode_test.go)
-// hold it to encoding/json.
+// The send request and response are read token by token with jsontext, the
+// syntax layer of encoding/json/v2 (github.com/go-json-experiment/json,
+// the module the standard library's encoding/json/v2 comes from): one
+// validating pass, no map of raw values. The readers in decode.go follow
+// encoding/json's rules where they matter here: keys match field names
+// exactly or else case-insensitively, the last duplicate wins, null leaves
+// a field unset, integers must be integers, invalid UTF-8 in strings reads
+// as U+FFFD. Trailing commas before } or ] (ROX's document carries them)
+// are accepted by reading the body again with them removed
+// (stripTrailingCommas) when the strict read met a syntax error.
+// Differential fuzz tests (stddecode_test.go) hold the readers to
+// encoding/json.
 
-// maxDepth is encoding/json's nesting limit.
-const maxDepth = 10000
+// scanOptions: duplicate names are read (the last wins, as encoding/json
+// does) and invalid UTF-8 is mangled to U+FFFD instead of refused.
+var scanOptions = []jsontext.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)}
 
+// jscan reads one JSON value with a jsontext.Decoder and turns its
+// syntax errors into *FieldError (byte offsets, never the text).
 type jscan struct {
-	data []byte
-	pos  int
+	dec    *jsontext.Decoder
+	key    []byte // the current object name, unquoted
+	syntax bool   // a syntax error was met (not a type error)
 }
 
-func (s *jscan) ws() {
-	for s.pos < len(s.data) {
-		switch s.data[s.pos] {
-		case ' ', '\t', '\n', '\r':
-			s.pos++
-		default:
-			return
-		}
-	}
+func newScan(data []byte) *jscan {
+	return &jscan{dec: jsontext.NewDecoder(bytes.NewBuffer(data), scanOptions...)}
 }
 
-// peek returns the next non-space byte, or 0 at the end.
-func (s *jscan) peek() byte {
-	s.ws()
-	if s.pos < len(s.data) {
-		return s.data[s.pos]
+// scanTolerant runs read over body; when it fails on a syntax error and
+// body has trailing commas, it runs read again over body without them.
+// read must start its output afresh.
+func scanTolerant(body []byte, read func(s *jscan) error) error {
+	s := newScan(body)
+	err := read(s)
+	if err != nil && s.syntax {
+		if fixed, changed := stripTrailingCommas(body); changed {
+			return read(newScan(fixed))
+		}
 	}
-	return 0
+	return err
 }
 
-// rawString scans a string token at pos and returns its body (without
-// quotes) and whether it needs unquote (escapes, or non-ASCII that is not
-// valid UTF-8). It checks escapes and rejects control characters.
-func (s *jscan) rawString() (body []byte, slow bool, ok bool) {
-	if s.peek() != '"' {
-		return nil, false, false
+// synErr turns a jsontext error into a *FieldError at path (nil stays nil).
+func (s *jscan) synErr(path string, err error) error {
+	if err == nil {
+		return nil
 	}
-	start := s.pos + 1
-	nonASCII := false
-	for i := start; i < len(s.data); i++ {
-		c := s.data[i]
-		switch {
-		case c == '"':
-			s.pos = i + 1
-			body = s.data[start:i]
-			return body, slow || (nonASCII && !utf8.Valid(body)), true
-		case c == '\\':
-			slow = true
-			i++
-			if i >= len(s.data) {
-				return nil, false, false
-			}
-			switch s.data[i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if i+4 >= len(s.data) {
-					return nil, false, false
-				}
-				for _, h := range s.data[i+1 : i+5] {
-					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
-						return nil, false, false
-					}
-				}
-				i += 4
-			default:
-				return nil, false, false
-			}
-		case c < 0x20:
-			return nil, false, false
-		case c >= utf8.RuneSelf:
-			nonASCII = true
-		}
+	s.syntax = true
+	if path == "" {
+		path = "body"
 	}
-	return nil, false, false
+	var se *jsontext.SyntacticError
+	if errors.As(err, &se) {
+		return fieldErr(path, "not valid JSON at byte %d", se.ByteOffset)
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fieldErr(path, "not valid JSON: unexpected end of input")
+	}
+	return fieldErr(path, "not valid JSON")
 }
 
-// number scans a JSON number at pos and reports its end and whether it is
-// written as an integer (no fraction, no exponent).
-func (s *jscan) number() (end int, isInt, ok bool) {
-	d, i := s.data, s.pos
-	if i < len(d) && d[i] == '-' {
-		i++
+// unquote returns the text of the raw JSON string v.
+func unquote(v []byte) string {
+	if body := v[1 : len(v)-1]; bytes.IndexByte(body, '\\') < 0 && utf8.Valid(body) {
+		return string(body)
 	}
-	switch {
-	case i < len(d) && d[i] == '0':
-		i++
-	case i < len(d) && d[i] >= '1' && d[i] <= '9':
-		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
-			i++
-		}
-	default:
-		return 0, false, false
-	}
-	isInt = true
-	if i < len(d) && d[i] == '.' {
-		i++
-		if i >= len(d) || d[i] < '0' || d[i] > '9' {
-			return 0, false, false
-		}
-		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
-			i++
-		}
-		isInt = false
-	}
-	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
-		i++
-		if i < len(d) && (d[i] == '+' || d[i] == '-') {
-			i++
-		}
-		if i >= len(d) || d[i] < '0' || d[i] > '9' {
-			return 0, false, false
-		}
-		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
-			i++
-		}
-		isInt = false
-	}
-	return i, isInt, true
-}
-
-// str reads a string value; null gives ("", false, nil).
-func (s *jscan) str(field string) (string, bool, error) {
-	if s.isNull() {
-		return "", false, nil
-	}
-	start := s.pos
-	body, slow, ok := s.rawString()
-	if !ok {
-		if s.peek() == '"' {
-			return "", false, fieldErr(field, "malformed string at byte %d", start)
-		}
-		return "", false, s.typeErr(field, "string")
-	}
-	if !slow {
-		return string(body), true, nil
-	}
-	v, ok := unquote(body)
-	if !ok {
-		return "", false, fieldErr(field, "bad string escape at byte %d", start)
-	}
-	return v, true, nil
-}
-
-// unquote decodes the body of a JSON string with escapes or invalid UTF-8
-// exactly as encoding/json does (invalid surrogates and bytes become
-// U+FFFD).
-func unquote(s []byte) (string, bool) {
-	var sb strings.Builder
-	sb.Grow(len(s) + utf8.UTFMax)
-	for r := 0; r < len(s); {
-		switch c := s[r]; {
-		case c == '\\':
-			r++
-			if r >= len(s) {
-				return "", false
-			}
-			switch s[r] {
-			case '"', '\\', '/', '\'':
-				sb.WriteByte(s[r])
-				r++
-			case 'b':
-				sb.WriteByte('\b')
-				r++
-			case 'f':
-				sb.WriteByte('\f')
-				r++
-			case 'n':
-				sb.WriteByte('\n')
-				r++
-			case 'r':
-				sb.WriteByte('\r')
-				r++
-			case 't':
-				sb.WriteByte('\t')
-				r++
-			case 'u':
-				r--
-				rr := getu4(s[r:])
-				if rr < 0 {
-					return "", false
-				}
-				r += 6
-				if utf16.IsSurrogate(rr) {
-					rr1 := getu4(s[r:])
-					if dec := utf16.DecodeRune(rr, rr1); dec != unicode.ReplacementChar {
-						r += 6
-						sb.WriteRune(dec)
-						break
-					}
-					rr = unicode.ReplacementChar
-				}
-				sb.WriteRune(rr)
-			default:
-				return "", false
-			}
-		case c == '"', c < ' ':
-			return "", false
-		case c < utf8.RuneSelf:
-			sb.WriteByte(c)
-			r++
-		default:
-			rr, size := utf8.DecodeRune(s[r:])
-			r += size
-			sb.WriteRune(rr)
-		}
-	}
-	return sb.String(), true
-}
-
-// getu4 decodes \uXXXX at the start of s, or returns -1.
-func getu4(s []byte) rune {
-	if len(s) < 6 || s[0] != '\\' || s[1] != 'u' {
-		return -1
-	}
-	var r rune
-	for _, c := range s[2:6] {
-		switch {
-		case '0' <= c && c <= '9':
-			c = c - '0'
-		case 'a' <= c && c <= 'f':
-			c = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return -1
-		}
-		r = r*16 + rune(c)
-	}
-	return r
+	b, _ := jsontext.AppendUnquote(nil, v) // invalid UTF-8 comes out as U+FFFD, as encoding/json reads it
+	return string(b)
 }
 
 // floatInto reads a number into dst; null leaves dst as it is.
 func (s *jscan) floatInto(dst *float64, field string) error {
-	if s.isNull() {
-		return nil
-	}
-	end, _, ok := s.number()
-	if !ok {
+	switch s.dec.PeekKind() {
+	case 'n':
+		_, err := s.dec.ReadToken()
+		return s.synErr(field, err)
+	case '0':
+	default:
 		return s.typeErr(field, "number")
 	}
-	f, err := strconv.ParseFloat(string(s.data[s.pos:end]), 64)
+	v, err := s.dec.ReadValue()
+	if err != nil {
+		return s.synErr(field, err)
+	}
+	f, err := strconv.ParseFloat(string(v), 64)
 	if err != nil {
 		return fieldErr(field, "number out of range")
 	}
-	s.pos = end
 	*dst = f
 	return nil
 }
 
 // strInto reads a string into dst; null leaves dst as it is.
 func (s *jscan) strInto(dst *string, field string) error {
-	v, ok, err := s.str(field)
-	if ok {
-		*dst = v
+	switch s.dec.PeekKind() {
+	case 'n':
+		_, err := s.dec.ReadToken()
+		return s.synErr(field, err)
+	case '"':
+	default:
+		return s.typeErr(field, "string")
 	}
-	return err
+	v, err := s.dec.ReadValue()
+	if err != nil {
+		return s.synErr(field, err)
+	}
+	*dst = unquote(v)
+	return nil
 }
 
 // intInto reads an integer into dst; null leaves dst as it is. It reports
 // whether a number was read.
 func (s *jscan) intInto(dst *int, field string) (bool, error) {
-	v, ok, err := s.integer(field)
-	if ok {
-		*dst = v
+	switch s.dec.PeekKind() {
+	case 'n':
+		_, err := s.dec.ReadToken()
+		return false, s.synErr(field, err)
+	case '0':
+	default:
+		return false, s.typeErr(field, "integer")
 	}
-	return ok, err
-}
-
-// integer reads an integer value; null gives (0, false, nil).
-func (s *jscan) integer(field string) (int, bool, error) {
-	if s.isNull() {
-		return 0, false, nil
-	}
-	end, isInt, ok := s.number()
-	if !ok {
-		return 0, false, s.typeErr(field, "integer")
-	}
-	if !isInt {
-		return 0, false, fieldErr(field, "wrong type: a number that is not an integer")
-	}
-	n, err := strconv.Atoi(string(s.data[s.pos:end]))
+	v, err := s.dec.ReadValue()
 	if err != nil {
-		return 0, false, fieldErr(field, "integer out of range")
+		return false, s.synErr(field, err)
 	}
-	s.pos = end
-	return n, true, nil
-}
-func (s *jscan) isNull() bool {
-	if s.peek() == 'n' && len(s.data)-s.pos >= 4 && string(s.data[s.pos:s.pos+4]) == "null" {
-		s.pos += 4
-		return true
+	if bytes.ContainsAny(v, ".eE") {
+		return false, fieldErr(field, "wrong type: a number that is not an integer")
 	}
-	return false
+	n, err := strconv.Atoi(string(v))
+	if err != nil {
+		return false, fieldErr(field, "integer out of range")
+	}
+	*dst = n
+	return true, nil
 }
 
-// typeErr names the JSON type found where want was expected.
+// typeErr names the JSON type found where want was expected (a syntax
+// error when there is no valid value).
 func (s *jscan) typeErr(field, want string) error {
-	got := "value"
-	switch s.peek() {
+	got := ""
+	switch s.dec.PeekKind() {
 	case '"':
 		got = "string"
 	case '{':
@@ -325,159 +161,74 @@ func (s *jscan) typeErr(field, want string) error {
 		got = "array"
 	case 't', 'f':
 		got = "bool"
-	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+	case '0':
 		got = "number"
-	case 0:
-		got = "end of input"
+	case 'n':
+		got = "null"
+	default:
+		_, err := s.dec.ReadValue()
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return s.synErr(field, err)
+	}
+	// The value must still be valid JSON: a syntax error wins over the type.
+	if err := s.dec.SkipValue(); err != nil {
+		return s.synErr(field, err)
 	}
 	return fieldErr(field, "wrong type: JSON %s where %s is expected", got, want)
 }
 
-// skip passes over one value of any type.
-func (s *jscan) skip() bool { return s.skipValue(4) }
-
-// skipValue validates and passes over one value of any type, tolerating
-// trailing commas like object does.
-func (s *jscan) skipValue(depth int) bool {
-	if depth > maxDepth {
-		return false
-	}
-	switch s.peek() {
-	case '"':
-		_, _, ok := s.rawString()
-		return ok
-	case '{':
-		ok, err := s.object("", func([]byte) error {
-			if !s.skipValue(depth + 1) {
-				return errBadValue
-			}
-			return nil
-		})
-		return ok && err == nil
-	case '[':
-		s.pos++
-		if s.closes(']') {
-			return true
-		}
-		for {
-			if !s.skipValue(depth + 1) {
-				return false
-			}
-			switch s.peek() {
-			case ',':
-				s.pos++
-				if s.peek() == ']' {
-					s.pos++
-					return true
-				}
-			case ']':
-				s.pos++
-				return true
-			default:
-				return false
-			}
-		}
-	case 't':
-		return s.literal("true")
-	case 'f':
-		return s.literal("false")
-	case 'n':
-		return s.literal("null")
-	default:
-		end, _, ok := s.number()
-		if ok {
-			s.pos = end
-		}
-		return ok
-	}
+// skipOrErr passes over one value of any type.
+func (s *jscan) skipOrErr(path string) error {
+	return s.synErr(path, s.dec.SkipValue())
 }
 
-var errBadValue = fieldErr("", "bad value")
-
-// closes consumes an empty container's end: c, or a lone trailing comma
-// and c (as stripTrailingCommas would leave it).
-func (s *jscan) closes(c byte) bool {
-	if s.peek() == c {
-		s.pos++
-		return true
-	}
-	if s.peek() == ',' {
-		save := s.pos
-		s.pos++
-		if s.peek() == c {
-			s.pos++
-			return true
-		}
-		s.pos = save
-	}
-	return false
-}
-
-func (s *jscan) literal(lit string) bool {
-	if len(s.data)-s.pos >= len(lit) && string(s.data[s.pos:s.pos+len(lit)]) == lit {
-		s.pos += len(lit)
-		return true
-	}
-	return false
-}
-
-// object reads an object (or null), calling fn for each key with the
-// scanner positioned at the value; fn must consume the value. It reports
-// whether the value was an object.
+// object reads an object (or null), calling fn for each name with the
+// decoder positioned at the value; fn must consume the value, and key is
+// valid only until fn reads. It reports whether the value was an object.
 func (s *jscan) object(path string, fn func(key []byte) error) (bool, error) {
-	if s.isNull() {
-		return false, nil
-	}
-	if s.peek() != '{' {
+	switch s.dec.PeekKind() {
+	case 'n':
+		_, err := s.dec.ReadToken()
+		return false, s.synErr(path, err)
+	case '{':
+	default:
 		return false, s.typeErr(path, "object")
 	}
-	s.pos++
-	if s.closes('}') {
-		return true, nil
+	if _, err := s.dec.ReadToken(); err != nil {
+		return true, s.synErr(path, err)
 	}
-	for {
-		key, slow, ok := s.rawString()
-		if !ok {
-			return true, fieldErr(path, "not a JSON object: bad key at byte %d", s.pos)
+	for s.dec.PeekKind() != '}' {
+		name, err := s.dec.ReadValue()
+		if err != nil {
+			return true, s.synErr(path, err)
 		}
-		if slow {
-			k, ok := unquote(key)
-			if !ok {
-				return true, fieldErr(path, "not a JSON object: bad key at byte %d", s.pos)
-			}
-			key = []byte(k)
+		if body := name[1 : len(name)-1]; bytes.IndexByte(body, '\\') < 0 && utf8.Valid(body) {
+			s.key = append(s.key[:0], body...)
+		} else {
+			s.key, _ = jsontext.AppendUnquote(s.key[:0], name)
 		}
-		if s.peek() != ':' {
-			return true, fieldErr(path, "not a JSON object: missing ':' at byte %d", s.pos)
-		}
-		s.pos++
-		s.ws()
-		if err := fn(key); err != nil {
+		if err := fn(s.key); err != nil {
 			return true, err
 		}
-		switch s.peek() {
-		case ',':
-			s.pos++
-			if s.peek() == '}' { // trailing comma
-				s.pos++
-				return true, nil
-			}
-		case '}':
-			s.pos++
-			return true, nil
-		default:
-			return true, fieldErr(path, "not a JSON object: unexpected byte at %d", s.pos)
-		}
 	}
+	_, err := s.dec.ReadToken()
+	return true, s.synErr(path, err)
 }
 
-// end checks nothing but space follows.
+// end checks nothing but space follows the value read.
 func (s *jscan) end(path string) error {
-	s.ws()
-	if s.pos < len(s.data) {
-		return fieldErr(path, "unexpected data after the object at byte %d", s.pos)
+	_, err := s.dec.ReadValue()
+	switch {
+	case errors.Is(err, io.EOF):
+		return nil
+	case err == nil:
+		s.syntax = true
+		return fieldErr(path, "unexpected data after the object at byte %d", s.dec.InputOffset())
+	default:
+		return s.synErr(path, err)
 	}
-	return nil
 }
 
 // match says whether key names field: exactly, or else case-insensitively

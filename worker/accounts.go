@@ -73,7 +73,7 @@ func (w *Worker) setupAccounts(sender Sender) {
 	w.accts = map[string]*account{}
 	add := func(name, id string, s Sender, receipt, reply string, rate int, pfx string) {
 		a := &account{name: name, id: id, sender: s, receiptURL: receipt, replyURL: reply,
-			rl:    newRateLimiter(w.rdb, w.b.Keys(), name, rate, w.cfg.RequestRateLimit, w.cfg.MaxBatch),
+			rl:    newRateLimiter(w.rdb, store.NewKeys(w.cfg.RatePrefix), name, rate, w.cfg.RequestRateLimit, w.cfg.MaxBatch),
 			b:     w.b.ForAccount(name),
 			idPfx: pfx}
 		w.accts[name] = a

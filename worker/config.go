@@ -146,7 +146,13 @@ type Config struct {
 	// RateLimit is the most messages per second sent to ROX for the
 	// default account, over every worker process sharing the Redis (0: none).
 	RateLimit int
-	// RequestRateLimit is the most ROX requests per second, over every
+	// RatePrefix is the key prefix of the rate-limit buckets and of the
+	// HTTP 429 pause of every account: the deployment's prefix
+	// (ROXD_KEY_PREFIX), which every shard's worker shares, so that an
+	// account's limit holds over all shards (Store.Prefix when empty: one
+	// shard).
+	RatePrefix string
+	// RequestRateLimit is the most ROX requests per second per account, over every
 	// worker process sharing the Redis (0: none).
 	RequestRateLimit int
 	// TaskRetention keeps a completed rox:send task (and its result: ROX's
@@ -175,6 +181,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Queue == "" {
 		c.Queue = DefaultQueue
+	}
+	if c.RatePrefix == "" {
+		c.RatePrefix = c.Store.Prefix
 	}
 	defInt(&c.MaxBatch, DefaultMaxBatch)
 	def(&c.Linger, DefaultLinger)

@@ -138,3 +138,88 @@ func TestScheduledValidityCountsFromSendAt(t *testing.T) {
 		t.Fatalf("scheduled message reached ROX as %+v, want once with SendLater", rs)
 	}
 }
+
+// expiredAt is when message id ended expired (t_expired), or the test
+// fails.
+func (b *bundle) expiredAt(id string) (expiredAt, expiresAt time.Time) {
+	b.t.Helper()
+	r, err := b.st.Get(b.ctx, id)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	for _, e := range r.History {
+		if e.Status == store.StatusExpired {
+			return e.At, r.ExpiresAt
+		}
+	}
+	b.t.Fatalf("%s: no expired event in %+v", id, r.History)
+	return
+}
+
+// The retry after a failed attempt is cut short at the batch's earliest
+// expiry: a message whose validity ends long before the backoff would
+// retry it ends expired just after its expiry, not when the backoff ends
+// (here at least 5 s later).
+func TestRetryDelayStopsAtExpiry(t *testing.T) {
+	b := setupExpiry(t, roxsim.Faults{RecipientErrors: 1}, func(c *Config) {
+		c.RetryInitial = 10 * time.Second // 5 to 15 s with the jitter
+		c.RetryMaxInterval = 10 * time.Minute
+	})
+	ids := b.enqueue(3, "rdx", func(i int, r *store.Record) { r.ExpiresAt = time.Now().Add(1500 * time.Millisecond) })
+	b.start()
+	waitFor(t, 60*time.Second, "the messages to end expired", func() bool { return b.countStatus(ids, "expired") == 3 })
+	for _, id := range ids {
+		at, exp := b.expiredAt(id)
+		// Whole seconds (asynq) and a loaded machine: well under the 5 s
+		// the shortest backoff would take.
+		if late := at.Sub(exp); late < 0 || late > 3500*time.Millisecond {
+			t.Fatalf("%s ended expired %s after its expiry, want just after it", id, late)
+		}
+	}
+	if n := len(b.sim.FindRecipients(roxsim.RecipientFilter{Text: "rdx 0"})); n != 1 {
+		t.Fatalf("ROX got the message %d times, want once (the attempt before it expired)", n)
+	}
+}
+
+// The same when the wait is a 429's Retry-After (the account's pause): a
+// message that expires during the pause ends expired when it expires, not
+// when the pause ends, and is never sent.
+func TestThrottlePauseStopsAtExpiry(t *testing.T) {
+	b := setupExpiry(t, roxsim.Faults{Throttle: 1, ThrottleRetryAfter: 30 * time.Second}, nil)
+	ids := b.enqueue(3, "t429x", func(i int, r *store.Record) { r.ExpiresAt = time.Now().Add(1500 * time.Millisecond) })
+	b.start()
+	waitFor(t, 60*time.Second, "the messages to end expired", func() bool { return b.countStatus(ids, "expired") == 3 })
+	for _, id := range ids {
+		at, exp := b.expiredAt(id)
+		if late := at.Sub(exp); late < 0 || late > 3500*time.Millisecond {
+			t.Fatalf("%s ended expired %s after its expiry (the pause is 30 s), want just after it", id, late)
+		}
+	}
+	if len(b.accepted()) != 0 {
+		t.Fatalf("ROX accepted %v during a 429 pause", b.accepted())
+	}
+}
+
+// A rate-limited backlog: messages that expire while their batch waits for
+// tokens are never sent, and end expired.
+func TestRateLimitedWaitSendsNothingExpired(t *testing.T) {
+	b := setupExpiry(t, roxsim.Faults{}, func(c *Config) { c.RateLimit = 20 })
+	ids := b.enqueue(120, "rlx", func(i int, r *store.Record) { r.ExpiresAt = time.Now().Add(2 * time.Second) })
+	b.start()
+	waitFor(t, 60*time.Second, "every message to end", func() bool {
+		return b.countStatus(ids, "submitted")+b.countStatus(ids, "delivered")+b.countStatus(ids, "expired") == len(ids)
+	})
+	exp, _ := b.st.Get(b.ctx, ids[0])
+	sent := 0
+	for _, r := range b.sim.Recipients() {
+		sent++
+		// A request claimed just before the expiry reaches ROX a few ms
+		// after it; never one claimed later.
+		if r.ReceivedAt.After(exp.ExpiresAt.Add(500 * time.Millisecond)) {
+			t.Fatalf("%q reached ROX %s after its expiry", r.Text, r.ReceivedAt.Sub(exp.ExpiresAt))
+		}
+	}
+	if n := b.countStatus(ids, "expired"); n == 0 || sent+n != len(ids) {
+		t.Fatalf("%d sent, %d expired of %d: want the backlog cut by the expiry, nothing lost", sent, n, len(ids))
+	}
+}

@@ -41,6 +41,10 @@ type BatchError struct {
 	Codes     map[rox.Code]string
 	Last      error // the request's error, if the whole request failed
 	Exhausted bool
+	// ExpiresAt is the earliest expiry of the recipients to retry (zero:
+	// none expires): the retry runs no later than just after it, so that
+	// they end expired then (retryDelay).
+	ExpiresAt time.Time
 }
 
 func (e *BatchError) Error() string {
@@ -85,7 +89,36 @@ func isFailure(err error) bool {
 // 429 pause, a rate-limit wait) is rounded up so that the retry time falls
 // on a whole second: asynq keeps retry times in whole seconds (truncated)
 // and would otherwise run the task up to a second early.
+//
+// Retries stop at expiry: a delay that would end after the earliest expiry
+// of the batch's messages (BatchError.ExpiresAt, rateWait.ExpiresAt) is cut
+// to end just after it (rounded up to the whole second, so the run never
+// comes before it), when the claim, or ExpireDue while the account still
+// waits, sets them expired; the others are sent or wait on from there.
 func (w *Worker) retryDelay(n int, err error, t *asynq.Task) time.Duration {
+	now := time.Now()
+	d := w.retryDelayUncut(n, err, t)
+	if exp := expiryOf(err); !exp.IsZero() && now.Add(d).After(exp) {
+		return ceilToSecond(now, max(exp.Sub(now), time.Millisecond))
+	}
+	return d
+}
+
+// expiryOf is the earliest expiry a handler run's error carries (zero:
+// none).
+func expiryOf(err error) time.Time {
+	var be *BatchError
+	if errors.As(err, &be) {
+		return be.ExpiresAt
+	}
+	var rw *rateWait
+	if errors.As(err, &rw) {
+		return rw.ExpiresAt
+	}
+	return time.Time{}
+}
+
+func (w *Worker) retryDelayUncut(n int, err error, t *asynq.Task) time.Duration {
 	if d, ok := reconcileDelay(err); ok {
 		return d
 	}
@@ -369,6 +402,11 @@ func (w *Worker) process(ctx context.Context, bid string, last bool) error {
 	}
 	if rec.Retry > 0 {
 		metrics.MessagesRetried.WithLabelValues(retryReason).Add(float64(rec.Retry))
+		for i, it := range claim.Items {
+			if out[i].Kind == store.OutcomeRetry && !it.ExpiresAt.IsZero() && (be.ExpiresAt.IsZero() || it.ExpiresAt.Before(be.ExpiresAt)) {
+				be.ExpiresAt = it.ExpiresAt
+			}
+		}
 		return be
 	}
 	if serr != nil {

@@ -72,6 +72,7 @@ type rateLimiter struct {
 	tokens      map[string]float64
 }
 
+// keys are the deployment's (Config.RatePrefix), shared by every shard.
 func newRateLimiter(rdb redis.UniversalClient, keys store.Keys, account string, msgPerSec, reqPerSec, maxBatch int) *rateLimiter {
 	l := &rateLimiter{rl: redis_rate.NewLimiter(rdb), rdb: rdb, keys: keys, account: account, batch: maxBatch,
 		tokens: map[string]float64{}}
@@ -87,8 +88,14 @@ func newRateLimiter(rdb redis.UniversalClient, keys store.Keys, account string, 
 	}
 	metrics.RateLimit.WithLabelValues(account, rateKindMessages).Set(float64(msgPerSec))
 	metrics.RateLimit.WithLabelValues(account, rateKindRequests).Set(float64(reqPerSec))
-	metrics.RateWait.WithLabelValues(account, rateKindMessages)
-	metrics.RateWait.WithLabelValues(account, rateKindRequests)
+	// Every series of the account exists from the start (zero), so that
+	// /metrics shows tokens waited, current rate and 429s seen before the
+	// first wait.
+	for _, kind := range []string{rateKindMessages, rateKindRequests} {
+		metrics.RateWait.WithLabelValues(account, kind)
+		metrics.RateTokens.WithLabelValues(account, kind)
+		metrics.RateCurrent.WithLabelValues(account, kind)
+	}
 	metrics.ROXThrottled.WithLabelValues(account)
 	return l
 }
@@ -106,7 +113,7 @@ func (l *rateLimiter) take(ctx context.Context, n int, maxWait time.Duration) er
 		}
 	}
 	if !l.req.IsZero() {
-		return l.takeOne(ctx, l.keys.RateRequests(), l.req, 1, rateKindRequests, maxWait)
+		return l.takeOne(ctx, l.keys.RateRequests(l.account), l.req, 1, rateKindRequests, maxWait)
 	}
 	return nil
 }
@@ -159,6 +166,9 @@ func (l *rateLimiter) takeOne(ctx context.Context, key string, lim redis_rate.Li
 type rateWait struct {
 	Account, Kind string
 	Delay         time.Duration
+	// ExpiresAt is the earliest expiry of the batch's messages (zero:
+	// none): the run comes back no later than just after it.
+	ExpiresAt time.Time
 }
 
 func (e *rateWait) Error() string {
@@ -285,12 +295,37 @@ func (w *Worker) batchSizeFor(ctx context.Context, bid string, fallback int) int
 // rate limit before it claims anything: it waits (at most
 // maxInHandlerRateWait, then returns a rateWait for asynq) while the account
 // is paused, and pays for the batch's recipients unless the former already
-// did for this, its first run.
+// did for this, its first run. A run that waits first sets expired the
+// messages whose validity ran out (store ExpireDue), pays only for those
+// left, and never waits past the earliest expiry of those: retries stop at
+// expiry, whatever holds the account back.
 func (w *Worker) payBeforeClaim(ctx context.Context, a *account, p payload, retried int) error {
 	l := a.rl
+	var due *store.DueExpiry
+	expireDue := func() *store.DueExpiry {
+		if due == nil {
+			d, err := a.b.ExpireDue(ctx, p.Batch, time.Now())
+			if err != nil {
+				// The claim checks the expiry anyway; pay for the estimate.
+				d = store.DueExpiry{Live: w.batchSizeFor(ctx, p.Batch, p.Recipients)}
+			}
+			if d.Expired > 0 {
+				metrics.MessagesExpired.Add(float64(d.Expired))
+				w.log.Info().Str("batch", p.Batch).Str("account", a.name).Int("expired", d.Expired).
+					Msg("messages expired while their account waited (429 pause or rate limit): not sent")
+			}
+			due = &d
+		}
+		return due
+	}
 	if d := l.pauseLeft(ctx, 0); d > 0 {
-		if d > maxInHandlerRateWait {
-			return &rateWait{Account: l.account, Kind: "http_429", Delay: d}
+		e := expireDue()
+		if e.Live == 0 {
+			// Nothing left to send: the claim finishes the batch.
+			return nil
+		}
+		if d > maxInHandlerRateWait || (!e.Earliest.IsZero() && time.Now().Add(d).After(e.Earliest)) {
+			return &rateWait{Account: l.account, Kind: "http_429", Delay: d, ExpiresAt: e.Earliest}
 		}
 		t := time.NewTimer(d)
 		select {
@@ -299,15 +334,30 @@ func (w *Worker) payBeforeClaim(ctx context.Context, a *account, p payload, retr
 			return ctx.Err()
 		case <-t.C:
 		}
+		due = nil // read again after the wait
 	}
 	if !l.limited() || (retried == 0 && p.Paid > 0) {
 		return nil
 	}
+	e := expireDue()
+	if e.Live == 0 {
+		return nil
+	}
 	n := 0
 	if !l.msg.IsZero() {
-		n = w.batchSizeFor(ctx, p.Batch, p.Recipients)
+		n = e.Live
 	}
-	return l.take(ctx, n, maxInHandlerRateWait)
+	maxWait := maxInHandlerRateWait
+	if !e.Earliest.IsZero() {
+		// Never wait in the handler past the earliest expiry.
+		maxWait = min(maxWait, max(time.Until(e.Earliest), time.Millisecond))
+	}
+	err := l.take(ctx, n, maxWait)
+	var rw *rateWait
+	if errors.As(err, &rw) {
+		rw.ExpiresAt = e.Earliest
+	}
+	return err
 }
 
 // rateDelay is the retry delay of a rateWait.

@@ -3,14 +3,17 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/redoxygen/roxd/internal/metrics"
+	"github.com/redoxygen/roxd/internal/store"
 	rtest "github.com/redoxygen/roxd/internal/testutil"
 	"github.com/redoxygen/roxd/rox/roxsim"
 )
@@ -60,10 +63,13 @@ func TestRateLimitTwoWorkersShareTheBucket(t *testing.T) {
 	f := roxsim.AcceptedRate(b.sim.Requests(), 2) // the bucket starts full
 	t.Logf("limit %d/s: measured %.0f/s (ends of the window: %.0f/s) over %s (%d requests, %d recipients)",
 		limit, f.PerSecond, f.Endpoints, f.Span.Round(time.Millisecond), f.Requests, f.Recipients)
-	// 10% here: this runs under -race beside everything else; the 5%
-	// figure is cmd/roxd's TestRateLimitTwoProcesses (real processes).
-	if f.PerSecond > limit*1.10 || f.PerSecond < limit*0.90 {
-		t.Fatalf("measured %.0f/s, want %d/s within 10%%", f.PerSecond, limit)
+	// Over the limit by 10% at most (two buckets would give twice it). An
+	// under-run is the workers not keeping up under -race on a loaded
+	// machine (seen: 1,428/s at load 10), not a limiter error: 25% of
+	// slack below. The 5% figure both ways is cmd/roxd's
+	// TestRateLimitTwoProcesses (real processes, no -race).
+	if f.PerSecond > limit*1.10 || f.PerSecond < limit*0.75 {
+		t.Fatalf("measured %.0f/s, want %d/s: at most 10%% over, at most 25%% under", f.PerSecond, limit)
 	}
 	if v := testutil.ToFloat64(metrics.RateTokens.WithLabelValues(DefaultAccount, rateKindMessages)); v < n {
 		t.Fatalf("roxd_rate_tokens_total{kind=messages} = %v, want >= %d", v, n)
@@ -169,5 +175,74 @@ func TestRequestRateLimit(t *testing.T) {
 	}
 	if v := testutil.ToFloat64(metrics.RateWait.WithLabelValues(DefaultAccount, rateKindRequests)); v <= 0 {
 		t.Fatalf("roxd_rate_wait_seconds_total{kind=requests} = %v", v)
+	}
+}
+
+// With shards, every shard's worker sends for the same ROX account: the
+// account's bucket is one for the deployment, not one per shard (the
+// combined rate would be the limit times the shards).
+func TestRateLimitSharedAcrossShards(t *testing.T) {
+	const limit, shards, n = 1000, 2, 14000
+	b := setup(t, roxsim.Faults{}, func(c *Config) {
+		c.RateLimit = limit
+		c.HotLinger = time.Minute
+	})
+	prefix, queue := b.cfg.Store.Prefix, b.cfg.Queue
+	// Messages spread over the shards as the API places them (by id).
+	sst, err := store.New(b.rdb, store.Config{Prefix: prefix, Shards: shards})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		for i := 0; i < shards; i++ {
+			keys, _ := b.rdb.Keys(ctx, store.NewKeys(store.ShardPrefix(prefix, shards, i)).Base()+"*").Result()
+			for lo := 0; lo < len(keys); lo += 1000 {
+				b.rdb.Del(ctx, keys[lo:min(lo+1000, len(keys))]...)
+			}
+			insp := asynq.NewInspector(b.aopt)
+			for _, q := range store.PriorityQueues(store.ShardQueue(queue, shards, i)) {
+				_ = insp.DeleteQueue(q, true)
+				if keys, _ := b.rdb.Keys(ctx, "asynq:{"+q+"}:*").Result(); len(keys) > 0 {
+					b.rdb.Del(ctx, keys...)
+				}
+			}
+			_ = insp.Close()
+		}
+	})
+	for lo := 0; lo < n; lo += 1000 {
+		recs := make([]store.Record, 0, 1000)
+		for i := lo; i < lo+1000; i++ {
+			recs = append(recs, store.Record{ID: fmt.Sprintf("shr-%d", i), To: fmt.Sprintf("+614%08d", i),
+				Text: fmt.Sprintf("shr %d", i), Receipt: "never", Reply: "email"})
+		}
+		if _, _, err := sst.Enqueue(b.ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < shards; i++ {
+		cfg := b.cfg
+		cfg.Store.Prefix = store.ShardPrefix(prefix, shards, i)
+		cfg.RatePrefix = prefix
+		cfg.Queue = store.ShardQueue(queue, shards, i)
+		cfg.JournalDir = t.TempDir()
+		w, err := New(cfg, b.rdb, b.aopt, b.client, testLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- w.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+	}
+	rtest.Eventually(t, 120*time.Second, func() bool { return b.sim.Stats().Queued >= n }, "all %d at the simulator", n)
+	b.checkExactlyOnce("shr", n)
+	f := roxsim.AcceptedRate(b.sim.Requests(), 2) // the bucket starts full
+	t.Logf("limit %d/s over %d shards: measured %.0f/s (ends of the window: %.0f/s) over %s (%d requests, %d recipients)",
+		limit, shards, f.PerSecond, f.Endpoints, f.Span.Round(time.Millisecond), f.Requests, f.Recipients)
+	// As in TestRateLimitTwoWorkersShareTheBucket: a bucket per shard gave
+	// twice the limit; an under-run under -race is the workers' pace.
+	if dev := f.PerSecond/limit - 1; dev > 0.05 || dev < -0.25 {
+		t.Fatalf("measured %.0f/s over %d shards, want %d/s: at most 5%% over, at most 25%% under", f.PerSecond, shards, limit)
 	}
 }

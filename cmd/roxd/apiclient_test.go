@@ -246,6 +246,8 @@ func TestCLISendPriorityAndValidity(t *testing.T) {
 	for _, tc := range []struct{ flag, val, field string }{
 		{"--priority", "urgent", "priority"}, {"--valid-for", "-5", "valid_for"}, {"--valid-for", "soon", "valid_for"},
 		{"--expires-at", "2001-01-01T00:00:00Z", "expires_at"},
+		{"--expires-at", "tomorrow", "expires_at"}, {"--valid-for", "0", "valid_for"},
+		{"--valid-for", "100000h", "valid_for"}, {"--account", "nope", "account"}, {"--account", "A|B", "account"},
 	} {
 		_, err := b.run(t, runSend, "--to", "0412345678", "--text", "x", tc.flag, tc.val)
 		if !errors.As(err, &ae) || ae.Status != 400 || ae.Field != tc.field {

@@ -118,6 +118,7 @@ func benchCluster(ctx context.Context, args []string, out io.Writer) error {
 		queues[i] = store.ShardQueue(tag, shards, i)
 		w, err := worker.New(worker.Config{
 			Store:              store.Config{Prefix: store.ShardPrefix(tag, shards, i)},
+			RatePrefix:         tag,
 			Queue:              queues[i],
 			Linger:             f.linger,
 			MaxWaiting:         f.maxWaiting,

@@ -33,6 +33,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redoxygen/roxd/config"
+	"github.com/redoxygen/roxd/internal/redisconn"
 	"github.com/redoxygen/roxd/rox/roxsim"
 )
 
@@ -110,7 +111,7 @@ func benchWhole(ctx context.Context, args []string, out io.Writer) error {
 	fs.DurationVar(&f.idle, "idle", 10*time.Second, "length of the idle measurement")
 	fs.StringVar(&f.profileDir, "profile-dir", "", "write CPU profiles of roxd serve (all-roles run, API of the ingest run) here (sets ROXD_PPROF)")
 	fs.IntVar(&f.profileSeconds, "profile-seconds", 5, "length of each CPU profile")
-	fs.Var(&f.redisArgs, "redis-arg", "argument added to the private redis-server's command line (repeatable), e.g. -redis-arg=--hash-max-listpack-value -redis-arg=256")
+	fs.Var(&f.redisArgs, "redis-arg", "argument added to the private redis-server's command line (repeatable), e.g. -redis-arg=--hash-max-listpack-value -redis-arg=64 (Redis's default; the bench starts it with 256, as docker-compose.yml)")
 	fs.Var(&f.env, "env", "KEY=VALUE added to the environment of every roxd serve (repeatable)")
 	fs.BoolVar(&f.asJSON, "json", false, "print the figures as one JSON object at the end")
 	fs.BoolVar(&f.keep, "keep", false, "keep the temporary directory (child logs)")
@@ -332,7 +333,10 @@ func (w *wholeRun) startRedis(ctx context.Context) error {
 		return err
 	}
 	args := append([]string{"--port", port, "--bind", "127.0.0.1", "--dir", data,
-		"--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction", "--daemonize", "no"}, w.f.redisArgs...)
+		"--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction", "--daemonize", "no",
+		// As docker-compose.yml deploys it (README, "Memory"); -redis-arg
+		// may set it back, a later argument wins.
+		"--hash-max-listpack-value", strconv.Itoa(redisconn.CompactRecordBytes)}, w.f.redisArgs...)
 	p, err := w.start("redis", nil, w.f.redisServer, args...)
 	if err != nil {
 		return err
@@ -764,12 +768,21 @@ func (w *wholeRun) simStats(ctx context.Context) (roxsim.Stats, error) {
 // profile fetches a CPU profile of p for -profile-seconds into the
 // profile directory, in the background.
 func (w *wholeRun) profile(p *wproc, name string) func() {
+	return w.profileAfter(nil, p, name)
+}
+
+// profileAfter is profile started once after has returned (a process
+// serves one CPU profile at a time: a second one at once gets HTTP 500).
+func (w *wholeRun) profileAfter(after func(), p *wproc, name string) func() {
 	if w.f.profileDir == "" {
 		return func() {}
 	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		if after != nil {
+			after()
+		}
 		resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", p.http, w.f.profileSeconds))
 		if err != nil {
 			fmt.Fprintf(w.out, "  profile %s: %v\n", name, err)
@@ -845,7 +858,7 @@ func (w *wholeRun) throughput(ctx context.Context, split bool) (wholeResult, err
 		case <-offered:
 			if waitProf2 == nil && !split {
 				// Ingest done: what is left is sending and receipts.
-				waitProf2 = w.profile(api, "serve-all-receipts")
+				waitProf2 = w.profileAfter(waitProf, api, "serve-all-receipts")
 				waitSim := w.profile(&wproc{http: w.simAt}, "sim")
 				prev := waitProf2
 				waitProf2 = func() { prev(); waitSim() }

@@ -1,16 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/redoxygen/roxd/internal/chaos"
 )
 
 // TestChaosSmall is issue 8's proof at a small size: `roxd chaos` with
@@ -38,67 +33,10 @@ func TestChaosSmall(t *testing.T) {
 		seed = s
 	}
 	t.Logf("seed %s", seed)
-	bin := roxdBinary(t)
-	began := time.Now()
-	cmd := exec.Command(bin, "chaos", "--json", "--messages", "1000", "--rate", "100", "--batch", "100",
+	tally, err := runChaosChild(t, 5*time.Minute, "--messages", "1000", "--rate", "100", "--batch", "100",
 		"--kills", "1", "--terms", "1", "--write-block", "3s", "--settle", "200s", "--seed", seed)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	tmp := t.TempDir()
-	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	done := make(chan error, 1)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { done <- cmd.Wait() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(5 * time.Minute):
-		_ = cmd.Process.Signal(syscall.SIGTERM) // it stops its children and cleans up
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		t.Fatalf("roxd chaos did not finish within 5m; log:\n%s", stderr.String())
-	}
-	t.Logf("roxd chaos took %s", time.Since(began).Round(time.Second))
-	var tally chaos.Tally
-	if jerr := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &tally); jerr != nil {
-		t.Fatalf("roxd chaos: %v, output %q (%v); log:\n%s", err, stdout.String(), jerr, stderr.String())
-	}
-	t.Logf("counts: %s", bytes.TrimSpace(stdout.Bytes()))
 	if tally.Messages != 1000 || tally.SMS == 0 {
 		t.Fatalf("the run did not happen as asked: %+v", tally)
 	}
-	for _, c := range []struct {
-		name string
-		n    int
-	}{
-		{"messages the API never accepted", tally.NotAccepted},
-		{"messages lost", tally.Lost},
-		{"SMS sent twice", tally.SentTwice},
-		{"SMS to numbers of no message", tally.StraySMS},
-		{"receipts the simulator could not deliver", tally.ForwardedToEmail},
-		{"receipts missing on rox:receipts", tally.ReceiptsMissing},
-		{"receipts doubled on rox:receipts", tally.ReceiptsDoubled},
-		{"messages not in a final status", tally.NotFinal},
-	} {
-		if c.n != 0 {
-			t.Errorf("%s: %d, want 0", c.name, c.n)
-		}
-	}
-	if tally.Bad() != (err != nil) {
-		t.Errorf("exit %v with counts bad=%v: want exit status 1 exactly when a count is not zero", err, tally.Bad())
-	}
-	if t.Failed() {
-		t.Logf("step log:\n%s", stderr.String())
-	}
-	// It cleaned up after itself.
-	if left, err := os.ReadDir(tmp); err != nil || len(left) != 0 {
-		t.Errorf("roxd chaos left %d entries in its TMPDIR (%v)", len(left), err)
-	}
+	checkTally(t, tally, err)
 }

@@ -288,6 +288,8 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 				AccountID: cfg.ROXAccountID, Ambiguous: cfg.Ambiguous, ReconcileWindow: cfg.ReconcileWindow,
 				JournalDir: journalDir, ReceiptsStream: cfg.ReceiptsStream, StreamMaxLen: cfg.StreamMaxLen,
 				RateLimit: cfg.RateLimit, RequestRateLimit: cfg.RequestRateLimit,
+				// One bucket per account for all shards (and processes).
+				RatePrefix: store.ShardPrefix(storeCfg.Prefix, 1, 0),
 			}, rdb, conn.Asynq(), sender, wlog)
 			if err != nil {
 				for _, w := range wrks {

@@ -165,6 +165,9 @@ func checkMetrics(t *testing.T, base string) {
 		"roxd_messages_failed_total", "roxd_messages_retried_total", "roxd_messages_archived_total",
 		"roxd_rox_request_duration_seconds", "roxd_rox_recipients_per_request",
 		"roxd_callbacks_total", "roxd_callback_spool_depth",
+		// Traffic classes (issue 12): tokens waited, current rate, 429s seen.
+		"roxd_rate_wait_seconds_total", "roxd_rate_tokens_total", "roxd_rate_current", "roxd_rate_limit",
+		"roxd_rox_throttled_total", "roxd_messages_expired_total",
 	} {
 		if !strings.Contains(text, "\n# TYPE "+fam+" ") {
 			t.Errorf("/metrics has no family %s", fam)
@@ -174,6 +177,13 @@ func checkMetrics(t *testing.T, base string) {
 		`roxd_callbacks_total{kind="receipt",outcome="stored"}`,
 		`roxd_rox_request_duration_seconds_count{outcome="ok"}`,
 		`roxd_queue_size{queue="messages",state="ready"}`,
+		// Every account's series exist before its first wait or 429.
+		`roxd_rate_wait_seconds_total{account="default",kind="messages"}`,
+		`roxd_rate_wait_seconds_total{account="default",kind="requests"}`,
+		`roxd_rate_current{account="default",kind="messages"}`,
+		`roxd_rate_current{account="default",kind="requests"}`,
+		`roxd_rate_limit{account="default",kind="messages"}`,
+		`roxd_rox_throttled_total{account="default"}`,
 	} {
 		if !strings.Contains(text, series) {
 			t.Errorf("/metrics has no series %s", series)

@@ -36,6 +36,7 @@ var notInClusterFlow = map[string]string{
 	"worker.repairTask":  "sweep of a batch older than ReapAge (1m) whose task is still active or retrying; run directly by TestClusterScriptsWorker (worker)",
 	"worker.dropZombie":  "sweep finding a task hash without its message; run directly by TestClusterScriptsWorker (worker)",
 	"store.transition":   "Store.Transition, used by tests and tools; run directly by TestClusterScriptsStore (internal/store)",
+	"store.expireDue":    "a batch waiting for its account (429 pause, rate limit) while a message of it expires; run directly by TestClusterScriptsStore (internal/store)",
 	"store.endGroup":     "last message of a schedule group cancelled (the test cancels one of two); run directly by TestClusterScriptsStore (internal/store)",
 	"callbacks.push":     "", // filled below: EVALSHA is how push runs; it must run
 	"store.markEnqueued": "",

@@ -43,6 +43,7 @@ type redisHealth struct {
 	d           redisconn.Durability
 	lastPersist string // persistence last logged
 	lastPolicy  string
+	lastListpk  int
 	markerSeen  bool
 	dataLostAt  time.Time
 	dataLostMsg string
@@ -108,6 +109,15 @@ func (h *redisHealth) check(ctx context.Context) error {
 		if evicting {
 			h.log.Error().Str("maxmemory_policy", d.Policy).
 				Msg("Redis may evict roxd's keys (message records carry a TTL, so volatile-* policies evict them too): set maxmemory-policy noeviction")
+		}
+	}
+
+	if d.ListpackValue != h.lastListpk {
+		h.lastListpk = d.ListpackValue
+		if !d.CompactRecords() {
+			h.log.Warn().Int("hash_max_listpack_value", d.ListpackValue).
+				Msgf("message records with texts over %d bytes take the large hash encoding (~1.3 KiB of Redis memory per queued message instead of ~600 B): set hash-max-listpack-value %d",
+					d.ListpackValue, redisconn.CompactRecordBytes)
 		}
 	}
 

@@ -156,6 +156,11 @@ func TestVolatileRedisWarns(t *testing.T) {
 	if n := strings.Count(s.logs.String(), `"persistence":"none"`); n != 1 || !strings.Contains(s.logs.String(), `"level":"error"`) {
 		t.Errorf("want one error log line about persistence none, got %d:\n%s", n, s.logs.String())
 	}
+	// Redis's default hash-max-listpack-value (64) makes records with a
+	// 160-character text twice as large: one warning naming the setting.
+	if n := strings.Count(s.logs.String(), `"hash_max_listpack_value":64`); n != 1 || !strings.Contains(s.logs.String(), "set hash-max-listpack-value 256") {
+		t.Errorf("want one warning about hash-max-listpack-value 64, got %d:\n%s", n, s.logs.String())
+	}
 	_ = s.stop()
 
 	s, err = serveAPI(t, srv.URL(), map[string]string{"ROXD_ALLOW_VOLATILE_REDIS": "true"}, 0)
@@ -171,6 +176,16 @@ func TestVolatileRedisWarns(t *testing.T) {
 	_ = s.stop()
 
 	// CONFIG renamed away: INFO persistence still tells AOF on.
+	compact := testutil.NewServerArgs(t, "--appendonly", "yes", "--hash-max-listpack-value", "256")
+	s, err = serveAPI(t, compact.URL(), nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(s.logs.String(), "hash-max-listpack-value") {
+		t.Errorf("warned about hash-max-listpack-value 256:\n%s", s.logs.String())
+	}
+	_ = s.stop()
+
 	aof := testutil.NewServerArgs(t, "--appendonly", "yes", "--rename-command", "CONFIG", "")
 	s, err = serveAPI(t, aof.URL(), nil, 0)
 	if err != nil {

@@ -230,10 +230,20 @@ for c = 1, 3 do
       redis.call('ZADD', KEYS[3], now, bid)
       redis.call('ZADD', wk[c], now, bid)
       local first = {}
+      -- 'batch' only on records that exist (a message whose record is gone
+      -- must not come back as a field without TTL): one EXISTS over all
+      -- of them, per message only when some are missing
+      local mks = {}
       for i, id in ipairs(ids) do
-        local mk = base .. 'msg:' .. id
-        if redis.call('EXISTS', mk) == 1 then redis.call('HSET', mk, 'batch', bid) end
+        mks[i] = base .. 'msg:' .. id
         if i <= 5 then first[i] = id end
+      end
+      for j = 1, #mks, 500 do
+        local e = math.min(j + 499, #mks)
+        local all = redis.call('EXISTS', unpack(mks, j, e)) == e - j + 1
+        for x = j, e do
+          if all or redis.call('EXISTS', mks[x]) == 1 then redis.call('HSET', mks[x], 'batch', bid) end
+        end
       end
       w[c] = w[c] + 1
       len = len - #ids
@@ -431,6 +441,20 @@ if rc[3] > 0 then
   for _, s in ipairs(send) do keep[#keep + 1] = s[1] end
   rc[5] = 0
 else
+  -- suppressed numbers: one SMISMEMBER for the batch
+  local tos = {}
+  for _, s in ipairs(send) do
+    if s[2][3] then tos[#tos + 1] = s[2][3] end
+  end
+  local sup = {}
+  for j = 1, #tos, 500 do
+    local part = {}
+    for x = j, math.min(j + 499, #tos) do part[#part + 1] = tos[x] end
+    local r = redis.call('SMISMEMBER', KEYS[4], unpack(part))
+    for x, m in ipairs(r) do
+      if m == 1 then sup[part[x]] = true end
+    end
+  end
   for _, s in ipairs(send) do
     local id, f = s[1], s[2]
     local k = base .. 'msg:' .. id
@@ -438,24 +462,29 @@ else
       -- its validity ran out: never sent, retries end here
       roxd_expire(base, k, id, now, ttl, xstream, xmax, xacct, xts)
       expired = expired + 1
-    elseif f[3] and redis.call('SISMEMBER', KEYS[4], f[3]) == 1 then
+    elseif f[3] and sup[f[3]] then
       redis.call('HSET', k, 'status', 'suppressed', 't_suppressed', now)
       roxd_rc_land(base, k, id)
       out[4] = out[4] + 1
     else
-      local att = (tonumber(f[7]) or 0) + 1
+      -- a string: a Lua number would be formatted with sprintf by Redis
+      local att = '1'
+      if f[7] then att = tostring((tonumber(f[7]) or 0) + 1) end
+      -- in flight: the 'flight' stamp in the same HSET, then the index
       if f[1] ~= 'sending' then
-        redis.call('HSET', k, 'status', 'sending', 't_sending', now, 'attempts', att)
+        redis.call('HSET', k, 'status', 'sending', 't_sending', now, 'attempts', att, 'flight', now)
       else
-        redis.call('HSET', k, 'attempts', att)
+        redis.call('HSET', k, 'attempts', att, 'flight', now)
       end
-      roxd_rc_fly(base, k, id, f[3], now, fttl)
+      -- ARGV[9] as sent: a Lua number would be formatted (sprintf) per call
+      roxd_rc_index(base, id, f[3], now, ARGV[9])
       keep[#keep + 1] = id
       out[#out + 1] = id
       out[#out + 1] = f[3] or ''
       out[#out + 1] = f[4] or ''
       out[#out + 1] = f[5] or ''
       out[#out + 1] = f[6] or ''
+      out[#out + 1] = tonumber(f[11]) or 0
     end
   end
 end
@@ -476,6 +505,10 @@ return out
 // counts, expired.
 const claimHeader = 7
 
+// claimItem is the number of values per item after the header: id, to,
+// name, email, text, expires_at (unix ms, 0 = never).
+const claimItem = 6
+
 // ClaimState is the outcome of Claim.
 type ClaimState int
 
@@ -494,6 +527,9 @@ const (
 // BatchItem is one message of a claimed batch, with what ROX needs.
 type BatchItem struct {
 	ID, To, Name, Email, Text string
+	// ExpiresAt is the message's expiry (zero: none): a retry is due no
+	// later than the earliest of its batch (worker's retryDelay).
+	ExpiresAt time.Time
 }
 
 // Claim is the result of claiming a batch.
@@ -556,7 +592,7 @@ func (b *Batches) Claim(ctx context.Context, batchID, token string, lockTTL time
 	default:
 		return Claim{}, fmt.Errorf("store: claim batch %s: %w", batchID, ErrBatchReply)
 	}
-	if len(res) < claimHeader || (len(res)-claimHeader)%5 != 0 {
+	if len(res) < claimHeader || (len(res)-claimHeader)%claimItem != 0 {
 		return Claim{}, fmt.Errorf("store: claim batch %s: %w", batchID, ErrBatchReply)
 	}
 	c := Claim{State: ClaimOK}
@@ -568,14 +604,17 @@ func (b *Batches) Claim(ctx context.Context, batchID, token string, lockTTL time
 		return Claim{}, fmt.Errorf("store: claim batch %s: %w", batchID, err)
 	}
 	c.Expired = batchInt(res[6])
-	c.Items = make([]BatchItem, 0, (len(res)-claimHeader)/5)
-	for i := claimHeader; i < len(res); i += 5 {
+	c.Items = make([]BatchItem, 0, (len(res)-claimHeader)/claimItem)
+	for i := claimHeader; i < len(res); i += claimItem {
 		var it BatchItem
 		it.ID, _ = res[i].(string)
 		it.To, _ = res[i+1].(string)
 		it.Name, _ = res[i+2].(string)
 		it.Email, _ = res[i+3].(string)
 		it.Text, _ = res[i+4].(string)
+		if ms, _ := res[i+5].(int64); ms > 0 {
+			it.ExpiresAt = time.UnixMilli(ms)
+		}
 		c.Items = append(c.Items, it)
 	}
 	return c, nil
@@ -595,21 +634,32 @@ func batchInt(v any) int {
 var recordScript = NewScript("store.record", ReconcileLua+`
 local base = ARGV[1]
 local now = ARGV[4]
-local ttl = tonumber(ARGV[5])
+-- the TTL as sent: a Lua number would be formatted (sprintf) per command
+local ttl = ARGV[5]
 local reqid = ARGV[6]
 local retry = {}
+local tns = {}
 local sub, fail = 0, 0
 for i = 7, #ARGV, 4 do
   local id, o, v, c = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local k = base .. 'msg:' .. id
-  roxd_rc_land(base, k, id)
+  -- one read for the status and the in-flight stamp
+  local cur = redis.call('HMGET', k, 'status', 'sms_id', 'flight', 'to')
+  if cur[3] then
+    -- ROX answered: out of the in-flight index first (a write that does
+    -- not grow memory, so that under OOM Redis lets the script finish).
+    -- A submitted one keeps its 'flight' field: with its sms_id nothing
+    -- reads it as in flight (the claim, the callbacks and revive look
+    -- only at messages without sms_id).
+    roxd_rc_unindex(base, id, cur[4], tns)
+    if o ~= 's' then redis.call('HDEL', k, 'flight') end
+  end
   if o == 's' then
     -- ROX accepted it: record it whatever happened meanwhile, except that
     -- a message already known delivered stays delivered (never backwards),
     -- and a second run of the same record (a journalled answer applied
     -- again, e.g. after a WAIT short of replicas) keeps the status a
     -- receipt gave it since.
-    local cur = redis.call('HMGET', k, 'status', 'sms_id')
     if cur[2] == v and (cur[1] == 'submitted' or cur[1] == 'delivered' or cur[1] == 'failed') then
       -- recorded already
     elseif cur[1] == 'delivered' then
@@ -621,19 +671,21 @@ for i = 7, #ARGV, 4 do
     redis.call('SET', base .. 'sms:' .. c, id, 'PX', ttl)
     sub = sub + 1
   elseif o == 'f' then
-    local st = redis.call('HGET', k, 'status')
+    local st = cur[1]
     if st == 'sending' or st == 'queued' or st == 'scheduled' then
       redis.call('HSET', k, 'status', 'failed', 'err', v, 't_failed', now)
       redis.call('PEXPIRE', k, ttl)
       fail = fail + 1
     end
   else
-    if redis.call('EXISTS', k) == 1 then
+    -- the message exists (a claimed one always has a status)
+    if cur[1] then
       redis.call('HSET', k, 'err', v)
       retry[#retry + 1] = id
     end
   end
 end
+roxd_rc_evsweep(base, tns)
 if #retry == 0 then
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[3], ARGV[2])

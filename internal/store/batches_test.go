@@ -97,6 +97,33 @@ func TestFormFullAndPartialBatches(t *testing.T) {
 	}
 }
 
+// Form writes each message's batch, but never onto a record that is gone
+// (its TTL ran out in the ready list): that would leave a hash without
+// TTL holding only 'batch'.
+func TestFormWritesBatchOnlyOnExistingRecords(t *testing.T) {
+	bb := setupBatch(t)
+	ids := bb.add(t, 4, "gb", nil)
+	if err := bb.rdb.Del(bb.ctx, bb.s.keys.Msg(ids[2])).Err(); err != nil {
+		t.Fatal(err)
+	}
+	f := bb.form(t, FormParams{MaxBatch: 10, MaxWaiting: 1}, time.Now().Add(time.Second))
+	if len(f) != 1 || f[0].Size != 4 {
+		t.Fatalf("formed %+v", f)
+	}
+	for i, id := range ids {
+		got, err := bb.rdb.HGet(bb.ctx, bb.s.keys.Msg(id), "batch").Result()
+		if i == 2 {
+			if n := bb.rdb.Exists(bb.ctx, bb.s.keys.Msg(id)).Val(); n != 0 {
+				t.Fatalf("%s: a record without TTL came back (batch %q)", id, got)
+			}
+			continue
+		}
+		if err != nil || got != f[0].ID {
+			t.Fatalf("%s: batch %q %v, want %s", id, got, err, f[0].ID)
+		}
+	}
+}
+
 func TestFormNeverMixesGroups(t *testing.T) {
 	bb := setupBatch(t)
 	bb.add(t, 30, "g", func(i int, r *Record) {

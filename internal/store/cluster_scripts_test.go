@@ -55,7 +55,7 @@ func TestClusterScriptsStore(t *testing.T) {
 	}
 	// Ids of one non-zero shard (with its own slot on some master).
 	var ids []string
-	for i := 0; len(ids) < 2; i++ {
+	for i := 0; len(ids) < 3; i++ {
 		id := fmt.Sprintf("cs-%d", i)
 		if ShardOf(id, shards) == 3 {
 			ids = append(ids, id)
@@ -167,4 +167,22 @@ func TestClusterScriptsStore(t *testing.T) {
 		t.Fatalf("EndGroup: %d ended, record %+v; want 1, cancelled", n, r)
 	}
 	ranOnCluster(t, log, "store.endGroup")
+
+	// store.expireDue: a batch waiting for its account holds a message
+	// whose validity ran out: it ends expired.
+	xr := rec(ids[2], "+61407000003")
+	xr.ExpiresAt = now.Add(-time.Second)
+	if _, _, err := s.Enqueue(ctx, []Record{xr}); err != nil {
+		t.Fatal(err)
+	}
+	xbid := "bx-" + ids[2]
+	if err := rdb.HSet(ctx, k.Batch(xbid), "group", "g", "ids", `["`+ids[2]+`"]`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	due, err := b.ExpireDue(ctx, xbid, now)
+	noSlotError(t, "ExpireDue", err)
+	if r, _ := s.Get(ctx, ids[2]); due.Expired != 1 || due.Live != 0 || r == nil || r.Status != StatusExpired {
+		t.Fatalf("ExpireDue: %+v, record %+v; want 1 expired, none live", due, r)
+	}
+	ranOnCluster(t, log, "store.expireDue")
 }

@@ -75,12 +75,16 @@ func (k Keys) AuthPauseOf(account string) string {
 // RateMessages is the GCRA bucket of an account's messages per second
 // (ROXD_RATE_LIMIT). github.com/go-redis/redis_rate stores it under its own
 // prefix: the Redis key is "rate:" + RateMessages(account), which keeps the
-// hash tag {P}.
+// hash tag. The rate keys (RateMessages, RateRequests, RatePause) are built
+// from the deployment's prefix, never a shard's: every shard's worker
+// shares them, so an account's limit holds over all shards and processes.
+// Each is one key touched alone (redis_rate's script takes one key), so
+// they work on Redis Cluster whatever slot the shards' keys are in.
 func (k Keys) RateMessages(account string) string { return k.base + "rl:msg:" + account }
 
-// RateRequests is the GCRA bucket of ROX requests per second
+// RateRequests is the GCRA bucket of an account's ROX requests per second
 // (ROXD_REQUEST_RATE_LIMIT), stored like RateMessages.
-func (k Keys) RateRequests() string { return k.base + "rl:req" }
+func (k Keys) RateRequests(account string) string { return k.base + "rl:req:" + account }
 
 // RatePause is set while ROX answers HTTP 429 to an account: no batch of
 // the account is formed or sent until it expires (PX = the pause).

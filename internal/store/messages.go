@@ -390,52 +390,127 @@ func (o EnqueueOutcome) String() string {
 	return "outcome(" + strconv.Itoa(int(o)) + ")"
 }
 
-// enqueueScript creates one record atomically, or reports the existing one.
+// enqueueScript creates a chunk of records (all of one shard) in one call,
+// each atomically, or reports the existing one.
 //
-// KEYS: msg, ready list of the group, groups set, scheduled zset, suppressed set
-// ARGV: id hash mode(now|lead|sched) now_ms ttl_ms send_at_ms group to name
-// email text receipt reply meta on_ambiguous, then optional record fields as
-// name, value pairs (written only when the value is not empty: priority, ...)
-// Returns {code, status}: 0 created, 1 existing (same hash), 2 conflict,
-// 3 created suppressed.
+// KEYS[1] groups set   KEYS[2] scheduled zset   KEYS[3] suppressed set
+// KEYS[2+2i], KEYS[3+2i] (i = 1..N): record i's msg key and the ready list
+// of its group
+// ARGV[1] now_ms   ARGV[2] N; then per record its argument count c and c
+// arguments: id hash mode(now|lead|sched) ttl_ms send_at_ms group to name
+// email text receipt reply meta on_ambiguous, then optional record fields
+// as name, value pairs (written only when the value is not empty:
+// priority, ...)
+// Returns 2 values per record, in order: code, status; code 0 created, 1
+// existing (same hash), 2 conflict, 3 created suppressed.
+//
+// One EXISTS over the chunk's msg keys (per record only when some exist)
+// and one SMISMEMBER for the numbers decide every record first; a record
+// given twice in one chunk is created once, the second is existing or a
+// conflict. Then the pushes: one RPUSH per ready list, one SADD of the
+// groups (the scheduled ones one by one), before any record is written, as
+// a single record's push came before its HSET: a script failing half-way
+// leaves ids without records, as it did then, never a queued record in no
+// list that a replay would take for existing. Then one HSET
+// (optional fields included) and PEXPIRE each.
 var enqueueScript = NewScript("store.enqueue", `
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  local h = redis.call('HGET', KEYS[1], 'hash')
-  local st = redis.call('HGET', KEYS[1], 'status') or ''
-  if h == ARGV[2] then return {1, st} end
-  return {2, st}
+local n = tonumber(ARGV[2])
+local now = ARGV[1]
+local base = string.sub(KEYS[2], 1, #KEYS[2] - 9)
+local off, mks, tos = {}, {}, {}
+local at = 3
+for i = 1, n do
+  off[i] = at
+  mks[i] = KEYS[2 + 2 * i]
+  tos[i] = ARGV[at + 7]
+  at = at + tonumber(ARGV[at]) + 1
 end
-local status, code
-if redis.call('SISMEMBER', KEYS[5], ARGV[8]) == 1 then
-  status, code = 'suppressed', 3
-elseif ARGV[3] == 'sched' then
-  status, code = 'scheduled', 0
-  redis.call('ZADD', KEYS[4], ARGV[6], ARGV[1])
-  -- The group's schedule set and dirty mark: the worker keeps one asynq
-  -- task per schedule group (internal/store/operator.go).
-  local base = string.sub(KEYS[4], 1, #KEYS[4] - 9)
-  redis.call('ZADD', base .. 'sched:' .. ARGV[7], ARGV[6], ARGV[1])
-  redis.call('SADD', base .. 'sdirty', ARGV[7])
-else
-  status, code = 'queued', 0
-  redis.call('RPUSH', KEYS[2], ARGV[1])
-  redis.call('SADD', KEYS[3], ARGV[7])
+if n == 0 then return {} end
+local some = redis.call('EXISTS', unpack(mks)) > 0
+local sup = redis.call('SMISMEMBER', KEYS[3], unpack(tos))
+local out, made, new = {}, {}, {}
+local lists, order, groups = {}, {}, {}
+for i = 1, n do
+  local o = off[i]
+  local mk = mks[i]
+  local m = made[mk]
+  local code, status
+  if m then
+    status = m.status
+    if m.hash == ARGV[o + 2] then code = 1 else code = 2 end
+  elseif some and redis.call('EXISTS', mk) == 1 then
+    local r = redis.call('HMGET', mk, 'hash', 'status')
+    status = r[2] or ''
+    if r[1] == ARGV[o + 2] then code = 1 else code = 2 end
+  else
+    local id, mode, group = ARGV[o + 1], ARGV[o + 3], ARGV[o + 6]
+    if sup[i] == 1 then
+      status, code = 'suppressed', 3
+    elseif mode == 'sched' then
+      status, code = 'scheduled', 0
+      redis.call('ZADD', KEYS[2], ARGV[o + 5], id)
+      -- The group's schedule set and dirty mark: the worker keeps one
+      -- asynq task per schedule group (internal/store/operator.go).
+      redis.call('ZADD', base .. 'sched:' .. group, ARGV[o + 5], id)
+      redis.call('SADD', base .. 'sdirty', group)
+    else
+      status, code = 'queued', 0
+      local l = KEYS[3 + 2 * i]
+      if not lists[l] then
+        lists[l] = {}
+        order[#order + 1] = l
+      end
+      local ids = lists[l]
+      ids[#ids + 1] = id
+      if not groups[group] then
+        groups[group] = true
+        groups[#groups + 1] = group
+      end
+    end
+    made[mk] = {hash = ARGV[o + 2], status = status}
+    new[#new + 1] = i
+  end
+  out[#out + 1] = code
+  out[#out + 1] = status
 end
-redis.call('HSET', KEYS[1],
-  'to', ARGV[8], 'name', ARGV[9], 'email', ARGV[10], 'text', ARGV[11],
-  'receipt', ARGV[12], 'reply', ARGV[13], 'send_at', ARGV[6], 'meta', ARGV[14],
-  'hash', ARGV[2], 'group', ARGV[7], 'status', status, 'attempts', 0,
-  't_' .. status, ARGV[4])
-if ARGV[15] and ARGV[15] ~= '' then redis.call('HSET', KEYS[1], 'on_ambiguous', ARGV[15]) end
-for i = 16, #ARGV - 1, 2 do
-  if ARGV[i + 1] ~= '' then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for _, l in ipairs(order) do redis.call('RPUSH', l, unpack(lists[l])) end
+if #groups > 0 then redis.call('SADD', KEYS[1], unpack(groups)) end
+for _, i in ipairs(new) do
+  local o = off[i]
+  local mk = mks[i]
+  local status = made[mk].status
+  local h = {'to', ARGV[o + 7], 'text', ARGV[o + 10], 'receipt', ARGV[o + 11], 'reply', ARGV[o + 12],
+    'hash', ARGV[o + 2], 'group', ARGV[o + 6], 'status', status, 't_' .. status, now}
+  -- fields at their zero value are left out (every reader takes a missing
+  -- one as it: '', '{}', 0): ~50 B less per record
+  if ARGV[o + 8] ~= '' then h[#h + 1] = 'name'; h[#h + 1] = ARGV[o + 8] end
+  if ARGV[o + 9] ~= '' then h[#h + 1] = 'email'; h[#h + 1] = ARGV[o + 9] end
+  if ARGV[o + 5] ~= '0' then h[#h + 1] = 'send_at'; h[#h + 1] = ARGV[o + 5] end
+  if ARGV[o + 13] ~= '{}' then h[#h + 1] = 'meta'; h[#h + 1] = ARGV[o + 13] end
+  local last = o + tonumber(ARGV[o])
+  if last >= o + 14 and ARGV[o + 14] ~= '' then
+    h[#h + 1] = 'on_ambiguous'
+    h[#h + 1] = ARGV[o + 14]
+  end
+  for j = o + 15, last - 1, 2 do
+    if ARGV[j + 1] ~= '' then
+      h[#h + 1] = ARGV[j]
+      h[#h + 1] = ARGV[j + 1]
+    end
+  end
+  redis.call('HSET', mk, unpack(h))
+  redis.call('PEXPIRE', mk, ARGV[o + 4])
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return {code, status}
+return out
 `)
 
-// Enqueue stores recs, each with one script call, all in one pipeline (one
-// round trip). For each record it returns the outcome and the status (the
+// enqueueChunk is the most records one enqueue script call carries: a
+// batch of 500 is 4 calls, and one call keeps Redis busy for ~1 ms at most.
+const enqueueChunk = 128
+
+// Enqueue stores recs with one script call per chunk of up to
+// enqueueChunk records of one shard, all in one pipeline (one round trip).
+// For each record it returns the outcome and the status (the
 // new one, or the existing one for Existing and Conflict). A record whose
 // SendAt minus the lead is after now waits in the scheduled zset (status
 // scheduled: cancellable for sure until SendAt minus the lead); one whose
@@ -453,11 +528,14 @@ func (s *Store) Enqueue(ctx context.Context, recs []Record) ([]EnqueueOutcome, [
 		return nil, nil, nil
 	}
 	now := s.now()
+	// calls are the script calls: each a chunk of records of one shard.
 	type call struct {
+		idx  []int
 		keys []string
 		args []any
 	}
-	calls := make([]call, len(recs))
+	var calls []*call
+	open := make(map[int]*call, 1) // shard -> its chunk being filled
 	for i := range recs {
 		r := &recs[i]
 		if r.ID == "" {
@@ -495,31 +573,39 @@ func (s *Store) Enqueue(ctx context.Context, recs []Record) ([]EnqueueOutcome, [
 				mode = "sched"
 			}
 		}
-		calls[i] = call{
-			keys: shardEnqueueKeys(s.KeysOf(r.ID), r.ID, group),
-			args: []any{r.ID, hash, mode, now.UnixMilli(), ttlMS(ttl), sendAtMS, group,
-				r.To, r.Name, r.Email, r.Text, r.Receipt, r.Reply, meta, r.OnAmbiguous,
-				FieldPriority, prio, FieldExpiresAt, expiresMS(r.ExpiresAt)},
+		sh := 0
+		if len(s.shards) > 1 {
+			sh = ShardOf(r.ID, len(s.shards))
 		}
+		k := s.shards[sh]
+		c := open[sh]
+		if c == nil || len(c.idx) == enqueueChunk {
+			c = &call{keys: []string{k.Groups(), k.Scheduled(), k.Suppressed()}, args: []any{now.UnixMilli(), 0}}
+			calls = append(calls, c)
+			open[sh] = c
+		}
+		c.idx = append(c.idx, i)
+		c.keys = append(c.keys, k.Msg(r.ID), k.Ready(group))
+		args := []any{r.ID, hash, mode, ttlMS(ttl), sendAtMS, group,
+			r.To, r.Name, r.Email, r.Text, r.Receipt, r.Reply, meta, r.OnAmbiguous,
+			FieldPriority, prio, FieldExpiresAt, expiresMS(r.ExpiresAt)}
+		c.args = append(c.args, len(args))
+		c.args = append(c.args, args...)
 	}
 	wake := s.shards[:1]
 	if len(s.shards) > 1 {
-		seen := make(map[int]bool, len(s.shards))
 		wake = nil
-		for i := range recs {
-			if sh := ShardOf(recs[i].ID, len(s.shards)); !seen[sh] {
-				seen[sh] = true
-				wake = append(wake, s.shards[sh])
-			}
+		for sh := range open {
+			wake = append(wake, s.shards[sh])
 		}
+	}
+	for _, c := range calls {
+		c.args[1] = len(c.idx)
 	}
 	outcomes := make([]EnqueueOutcome, len(recs))
 	statuses := make([]Status, len(recs))
-	todo := make([]int, len(recs))
-	for i := range todo {
-		todo[i] = i
-	}
-	// EVALSHA in a pipeline; records that met NOSCRIPT (a Redis restart or
+	todo := calls
+	// EVALSHA in a pipeline; calls that met NOSCRIPT (a Redis restart or
 	// SCRIPT FLUSH) did nothing, so they are sent once more after a LOAD.
 	for attempt := 0; len(todo) > 0; attempt++ {
 		if attempt > 0 {
@@ -530,8 +616,8 @@ func (s *Store) Enqueue(ctx context.Context, recs []Record) ([]EnqueueOutcome, [
 		cmds := make([]*redis.Cmd, len(todo))
 		var wait *redis.Cmd
 		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for j, i := range todo {
-				cmds[j] = enqueueScript.EvalSha(ctx, p, calls[i].keys, calls[i].args...)
+			for j, c := range todo {
+				cmds[j] = enqueueScript.EvalSha(ctx, p, c.keys, c.args...)
 			}
 			// Wake the workers' formers and schedulers (they do not poll
 			// while idle). One message per pipeline; a lost one costs at
@@ -544,32 +630,41 @@ func (s *Store) Enqueue(ctx context.Context, recs []Record) ([]EnqueueOutcome, [
 			wait = s.waitReplicated(ctx, p)
 			return nil
 		})
-		var again []int
-		for j, i := range todo {
+		var again []*call
+		for j, c := range todo {
 			cerr := cmds[j].Err()
 			if redis.HasErrorPrefix(cerr, "NOSCRIPT") && attempt == 0 {
-				again = append(again, i)
+				again = append(again, c)
 				continue
 			}
 			if cerr != nil {
-				return nil, nil, fmt.Errorf("store: enqueue %q: %w", recs[i].ID, cerr)
+				return nil, nil, fmt.Errorf("store: enqueue %q...: %w", recs[c.idx[0]].ID, cerr)
 			}
-			code, st, perr := parseCodeStatus(cmds[j])
+			v, perr := cmds[j].Slice()
+			if perr == nil && len(v) != 2*len(c.idx) {
+				perr = fmt.Errorf("script answered %d values, want %d", len(v), 2*len(c.idx))
+			}
 			if perr != nil {
-				return nil, nil, fmt.Errorf("store: enqueue %q: %w", recs[i].ID, perr)
+				return nil, nil, fmt.Errorf("store: enqueue %q...: %w", recs[c.idx[0]].ID, perr)
 			}
-			statuses[i] = Status(st)
-			switch code {
-			case 0:
-				outcomes[i] = Created
-			case 1:
-				outcomes[i] = Existing
-			case 2:
-				outcomes[i] = Conflict
-			case 3:
-				outcomes[i] = Suppressed
-			default:
-				return nil, nil, fmt.Errorf("store: enqueue %q: unexpected script code %d", recs[i].ID, code)
+			for k, i := range c.idx {
+				code, ok := v[2*k].(int64)
+				st, _ := v[2*k+1].(string)
+				statuses[i] = Status(st)
+				switch {
+				case !ok:
+					return nil, nil, fmt.Errorf("store: enqueue %q: script code %T, want integer", recs[i].ID, v[2*k])
+				case code == 0:
+					outcomes[i] = Created
+				case code == 1:
+					outcomes[i] = Existing
+				case code == 2:
+					outcomes[i] = Conflict
+				case code == 3:
+					outcomes[i] = Suppressed
+				default:
+					return nil, nil, fmt.Errorf("store: enqueue %q: unexpected script code %d", recs[i].ID, code)
+				}
 			}
 		}
 		if err != nil && len(again) == 0 && !isWaitOnly(err, wait) {
@@ -890,9 +985,4 @@ func (s *Store) Transition(ctx context.Context, id string, to Status, fields map
 		return false, "", fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
 	return code == 1, Status(st), nil
-}
-
-// shardEnqueueKeys are the enqueue script's KEYS for message id in shard k.
-func shardEnqueueKeys(k Keys, id, group string) []string {
-	return []string{k.Msg(id), k.Ready(group), k.Groups(), k.Scheduled(), k.Suppressed()}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -502,5 +503,103 @@ func TestEnqueueNoScript(t *testing.T) {
 	srv.Stop()
 	if _, _, err := s.Enqueue(ctx, []Record{rec("c", "+61412345678")}); err == nil {
 		t.Error("enqueue with Redis down gave no error")
+	}
+}
+
+// A batch is stored by one script call per chunk of enqueueChunk records,
+// and leaves Redis exactly as the same records enqueued one at a time:
+// the same records (every field), ready lists (in order), groups,
+// scheduled sets; the same outcomes, a record given twice in one batch
+// included (created once, then existing or a conflict).
+func TestEnqueueChunksMatchOneByOne(t *testing.T) {
+	rdb := testutil.Redis(t)
+	log := testutil.NewScriptLog()
+	rdb.AddHook(log)
+	chunked, single := setupMsgWith(t, rdb), setupMsgWith(t, rdb)
+	single.now = chunked.now
+	var recs []Record
+	for i := range 300 {
+		r := rec(fmt.Sprintf("m%03d", i), fmt.Sprintf("+614123%05d", i))
+		switch i % 7 {
+		case 1:
+			r.Priority = PriorityHigh
+		case 2:
+			r.SendAt = chunked.now.Add(time.Hour) // scheduled
+		case 3:
+			r.SendAt = chunked.now.Add(time.Second) // within the lead: its SendLater group
+		case 4:
+			r.OnAmbiguous = "resend"
+			r.ExpiresAt = chunked.now.Add(2 * time.Hour)
+		case 5:
+			r.To = "+61400000009" // suppressed
+		}
+		recs = append(recs, r)
+	}
+	again := recs[10]
+	conflict := recs[10]
+	conflict.Text = "other"
+	recs = append(recs, again, conflict)
+	for _, b := range []*msgBundle{chunked, single} {
+		if err := b.s.Suppress(b.ctx, "+61400000009"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, _ := log.Result(enqueueScript.Hash())
+	o, st, err := chunked.s.Enqueue(chunked.ctx, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, errs := log.Result(enqueueScript.Hash())
+	if want := (len(recs) + enqueueChunk - 1) / enqueueChunk; after-before != want || len(errs) > 0 {
+		t.Fatalf("%d enqueue script calls (errors %v) for %d records, want %d", after-before, errs, len(recs), want)
+	}
+	for i, r := range recs {
+		o1, st1, err := single.s.Enqueue(single.ctx, []Record{r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o[i] != o1[0] || st[i] != st1[0] {
+			t.Errorf("record %d (%s): chunked %v %s, one by one %v %s", i, r.ID, o[i], st[i], o1[0], st1[0])
+		}
+	}
+	if o[len(recs)-2] != Existing || o[len(recs)-1] != Conflict || st[len(recs)-1] != StatusQueued {
+		t.Errorf("repeated record: %v %v (%s)", o[len(recs)-2], o[len(recs)-1], st[len(recs)-1])
+	}
+	dump := func(b *msgBundle) map[string]string {
+		out := map[string]string{}
+		keys, err := rdb.Keys(b.ctx, b.s.keys.Base()+"*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys {
+			name := strings.TrimPrefix(k, b.s.keys.Base())
+			var v any
+			switch rdb.Type(b.ctx, k).Val() {
+			case "hash":
+				v = rdb.HGetAll(b.ctx, k).Val()
+			case "list":
+				v = rdb.LRange(b.ctx, k, 0, -1).Val()
+			case "set":
+				m := rdb.SMembers(b.ctx, k).Val()
+				slices.Sort(m)
+				v = m
+			case "zset":
+				v = rdb.ZRangeWithScores(b.ctx, k, 0, -1).Val()
+			default:
+				v = rdb.Type(b.ctx, k).Val()
+			}
+			ttl := rdb.PTTL(b.ctx, k).Val() > 0
+			out[name] = fmt.Sprintf("%v ttl=%v", v, ttl)
+		}
+		return out
+	}
+	a, b := dump(chunked), dump(single)
+	if len(a) != len(b) || len(a) < 300 {
+		t.Errorf("%d keys chunked, %d one by one", len(a), len(b))
+	}
+	for k, v := range b {
+		if a[k] != v {
+			t.Errorf("%s: chunked %s\none by one %s", k, a[k], v)
+		}
 	}
 }

@@ -169,7 +169,12 @@ func parseReconcileCounts(v any) (ReconcileCounts, error) {
 //
 //	roxd_tn(s)                       digits of a number, no 00 prefix
 //	roxd_rc_land(base, k, id)        ROX answered: clear flight + index entry
-//	roxd_rc_fly(base, k, id, to, now, fttl)  stamp a recipient as in flight
+//	roxd_rc_index(base, id, to, now, fttl) add a recipient to its
+//	                                 number's in-flight index (the caller
+//	                                 sets its flight field)
+//	roxd_rc_unindex(base, id, to, tns) the record's form of roxd_rc_land
+//	roxd_rc_evsweep(base, tns)       drop evidence of numbers no longer
+//	                                 in flight (after roxd_rc_unindex)
 //	roxd_inflight(base, tn, at, text) recipients in flight to tn that left
 //	                                 at or before at (and carry text)
 //	roxd_rc_attribute(base, id, ev, now, ttl, apply) record evidence ev
@@ -197,11 +202,35 @@ local function roxd_rc_land(base, k, id)
     if redis.call('EXISTS', fk) == 0 then redis.call('DEL', base .. 'ev:' .. roxd_tn(f[2])) end
   end
 end
-local function roxd_rc_fly(base, k, id, to, now, fttl)
-  redis.call('HSET', k, 'flight', now)
+-- roxd_rc_index adds a recipient to the in-flight index of its number
+-- (the claim writes its 'flight' field in the HSET of its status).
+local function roxd_rc_index(base, id, to, now, fttl)
   local fk = base .. 'flight:' .. roxd_tn(to)
   redis.call('HSET', fk, id, now)
   redis.call('PEXPIRE', fk, fttl)
+end
+-- roxd_rc_unindex is the record's roxd_rc_land for fields it has read
+-- (flight set, to): the recipient leaves its number's index; the caller
+-- deletes the 'flight' field unless it records an sms_id (which makes the
+-- stamp inert). tns collects the numbers for roxd_rc_evsweep.
+local function roxd_rc_unindex(base, id, to, tns)
+  local tn = roxd_tn(to)
+  redis.call('HDEL', base .. 'flight:' .. tn, id)
+  tns[#tns + 1] = tn
+end
+-- roxd_rc_evsweep deletes the evidence hash of each number in tns whose
+-- in-flight index is gone (as roxd_rc_land does per recipient), with one
+-- EXISTS over all evidence keys first: evidence is rare.
+local function roxd_rc_evsweep(base, tns)
+  for j = 1, #tns, 500 do
+    local ks = {}
+    for x = j, math.min(j + 499, #tns) do ks[#ks + 1] = base .. 'ev:' .. tns[x] end
+    if redis.call('EXISTS', unpack(ks)) > 0 then
+      for x = j, math.min(j + 499, #tns) do
+        if redis.call('EXISTS', base .. 'flight:' .. tns[x]) == 0 then redis.call('DEL', base .. 'ev:' .. tns[x]) end
+      end
+    end
+  end
 end
 local function roxd_inflight(base, tn, at, text)
   local fk = base .. 'flight:' .. tn

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -17,8 +18,11 @@ func TestFlightNumber(t *testing.T) {
 }
 
 // The claim stamps recipients in flight (field and per-number index); the
-// record script clears both whatever the outcome, so nothing is left
-// behind by requests that were answered.
+// record script takes every answered recipient out of the index, clears
+// the field of those it does not give an sms_id (a failed one may be
+// revived, a retried one is claimed again), and drops the evidence of a
+// number nobody is in flight to any more, so nothing is left behind by
+// requests that were answered.
 func TestFlightStampedAndCleared(t *testing.T) {
 	bb := setupBatch(t)
 	ids := bb.add(t, 3, "fl", nil)
@@ -40,6 +44,21 @@ func TestFlightStampedAndCleared(t *testing.T) {
 			t.Fatalf("%s TTL %s, want > lock TTL", fk, ttl)
 		}
 	}
+	// another recipient in flight to the number of ids[1], from a batch
+	// that has not answered: that number's evidence must stay
+	other := bb.add(t, 1, "flo", func(i int, r *Record) { r.To = "+61407550001" })
+	fo := bb.form(t, FormParams{MaxBatch: 10, MaxWaiting: 1}, time.Now().Add(time.Second))
+	if len(fo) != 1 {
+		t.Fatalf("formed %+v", fo)
+	}
+	if c, err := bb.b.Claim(bb.ctx, fo[0].ID, "tok", time.Minute, now); err != nil || len(c.Items) != 1 {
+		t.Fatalf("claim other %+v %v", c, err)
+	}
+	for i := 0; i < 2; i++ {
+		if err := bb.rdb.HSet(bb.ctx, bb.s.keys.Evidence(FlightNumber(fmt.Sprintf("+6140755%04d", i))), "e1", "{}").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	out := []SendOutcome{
 		{ID: ids[0], Kind: OutcomeSubmitted, Value: "s0"},
 		{ID: ids[1], Kind: OutcomeFailed, Value: "rox_permanent: 2015"},
@@ -48,13 +67,26 @@ func TestFlightStampedAndCleared(t *testing.T) {
 	if _, err := bb.b.Record(bb.ctx, f[0].ID, "tok", "r1", out, now); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range ids {
+	for _, id := range ids[1:] {
 		if bb.rdb.HExists(bb.ctx, bb.s.keys.Msg(id), "flight").Val() {
 			t.Fatalf("%s: flight left after the record", id)
 		}
 	}
-	if keys := bb.rdb.Keys(bb.ctx, bb.s.keys.Base()+"flight:*").Val(); len(keys) != 0 {
-		t.Fatalf("in-flight index left: %v", keys)
+	if m := bb.rdb.HGetAll(bb.ctx, bb.s.keys.Msg(ids[0])).Val(); m["sms_id"] != "s0" || m["status"] != "submitted" {
+		t.Fatalf("submitted record %v", m)
+	}
+	keys := bb.rdb.Keys(bb.ctx, bb.s.keys.Base()+"flight:*").Val()
+	if len(keys) != 1 || keys[0] != bb.s.keys.Flight("61407550001") {
+		t.Fatalf("in-flight index left: %v, want only the other batch's", keys)
+	}
+	if got := bb.rdb.HKeys(bb.ctx, keys[0]).Val(); len(got) != 1 || got[0] != other[0] {
+		t.Fatalf("%s holds %v, want %v", keys[0], got, other)
+	}
+	if bb.rdb.Exists(bb.ctx, bb.s.keys.Evidence("61407550000")).Val() != 0 {
+		t.Fatal("evidence of a number no longer in flight left after the record")
+	}
+	if bb.rdb.Exists(bb.ctx, bb.s.keys.Evidence("61407550001")).Val() != 1 {
+		t.Fatal("evidence of a number still in flight deleted by the record")
 	}
 	// The retried one is claimed as an ordinary message: its outcome was
 	// an answer, not unknown.

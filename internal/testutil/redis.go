@@ -26,12 +26,19 @@ const EnvRedisURL = "TEST_REDIS_URL"
 // skipping the tests that matter.
 func RedisURL(t testing.TB) string {
 	t.Helper()
-	u := os.Getenv(EnvRedisURL)
+	return envURL(t, EnvRedisURL, "run `make test` (it starts a throw-away redis-server)")
+}
+
+// envURL returns the variable name, or skips t saying how to set it
+// (fails it under CI=true).
+func envURL(t testing.TB, name, how string) string {
+	t.Helper()
+	u := os.Getenv(name)
 	if u == "" {
 		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not set under CI=true: run the tests through `make test`", EnvRedisURL)
+			t.Fatalf("%s is not set under CI=true: run the tests through `make test`", name)
 		}
-		t.Skipf("%s is not set: run `make test` (it starts a throw-away redis-server)", EnvRedisURL)
+		t.Skipf("%s is not set: %s", name, how)
 	}
 	return u
 }
@@ -159,12 +166,5 @@ const EnvRedisClusterURL = "TEST_REDIS_CLUSTER_URL"
 // where it fails.
 func RedisClusterURL(t testing.TB) string {
 	t.Helper()
-	u := os.Getenv(EnvRedisClusterURL)
-	if u == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not set under CI=true: run the tests through `make test`", EnvRedisClusterURL)
-		}
-		t.Skipf("%s is not set: run through scripts/with-cluster.sh (`make test` does)", EnvRedisClusterURL)
-	}
-	return u
+	return envURL(t, EnvRedisClusterURL, "run through scripts/with-cluster.sh (`make test` does)")
 }

@@ -813,3 +813,55 @@ func TestAccount(t *testing.T) {
 		t.Fatalf("replay naming the default account: %d %s", r.code, r.raw)
 	}
 }
+
+// Bad values of the traffic-class fields (issue 12) in a batch: each item
+// gets an error naming its field, the good item beside it is queued, and
+// the bad one leaves no key.
+func TestBatchTrafficClassFieldsNamed(t *testing.T) {
+	b := setup(t)
+	past := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	later := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	sooner := time.Now().Add(30 * time.Minute).UTC().Format(time.RFC3339)
+	for i, tc := range []struct {
+		name  string
+		bad   map[string]any
+		field string
+	}{
+		{"priority", map[string]any{"priority": "urgent"}, "priority"},
+		{"priority not a string", map[string]any{"priority": 1}, "priority"},
+		{"valid_for negative", map[string]any{"valid_for": -5}, "valid_for"},
+		{"valid_for negative duration", map[string]any{"valid_for": "-5s"}, "valid_for"},
+		{"valid_for zero", map[string]any{"valid_for": 0}, "valid_for"},
+		{"valid_for not a duration", map[string]any{"valid_for": "soon"}, "valid_for"},
+		{"valid_for fraction", map[string]any{"valid_for": 1.5}, "valid_for"},
+		{"valid_for too long", map[string]any{"valid_for": "100000h"}, "valid_for"},
+		{"valid_for and expires_at", map[string]any{"valid_for": "1m", "expires_at": later}, "expires_at"},
+		{"expires_at past", map[string]any{"expires_at": past}, "expires_at"},
+		{"expires_at format", map[string]any{"expires_at": "tomorrow"}, "expires_at"},
+		{"expires_at before send_at", map[string]any{"send_at": later, "expires_at": sooner}, "expires_at"},
+		{"account unknown", map[string]any{"account": "nope"}, "account"},
+		{"account not a string", map[string]any{"account": 7}, "account"},
+	} {
+		good := fmt.Sprintf("tc-good-%d", i)
+		bad := map[string]any{"id": fmt.Sprintf("tc-bad-%d", i), "to": "0412345678", "text": "x"}
+		for k, v := range tc.bad {
+			bad[k] = v
+		}
+		r := b.do(t, "POST", "/v1/messages/batch", map[string]any{"messages": []any{
+			map[string]any{"id": good, "to": "0412345678", "text": "x"}, bad}})
+		results, _ := r.body["results"].([]any)
+		if r.code != 200 || len(results) != 2 {
+			t.Errorf("%s: %d %s", tc.name, r.code, r.raw)
+			continue
+		}
+		ok, _ := results[0].(map[string]any)
+		m, _ := results[1].(map[string]any)
+		e, _ := m["error"].(map[string]any)
+		if ok["status"] != "queued" || e["field"] != tc.field || e["message"] == "" || m["status"] != nil {
+			t.Errorf("%s: results %v, want the good item queued and the bad one naming %s", tc.name, results, tc.field)
+		}
+		if n, _ := b.rdb.Exists(b.ctx, b.p.Store().Keys().Msg(bad["id"].(string))).Result(); n != 0 {
+			t.Errorf("%s: the refused item has a record", tc.name)
+		}
+	}
+}
