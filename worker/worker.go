@@ -233,15 +233,21 @@ func (w *Worker) formLoop(ctx context.Context, a *account, high bool) {
 	// The high former enqueues the tasks of what it formed in goroutines
 	// of their own (at most highEnqueuers at once) and forms again at
 	// once: a high message that arrives while the tasks of the one before
-	// are enqueued (asynq's SADD and script, then MarkEnqueued: three round
+	// are enqueued (asynq's enqueue script, then MarkEnqueued: two round
 	// trips) waits for one form round trip, and batches formed back to
-	// back do not queue behind each other's enqueues.
+	// back do not queue behind each other's enqueues. Under a rate limit
+	// it stays one batch at a time, its tokens taken before it forms the
+	// next (as the other former does).
 	enqueue := func(formed []store.Formed, limited bool) { w.enqueueFormed(ctx, a, formed, limited) }
 	if high {
 		var enqs sync.WaitGroup
 		slots := make(chan struct{}, highEnqueuers)
 		defer enqs.Wait()
 		enqueue = func(formed []store.Formed, limited bool) {
+			if limited {
+				w.enqueueFormed(ctx, a, formed, limited)
+				return
+			}
 			slots <- struct{}{}
 			enqs.Go(func() {
 				defer func() { <-slots }()
