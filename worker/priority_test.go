@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redoxygen/roxd/internal/store"
+	"github.com/redoxygen/roxd/internal/testutil"
 	"github.com/redoxygen/roxd/rox"
 	"github.com/redoxygen/roxd/rox/roxsim"
 )
@@ -254,4 +255,26 @@ func TestHighReserveCarriesSeveralRequests(t *testing.T) {
 	waitFor(t, 60*time.Second, "the bulk messages to be submitted", func() bool {
 		return b.countStatus(bulk, "submitted") == len(bulk)
 	})
+}
+
+// After an auth pause the probe that tests the credentials is one of the
+// high former's when only high messages wait (the other former has nothing
+// to probe with): they go out once the credentials work again, and the two
+// formers together never probe in a hot loop.
+func TestAuthPauseRecoversWithOnlyHighMessages(t *testing.T) {
+	b := setup(t, roxsim.Faults{AuthFail: true}, nil)
+	b.start()
+	ids := b.enqueue(30, "high", func(_ int, r *store.Record) { r.Priority = store.PriorityHigh })
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		return b.rdb.Exists(b.ctx, b.st.Keys().AuthPause()).Val() == 1
+	}, "auth pause set")
+	time.Sleep(time.Second) // observing the absence of traffic needs real time
+	if st := b.sim.Stats(); st.Requests > 6 {
+		t.Fatalf("%d requests within ~1s of auth failures: hot loop", st.Requests)
+	}
+	if err := b.sim.SetFaults(roxsim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool { return b.countStatus(ids, "submitted") == len(ids) }, "all submitted after recovery")
+	b.checkExactlyOnce("high", len(ids))
 }
