@@ -91,7 +91,7 @@ type Config struct {
 	DefaultValidity  time.Duration `env:"ROXD_DEFAULT_VALIDITY, default=0s" min:"0s" max:"8760h" desc:"Validity of a message that gives neither valid_for nor expires_at, counted from its send_at (or from when it is accepted): not handed to ROX by then, it ends expired and is never sent; 0 = no limit"`
 	BatchLinger      time.Duration `env:"ROXD_BATCH_LINGER, default=5ms" min:"0s" max:"10s" desc:"How long the former waits to fill a batch"`
 	SendConcurrency  int           `env:"ROXD_SEND_CONCURRENCY, default=16" min:"1" max:"4096" desc:"Concurrent ROX requests per process"`
-	HighReserve      int           `env:"ROXD_HIGH_RESERVE, default=8" min:"1" max:"256" desc:"Handlers per process that send only high-priority batches, beyond ROXD_SEND_CONCURRENCY (while tasks flow), so a high message never waits for a bulk request to end"`
+	HighReserve      int           `env:"ROXD_HIGH_RESERVE, default=8" min:"1" max:"256" desc:"Handlers per process that send only high-priority batches, beyond ROXD_SEND_CONCURRENCY (while high tasks flow), so a high message never waits for a bulk request to end"`
 	DequeueLanes     int           `env:"ROXD_DEQUEUE_LANES, default=2" min:"1" max:"64" desc:"asynq servers per process"`
 	RateLimit        int           `env:"ROXD_RATE_LIMIT, default=0" min:"0" max:"1000000" desc:"Most messages per second sent to ROX per account, over every worker process sharing the Redis (0: no limit); a batch is at most one second of it"`
 	RequestRateLimit int           `env:"ROXD_REQUEST_RATE_LIMIT, default=0" min:"0" max:"1000000" desc:"Most ROX requests per second per account, over every worker process sharing the Redis (0: no limit)"`

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/redoxygen/roxd/internal/store"
 	"github.com/redoxygen/roxd/internal/testutil"
 	"github.com/redoxygen/roxd/rox"
@@ -277,4 +279,68 @@ func TestAuthPauseRecoversWithOnlyHighMessages(t *testing.T) {
 	}
 	testutil.Eventually(t, 10*time.Second, func() bool { return b.countStatus(ids, "submitted") == len(ids) }, "all submitted after recovery")
 	b.checkExactlyOnce("high", len(ids))
+}
+
+// The reserve lane (ROXD_HIGH_RESERVE handlers polling every millisecond)
+// runs only while high tasks are enqueued: normal traffic keeps the hot
+// lanes up but not it, a high message starts it, and it stops HotLinger
+// after the last high one (its poll is ~1,000 scripts a second).
+func TestReserveLaneOnlyWhileHighFlows(t *testing.T) {
+	b := setup(t, roxsim.Faults{}, func(c *Config) {
+		c.HighReserve = 5
+		c.HotLinger = 2 * time.Second
+	})
+	insp := asynq.NewInspector(b.aopt)
+	defer insp.Close()
+	highQ := store.PriorityQueue(b.cfg.Queue, store.PriorityHigh)
+	reserveUp := func() bool {
+		servers, err := insp.Servers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range servers {
+			if len(s.Queues) == 1 && s.Queues[highQ] > 0 && s.Concurrency == 5 {
+				return true
+			}
+		}
+		return false
+	}
+	hotUp := func() bool {
+		servers, err := insp.Servers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, s := range servers {
+			if _, ok := s.Queues[b.cfg.Queue]; ok {
+				n++
+			}
+		}
+		return n > 1 // the base lane and at least one hot one
+	}
+	_, stop := b.start()
+	defer stop()
+
+	// Normal messages, one every 200 ms for 3 s: the hot lanes run, the
+	// reserve lane never does.
+	var norm []string
+	for i := 0; i < 15; i++ {
+		norm = append(norm, b.enqueue(1, fmt.Sprintf("n%d", i), nil)...)
+		time.Sleep(200 * time.Millisecond)
+		if reserveUp() {
+			t.Fatalf("the reserve lane runs after %d normal messages and no high one", i+1)
+		}
+	}
+	if !hotUp() {
+		t.Fatal("the hot lanes are not running while normal messages flow")
+	}
+	waitFor(t, 30*time.Second, "the normal messages to be submitted", func() bool {
+		return b.countStatus(norm, "submitted") == len(norm)
+	})
+	high := b.enqueue(1, "h", func(_ int, r *store.Record) { r.Priority = store.PriorityHigh })
+	waitFor(t, 30*time.Second, "the high message to be submitted", func() bool {
+		return b.countStatus(high, "submitted") == 1
+	})
+	waitFor(t, 30*time.Second, "the reserve lane to run after a high message", reserveUp)
+	waitFor(t, 60*time.Second, "the reserve lane to stop HotLinger after the last high message", func() bool { return !reserveUp() })
 }

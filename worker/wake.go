@@ -100,6 +100,13 @@ type lanes struct {
 	last    atomic.Int64 // unix nanos of the last kick
 	running atomic.Bool  // hot servers up (read without mu in kick)
 	stops   sync.WaitGroup
+
+	// The reserve lane runs only while high tasks are enqueued (its 1 ms
+	// poll is ~1,000 scripts a second): started by a kick for a high task,
+	// stopped HotLinger after the last one.
+	reserve   *asynq.Server
+	lastHigh  atomic.Int64 // unix nanos of the last high kick
+	reserveOn atomic.Bool  // reserve is up (read without mu in kick)
 }
 
 // Priorities (README, "Priority"): one asynq queue per priority. Every lane
@@ -120,15 +127,18 @@ func (w *Worker) server(check time.Duration) *asynq.Server {
 	}, true)
 }
 
-// reservedServers are the floor and reserve lanes (see server).
-func (w *Worker) reservedServers() []*asynq.Server {
-	return []*asynq.Server{
-		w.serverOf(w.cfg.TaskCheckInterval, 1, map[string]int{
-			store.PriorityQueue(w.cfg.Queue, store.PriorityNormal): 1,
-			store.PriorityQueue(w.cfg.Queue, store.PriorityBulk):   1,
-		}, false),
-		w.serverOf(min(w.cfg.TaskCheckInterval, reservePoll), w.cfg.HighReserve, map[string]int{store.PriorityQueue(w.cfg.Queue, store.PriorityHigh): 1}, false),
-	}
+// floorServer is the floor lane, reserveServer the reserve lane (see
+// server).
+func (w *Worker) floorServer() *asynq.Server {
+	return w.serverOf(w.cfg.TaskCheckInterval, 1, map[string]int{
+		store.PriorityQueue(w.cfg.Queue, store.PriorityNormal): 1,
+		store.PriorityQueue(w.cfg.Queue, store.PriorityBulk):   1,
+	}, false)
+}
+
+func (w *Worker) reserveServer() *asynq.Server {
+	return w.serverOf(min(w.cfg.TaskCheckInterval, reservePoll), w.cfg.HighReserve,
+		map[string]int{store.PriorityQueue(w.cfg.Queue, store.PriorityHigh): 1}, false)
 }
 
 // reservePoll is the reserve lane's poll while its queue is empty (asynq
@@ -172,50 +182,68 @@ func (l *lanes) start() error {
 }
 
 // kick notes that a task was enqueued and starts the hot servers when they
-// are not running.
-func (l *lanes) kick() {
-	l.last.Store(time.Now().UnixNano())
-	if l.running.Load() {
+// are not running; for a high task (high) also the reserve lane.
+func (l *lanes) kick(high bool) {
+	now := time.Now().UnixNano()
+	l.last.Store(now)
+	if high {
+		l.lastHigh.Store(now)
+	}
+	if l.running.Load() && (!high || l.reserveOn.Load()) {
 		return
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.stopped || len(l.hot) > 0 {
+	if l.stopped {
 		return
 	}
-	for i := 0; i < l.nHot; i++ {
-		s := l.w.server(l.w.cfg.TaskCheckInterval)
-		if err := s.Start(l.mux); err != nil {
-			l.w.log.Warn().Err(err).Msg("start a hot asynq lane (the base lane still polls)")
-			break
-		}
-		l.hot = append(l.hot, s)
-	}
-	if len(l.hot) > 0 {
-		rm := reservedMux(l.w)
-		for _, s := range l.w.reservedServers() {
-			if err := s.Start(rm); err != nil {
-				l.w.log.Warn().Err(err).Msg("start the floor or reserve asynq lane (the strict lanes still serve every priority)")
+	if len(l.hot) == 0 {
+		for i := 0; i < l.nHot; i++ {
+			s := l.w.server(l.w.cfg.TaskCheckInterval)
+			if err := s.Start(l.mux); err != nil {
+				l.w.log.Warn().Err(err).Msg("start a hot asynq lane (the base lane still polls)")
 				break
 			}
 			l.hot = append(l.hot, s)
 		}
+		if len(l.hot) > 0 {
+			if s := l.w.floorServer(); s.Start(reservedMux(l.w)) != nil {
+				l.w.log.Warn().Msg("start the floor asynq lane (the strict lanes still serve every priority)")
+			} else {
+				l.hot = append(l.hot, s)
+			}
+		}
+		l.running.Store(len(l.hot) > 0)
 	}
-	l.running.Store(len(l.hot) > 0)
+	if high && l.reserve == nil {
+		s := l.w.reserveServer()
+		if err := s.Start(reservedMux(l.w)); err != nil {
+			l.w.log.Warn().Err(err).Msg("start the reserve asynq lane (the strict lanes still serve high first)")
+			return
+		}
+		l.reserve = s
+		l.reserveOn.Store(true)
+	}
 }
 
-// cool stops the hot servers when no task was enqueued for HotLinger.
+// cool stops the hot servers when no task was enqueued for HotLinger, and
+// the reserve lane when no high task was.
 func (l *lanes) cool(ctx context.Context) {
 	for sleepCtx(ctx, min(l.w.cfg.HotLinger/2, time.Second)) {
-		if !l.running.Load() || time.Since(time.Unix(0, l.last.Load())) < l.w.cfg.HotLinger {
-			continue
-		}
+		var stop []*asynq.Server
 		l.mu.Lock()
-		hot := l.hot
-		l.hot = nil
-		l.running.Store(false)
+		if l.running.Load() && time.Since(time.Unix(0, l.last.Load())) >= l.w.cfg.HotLinger {
+			stop = append(stop, l.hot...)
+			l.hot = nil
+			l.running.Store(false)
+		}
+		if l.reserve != nil && time.Since(time.Unix(0, l.lastHigh.Load())) >= l.w.cfg.HotLinger {
+			stop = append(stop, l.reserve)
+			l.reserve = nil
+			l.reserveOn.Store(false)
+		}
 		l.mu.Unlock()
-		for _, s := range hot {
+		for _, s := range stop {
 			l.stops.Add(1)
 			go func() { defer l.stops.Done(); s.Shutdown() }()
 		}
@@ -230,8 +258,12 @@ func (l *lanes) shutdown() {
 	if l.base != nil {
 		all = append(all, l.base)
 	}
-	l.hot = nil
+	if l.reserve != nil {
+		all = append(all, l.reserve)
+	}
+	l.hot, l.reserve = nil, nil
 	l.running.Store(false)
+	l.reserveOn.Store(false)
 	l.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, s := range all {

@@ -423,7 +423,7 @@ func (w *Worker) enqueue(ctx context.Context, p payload) error {
 
 func (w *Worker) enqueueTask(ctx context.Context, p payload) error {
 	if w.lanes != nil {
-		defer w.lanes.kick() // a task to take: poll fast for a while
+		defer w.lanes.kick(p.Priority == store.PriorityHigh) // a task to take: poll fast for a while
 	}
 	body, _ := json.Marshal(p)
 	_, err := w.client.EnqueueContext(ctx, asynq.NewTask(TaskType, body),
