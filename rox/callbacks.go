@@ -23,7 +23,28 @@ func ReplyResponse() CallbackResponse {
 // problems as *FieldError.
 func DecodeReceipt(body []byte) (*Receipt, error) {
 	var r Receipt
-	if err := unmarshalTolerant(body, &r); err != nil {
+	if err := scanCallback(body, func(s *jscan) error {
+		r = Receipt{}
+		return decodeTop(s, &r.Name, &r.Version, func(key []byte) (bool, error) {
+			switch {
+			case match(key, "Sender"):
+				return true, decodeCallbackSender(s, &r.Sender)
+			case match(key, "Messages"):
+				_, err := s.object("Messages", func(key []byte) error {
+					switch {
+					case match(key, "RequestId"):
+						return at(s.strInto(&r.Messages.RequestID, ""), "Messages.RequestId")
+					case match(key, "Receipt"):
+						return decodeReceiptDetail(s, &r.Messages.Receipt)
+					default:
+						return s.skipOrErr("Messages")
+					}
+				})
+				return true, err
+			}
+			return false, nil
+		})
+	}); err != nil {
 		return nil, err
 	}
 	if r.Name != NameReceipt {
@@ -41,7 +62,28 @@ func DecodeReceipt(body []byte) (*Receipt, error) {
 // as *FieldError.
 func DecodeReply(body []byte) (*Reply, error) {
 	var r Reply
-	if err := unmarshalTolerant(body, &r); err != nil {
+	if err := scanCallback(body, func(s *jscan) error {
+		r = Reply{}
+		return decodeTop(s, &r.Name, &r.Version, func(key []byte) (bool, error) {
+			switch {
+			case match(key, "Sender"):
+				return true, decodeCallbackSender(s, &r.Sender)
+			case match(key, "Messages"):
+				_, err := s.object("Messages", func(key []byte) error {
+					switch {
+					case match(key, "RequestId"):
+						return at(s.strInto(&r.Messages.RequestID, ""), "Messages.RequestId")
+					case match(key, "Reply"):
+						return decodeReplyDetail(s, &r.Messages.Reply)
+					default:
+						return s.skipOrErr("Messages")
+					}
+				})
+				return true, err
+			}
+			return false, nil
+		})
+	}); err != nil {
 		return nil, err
 	}
 	if r.Name != NameReply && r.Name != NameReplyResponse {
@@ -57,10 +99,146 @@ func DecodeReply(body []byte) (*Reply, error) {
 // ROX_API_Reply_Response (trailing commas accepted, as in the document).
 func DecodeCallbackResponse(body []byte) (*CallbackResponse, error) {
 	var r CallbackResponse
-	if err := unmarshalTolerant(body, &r); err != nil {
+	if err := scanCallback(body, func(s *jscan) error {
+		r = CallbackResponse{}
+		return decodeTop(s, &r.Name, &r.Version, func(key []byte) (bool, error) {
+			switch {
+			case match(key, "Result"):
+				return true, at(s.codeInto(&r.Result, ""), "Result")
+			case match(key, "ResultText"):
+				return true, at(s.strInto(&r.ResultText, ""), "ResultText")
+			}
+			return false, nil
+		})
+	}); err != nil {
 		return nil, err
 	}
 	return &r, nil
+}
+
+// The callback bodies are read with jscan (jsonscan.go) to the rules
+// encoding/json applies to the structs of types.go, errors included: the
+// differential tests of callbacks_std_test.go hold them to
+// unmarshalTolerant (encoding/json, the reader used before).
+
+// scanCallback runs read over body as unmarshalTolerant would read it with
+// encoding/json: a body that is not valid JSON is read again without its
+// trailing commas, and when that fails too the error is the body's syntax
+// error; a type error stands only in valid JSON (encoding/json checks the
+// whole body's syntax before it reads any field). null reads as an empty
+// object.
+func scanCallback(body []byte, read func(s *jscan) error) error {
+	p := getScan(body)
+	err := read(&p.jscan)
+	syntax := p.syntax
+	putScan(p)
+	if err == nil {
+		return nil
+	}
+	if !syntax && json.Valid(body) {
+		return err // a type or range error, as encoding/json reports it
+	}
+	if fixed, changed := stripTrailingCommas(body); changed {
+		p := getScan(fixed)
+		err2 := read(&p.jscan)
+		putScan(p)
+		if err2 == nil {
+			return nil
+		}
+	}
+	var v any
+	if serr := json.Unmarshal(body, &v); serr != nil {
+		return asFieldError(serr) // the body's syntax error
+	}
+	return err
+}
+
+// decodeTop reads the top-level object of a callback (null reads as
+// empty): Name and Version here, other fields by more, which reports
+// whether it read the value; unknown names are skipped.
+func decodeTop(s *jscan, name *string, version *float64, more func(key []byte) (bool, error)) error {
+	if s.dec.PeekKind() == 'n' {
+		if _, err := s.dec.ReadToken(); err != nil {
+			return s.synErr("body", err)
+		}
+		return s.end("body")
+	}
+	isObj, err := s.object("body", func(key []byte) error {
+		switch {
+		case match(key, "Name"):
+			return at(s.strInto(name, ""), "Name")
+		case match(key, "Version"):
+			return at(s.floatInto(version, ""), "Version")
+		}
+		done, err := more(key)
+		if done || err != nil {
+			return err
+		}
+		return s.skipOrErr("body")
+	})
+	if err == nil && !isObj {
+		err = fieldErr("body", "not a JSON object")
+	}
+	if err == nil {
+		err = s.end("body")
+	}
+	return err
+}
+
+func decodeCallbackSender(s *jscan, out *CallbackSender) error {
+	_, err := s.object("Sender", func(key []byte) error {
+		switch {
+		case match(key, "AccountId"):
+			return at(s.strInto(&out.AccountID, ""), "Sender.AccountId")
+		case match(key, "Username"):
+			return at(s.strInto(&out.Username, ""), "Sender.Username")
+		default:
+			return s.skipOrErr("Sender")
+		}
+	})
+	return err
+}
+
+func decodeReceiptDetail(s *jscan, out *ReceiptDetail) error {
+	const p = "Messages.Receipt"
+	_, err := s.object(p, func(key []byte) error {
+		switch {
+		case match(key, "SMSId"):
+			return at(s.strInto(&out.SMSID, ""), p+".SMSId")
+		case match(key, "DestTn"):
+			return at(s.strInto(&out.DestTn, ""), p+".DestTn")
+		case match(key, "Result"):
+			return at(s.codeInto(&out.Result, ""), p+".Result")
+		case match(key, "ResultText"):
+			return at(s.strInto(&out.ResultText, ""), p+".ResultText")
+		case match(key, "Timestamp"):
+			return at(s.strInto(&out.Timestamp, ""), p+".Timestamp")
+		default:
+			return s.skipOrErr(p)
+		}
+	})
+	return err
+}
+
+func decodeReplyDetail(s *jscan, out *ReplyDetail) error {
+	const p = "Messages.Reply"
+	_, err := s.object(p, func(key []byte) error {
+		switch {
+		case match(key, "SMSId"):
+			return at(s.strInto(&out.SMSID, ""), p+".SMSId")
+		case match(key, "ReplyFrom"):
+			return at(s.strInto(&out.ReplyFrom, ""), p+".ReplyFrom")
+		case match(key, "ReplyText"):
+			return at(s.strInto(&out.ReplyText, ""), p+".ReplyText")
+		case match(key, "SMSText"):
+			return at(s.strInto(&out.SMSText, ""), p+".SMSText")
+		case match(key, "Timestamp"):
+			return at(s.strInto(&out.Timestamp, ""), p+".Timestamp")
+		default:
+			return s.skipOrErr(p)
+		}
+	})
+	return err
 }
 
 // unmarshalTolerant decodes strictly first; only if the body is not valid

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -36,19 +37,49 @@ type jscan struct {
 	syntax bool   // a syntax error was met (not a type error)
 }
 
-func newScan(data []byte) *jscan {
-	return &jscan{dec: jsontext.NewDecoder(bytes.NewBuffer(data), scanOptions...)}
+// pooledScan is a jscan with the buffer its decoder reads, kept in
+// scanPool: a decoder and its state cost a few allocations per body
+// otherwise, once per callback on the receiver's hot path.
+type pooledScan struct {
+	jscan
+	buf bytes.Buffer
+}
+
+var scanPool = sync.Pool{New: func() any {
+	p := new(pooledScan)
+	p.dec = jsontext.NewDecoder(&p.buf, scanOptions...)
+	return p
+}}
+
+// getScan returns a jscan reading data; give it back with putScan once
+// nothing read from it is used but the strings it returned.
+func getScan(data []byte) *pooledScan {
+	p := scanPool.Get().(*pooledScan)
+	p.buf = *bytes.NewBuffer(data)
+	p.dec.Reset(&p.buf, scanOptions...)
+	p.syntax = false
+	return p
+}
+
+func putScan(p *pooledScan) {
+	p.buf = bytes.Buffer{} // do not keep the body alive
+	p.dec.Reset(&p.buf, scanOptions...)
+	scanPool.Put(p)
 }
 
 // scanTolerant runs read over body; when it fails on a syntax error and
 // body has trailing commas, it runs read again over body without them.
 // read must start its output afresh.
 func scanTolerant(body []byte, read func(s *jscan) error) error {
-	s := newScan(body)
-	err := read(s)
-	if err != nil && s.syntax {
+	p := getScan(body)
+	err := read(&p.jscan)
+	syntax := p.syntax
+	putScan(p)
+	if err != nil && syntax {
 		if fixed, changed := stripTrailingCommas(body); changed {
-			return read(newScan(fixed))
+			p := getScan(fixed)
+			defer putScan(p)
+			return read(&p.jscan)
 		}
 	}
 	return err
@@ -120,6 +151,14 @@ func (s *jscan) strInto(dst *string, field string) error {
 	}
 	*dst = unquote(v)
 	return nil
+}
+
+// codeInto reads a string into dst; null leaves dst as it is.
+func (s *jscan) codeInto(dst *Code, field string) error {
+	v := string(*dst)
+	err := s.strInto(&v, field)
+	*dst = Code(v)
+	return err
 }
 
 // intInto reads an integer into dst; null leaves dst as it is. It reports
@@ -232,9 +271,10 @@ func (s *jscan) end(path string) error {
 }
 
 // match says whether key names field: exactly, or else case-insensitively
-// as encoding/json does.
+// as encoding/json does (Unicode simple folding: "ſ" matches "s", so the
+// lengths may differ).
 func match(key []byte, field string) bool {
-	return string(key) == field || (len(key) == len(field) && strings.EqualFold(string(key), field))
+	return string(key) == field || strings.EqualFold(string(key), field)
 }
 
 // recipientKey reads a numbered key: ok false when the key is not numeric
