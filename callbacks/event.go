@@ -131,10 +131,10 @@ func replyEvent(r *rox.Reply, now time.Time, kw keywords, region string) *event 
 	return e
 }
 
-// streamFields lists the event's own stream fields, name then value, after
-// event_id, kind, message_id (added by the script) and before metadata.
-func (e *event) streamFields() []any {
-	f := make([]any, 0, 16)
+// appendStreamFields appends the event's own stream fields to f, name then
+// value, after event_id, kind, message_id (added by the script) and before
+// metadata.
+func (e *event) appendStreamFields(f []any) []any {
 	f = append(f, "sms_id", e.SMSID, "request_id", e.RequestID, "account_id", e.AccountID, "timestamp", e.Timestamp)
 	switch e.Kind {
 	case KindReceipt:

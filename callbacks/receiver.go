@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -124,6 +125,32 @@ func New(cfg Config, rdb redis.UniversalClient, log zerolog.Logger) (*Receiver, 
 const ShardParam = "s"
 
 // shardParam is 1 + the shard v names among n, or 0 when v names none.
+// queryGet is url.ParseQuery(raw).Get(name) without the map: the first
+// value of name, pairs that do not parse skipped as ParseQuery skips them,
+// and nothing read past ParseQuery's default limit of 10,000 pairs.
+func queryGet(raw, name string) string {
+	if strings.Count(raw, "&") >= 10000 {
+		return ""
+	}
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if pair == "" || strings.Contains(pair, ";") {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		k, err := url.QueryUnescape(k)
+		if err != nil || k != name {
+			continue
+		}
+		if v, err = url.QueryUnescape(v); err != nil {
+			continue
+		}
+		return v
+	}
+	return ""
+}
+
 func shardParam(v string, n int) int {
 	i, err := strconv.Atoi(v)
 	if v == "" || err != nil || i < 0 || i >= n {
@@ -297,7 +324,7 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 			"wrong account: Sender.AccountId is not the ROX account of this callback URL's token"+r.salvage(req.Context(), kind, buf.Bytes()))
 		return
 	}
-	ev.Shard = shardParam(req.URL.Query().Get(ShardParam), max(r.cfg.Shards, 1))
+	ev.Shard = shardParam(queryGet(req.URL.RawQuery, ShardParam), max(r.cfg.Shards, 1))
 	outcome, err := r.store(ev)
 	if err != nil {
 		r.log.Error().Err(err).Str("kind", kind).Str("event_id", ev.EventID).Msg("callback not stored; answered 503")

@@ -116,8 +116,17 @@ func (s *storer) stream(kind string) string {
 // len(Config.DeferDelays)), an unknown SMSId defers it by the next delay;
 // after the last one it is pushed with an empty message_id.
 func (s *storer) scriptArgs(e *event) ([]string, []any) {
+	return s.appendArgs(make([]string, 0, 2), make([]any, 0, eventArgs), e)
+}
+
+// eventArgs is the most ARGV scriptArgs gives one event.
+const eventArgs = 11 + 16
+
+// appendArgs appends e's KEYS and ARGV (scriptArgs) to keys and argv: the
+// group's own slices, so that an event costs no slices of its own.
+func (s *storer) appendArgs(keys []string, argv []any, e *event) ([]string, []any) {
 	sk := s.shards[s.shardOf(e)]
-	keys := []string{sk.keys.CallbackSeen(e.EventID), sk.keys.SMS(e.SMSID)}
+	keys = append(keys, sk.keys.CallbackSeen(e.EventID), sk.keys.SMS(e.SMSID))
 	errText, done := "", ""
 	if e.OptOutDone {
 		done = "1"
@@ -137,11 +146,9 @@ func (s *storer) scriptArgs(e *event) ([]string, []any) {
 		deferUntil = time.Now().Add(s.cfg.DeferDelays[next]).UnixMilli()
 		next++
 	}
-	argv := make([]any, 0, 24)
 	argv = append(argv, e.Kind, e.Status, e.OptOut, e.OptOutNumber, e.ReceivedMS, e.EventID, errText,
 		deferUntil, next, e.member, done)
-	argv = append(argv, e.streamFields()...)
-	return keys, argv
+	return keys, e.appendStreamFields(argv)
 }
 
 // groupArgs returns the KEYS and ARGV of one store script call for the
@@ -161,13 +168,13 @@ func (s *storer) groupArgs(sh int, evs []*event) ([]string, []any) {
 	} else {
 		keys = append(keys, sk.keys.Suppressed(), sk.deferred, s.cfg.ReceiptsStream, s.cfg.RepliesStream)
 	}
-	argv := make([]any, 0, 5+20*len(evs))
+	argv := make([]any, 0, 5+(1+eventArgs)*len(evs))
 	argv = append(argv, common, sk.keys.Base(), s.cfg.DedupTTL.Milliseconds(), maxLen, len(evs))
 	for _, e := range evs {
-		k, a := s.scriptArgs(e)
-		keys = append(keys, k...)
-		argv = append(argv, len(a))
-		argv = append(argv, a...)
+		at := len(argv)
+		argv = append(argv, 0) // the event's ARGV count, set below
+		keys, argv = s.appendArgs(keys, argv, e)
+		argv[at] = len(argv) - at - 1
 	}
 	return keys, argv
 }
