@@ -21,7 +21,7 @@ func init() {
 // DefaultGCPercent is the Go GC target `roxd serve` runs with when GOGC
 // is not set: at 200 the all-roles whole-life bench cost 78.8 µs of roxd
 // CPU per message against 83.4 at Go's default 100 (8 alternated runs,
-// each lower), for 98-108 MB of peak RSS instead of 78-82 MB
+// each lower), for 96-105 MiB of peak RSS instead of 76-80 MiB
 // (docs/BENCHMARKS.md, "Allocations, callbacks decode and GOGC").
 const DefaultGCPercent = 200
 
