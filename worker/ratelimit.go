@@ -97,6 +97,7 @@ func newRateLimiter(rdb redis.UniversalClient, keys store.Keys, account string, 
 		metrics.RateCurrent.WithLabelValues(account, kind)
 	}
 	metrics.ROXThrottled.WithLabelValues(account)
+	metrics.ROXAuthPaused.WithLabelValues(account).Set(0)
 	return l
 }
 
