@@ -57,6 +57,9 @@ func (c Config) Accounts() ([]Account, error) {
 	if err != nil {
 		return nil, varErr("ROX_ACCOUNTS", "cannot read the file: %v", errors.Unwrap(err))
 	}
+	// An editor may save the file with a UTF-8 byte order mark, which
+	// encoding/json takes for a syntax error.
+	b = bytes.TrimPrefix(b, []byte("\ufeff"))
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var f accountsFile
@@ -65,6 +68,9 @@ func (c Config) Accounts() ([]Account, error) {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, varErr("ROX_ACCOUNTS", "more than one JSON value in the file")
+	}
+	if err := exactKeys(b); err != nil {
+		return nil, varErr("ROX_ACCOUNTS", "%v", err)
 	}
 	if len(f.Accounts) > MaxAccounts {
 		return nil, varErr("ROX_ACCOUNTS", "%d accounts, at most %d", len(f.Accounts), MaxAccounts)
@@ -186,4 +192,83 @@ func jsonErr(err error) string {
 		return "the file is empty"
 	}
 	return "cannot decode"
+}
+
+// accountsKeys are the keys of the ROX_ACCOUNTS file, spelled as they must
+// be.
+var accountsKeys = map[string]bool{"accounts": true, "name": true, "account_id": true,
+	"username": true, "password": true, "product": true, "rate_limit": true, "callback_token": true}
+
+// exactKeys refuses what encoding/json lets through quietly: a key in
+// another case than its field's ("Name" fills name) and a key given twice
+// in one object (the last wins). Either would turn a typo into another
+// account name or another password. b has decoded already; errors name keys,
+// never values.
+func exactKeys(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	type frame struct {
+		object bool
+		keys   map[string]bool
+		at     string
+		next   int // arrays: index of the next element
+		key    bool
+	}
+	var stack []*frame
+	where := func() string {
+		for i := len(stack) - 1; i >= 0; i-- {
+			if stack[i].at != "" {
+				return stack[i].at + ": "
+			}
+		}
+		return ""
+	}
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return errors.New(jsonErr(err))
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if k, isKey := tok.(string); isKey && top != nil && top.object && top.key {
+			top.key = false
+			switch {
+			case top.keys[k]:
+				return fmt.Errorf("%skey %q twice", where(), truncate(k, 40))
+			case !accountsKeys[k]:
+				for want := range accountsKeys {
+					if strings.EqualFold(k, want) {
+						return fmt.Errorf("%skey %q: spell it %q", where(), truncate(k, 40), want)
+					}
+				}
+			}
+			top.keys[k] = true
+			continue
+		}
+		// A value (or the start of one).
+		at := ""
+		if top != nil && !top.object {
+			if len(stack) == 2 {
+				at = fmt.Sprintf("accounts[%d]", top.next)
+			}
+			top.next++
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{object: true, keys: map[string]bool{}, at: at, key: true})
+			continue
+		case json.Delim('['):
+			stack = append(stack, &frame{at: at})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		if len(stack) > 0 && stack[len(stack)-1].object {
+			stack[len(stack)-1].key = true
+		}
+	}
 }

@@ -83,6 +83,14 @@ func TestAccountsFileBadValues(t *testing.T) {
 		{"password missing", acct(`"name": "a", "account_id": "CI1", "username": "u", "callback_token": "tok-secret-0000001"`), "accounts[0].password", []string{RoleWorker}},
 		{"token short", acct(`"name": "a", "account_id": "CI1", "username": "u", "password": "pw-secret-1", "callback_token": "tok-secret"`), "accounts[0].callback_token", []string{RoleCallbacks}},
 		{"token not url-safe", acct(`"name": "a", "account_id": "CI1", "username": "u", "password": "pw-secret-1", "callback_token": "tok secret 00000001"`), "accounts[0].callback_token", nil},
+		// encoding/json matches keys case-insensitively and lets a repeated
+		// key win: a file naming a field twice, or in another case, must not
+		// quietly become another account or another password.
+		{"key in another case", acct(`"name": "a", "Name": "b", ` + ok), "accounts[0]: key \"Name\"", nil},
+		{"key in upper case only", acct(`"NAME": "a", ` + ok), "accounts[0]: key \"NAME\"", nil},
+		{"key twice", acct(`"name": "a", "name": "b", ` + ok), "accounts[0]: key \"name\" twice", nil},
+		{"top key in another case", `{"Accounts": []}`, "key \"Accounts\"", nil},
+		{"top key twice", `{"accounts": [], "accounts": []}`, "key \"accounts\" twice", nil},
 		{"token of the default account", acct(`"name": "a", "account_id": "CI1", "username": "u", "password": "pw-secret-1", "callback_token": "` + callbackToken + `"`), "accounts[0].callback_token", nil},
 	} {
 		m := complete()
@@ -102,9 +110,17 @@ func TestAccountsFileBadValues(t *testing.T) {
 			}
 		}
 	}
+	// A file saved by an editor that writes a UTF-8 byte order mark reads
+	// as the same file without it.
 	m := complete()
-	m["ROX_ACCOUNTS"] = filepath.Join(t.TempDir(), "missing.json")
+	m["ROX_ACCOUNTS"] = writeAccounts(t, "\ufeff"+goodAccounts)
 	c, _ := Load(env(m))
+	if accts, err := c.Accounts(); err != nil || len(accts) != 2 {
+		t.Fatalf("file with a BOM: %v %v", accts, err)
+	}
+	m = complete()
+	m["ROX_ACCOUNTS"] = filepath.Join(t.TempDir(), "missing.json")
+	c, _ = Load(env(m))
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "ROX_ACCOUNTS: cannot read the file") {
 		t.Fatalf("missing file: %v", err)
 	}

@@ -201,3 +201,26 @@ func TestCheckDirs(t *testing.T) {
 		t.Fatalf("spool after the check: %v %v", ents, err)
 	}
 }
+
+// A value that does not parse names its variable and says what to write,
+// not strconv's words.
+func TestUnparsableValuesSayWhatToWrite(t *testing.T) {
+	for _, c := range []struct{ name, value, want string }{
+		{"ROXD_RATE_LIMIT", "1e3", "whole number"},
+		{"ROXD_RATE_LIMIT", "1,000", "whole number"},
+		{"ROXD_MAX_ATTEMPTS", "5.0", "whole number"},
+		{"ROXD_SHARDS", "99999999999999999999999", "out of range"},
+		{"ROXD_PPROF", "yes please", "true or false"},
+	} {
+		m := map[string]string{c.name: c.value}
+		_, err := Load(env(m))
+		if err == nil {
+			t.Errorf("%s=%q: loaded", c.name, c.value)
+			continue
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, c.name+":") || !strings.Contains(msg, c.want) || strings.Contains(msg, "strconv") {
+			t.Errorf("%s=%q: %q; want the variable named, %q, and no strconv", c.name, c.value, msg, c.want)
+		}
+	}
+}

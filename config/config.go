@@ -266,6 +266,14 @@ func loadError(err error) error {
 	if f.Type == reflect.TypeOf(time.Duration(0)) {
 		return varErr(name, "not a duration such as 30s or 10m (%s)", reason)
 	}
+	switch f.Type.Kind() {
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		// strconv's own words ("strconv.ParseInt: parsing ...") say Go, not
+		// what to write.
+		return varErr(name, "not a whole number such as 1000 (digits only), or out of range")
+	case reflect.Bool:
+		return varErr(name, "not a boolean: true or false")
+	}
 	return varErr(name, "%s", reason)
 }
 

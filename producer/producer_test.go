@@ -444,6 +444,13 @@ func TestTrafficClassBadValuesNamed(t *testing.T) {
 		{"valid_for and expires_at", func(m *Message) { m.ValidFor = time.Minute; m.ExpiresAt = b.now.Add(time.Hour) }, "expires_at"},
 		{"expires_at past", func(m *Message) { m.ExpiresAt = b.now.Add(-time.Hour) }, "expires_at"},
 		{"expires_at before send_at", func(m *Message) { m.SendAt = b.now.Add(time.Hour); m.ExpiresAt = b.now.Add(30 * time.Minute) }, "expires_at"},
+		// expires_at is valid_for as an instant: the same longest validity
+		// (MaxScheduleAhead after the send time), not twice it.
+		{"expires_at further than valid_for may reach", func(m *Message) { m.ExpiresAt = b.now.Add(8761 * time.Hour) }, "expires_at"},
+		{"expires_at further than valid_for may reach after send_at", func(m *Message) {
+			m.SendAt = b.now.Add(time.Hour)
+			m.ExpiresAt = m.SendAt.Add(8761 * time.Hour)
+		}, "expires_at"},
 		{"account unknown", func(m *Message) { m.Account = "nope" }, "account"},
 		{"account malformed", func(m *Message) { m.Account = "a|b" }, "account"},
 	} {

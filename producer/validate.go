@@ -287,7 +287,8 @@ func (p *Producer) prepare(m *Message, now time.Time) (store.Record, Result) {
 // validity works out when m expires (zero: never) and the validity it gave
 // (for the content hash; "" for none), or the *FieldError naming the field:
 // a ValidFor that is not positive or longer than MaxScheduleAhead, both
-// fields given, or an expiry not after the send time (SendAt, or now).
+// fields given, or an expiry not after the send time (SendAt, or now) or
+// more than MaxScheduleAhead after it.
 // ValidFor counts from SendAt when it is ahead, else from now.
 func (p *Producer) validity(m *Message, now time.Time) (time.Time, string, *FieldError) {
 	start := now
@@ -313,8 +314,15 @@ func (p *Producer) validity(m *Message, now time.Time) (time.Time, string, *Fiel
 			return time.Time{}, "", fieldErr("expires_at", CodeInvalid, "%s is not after %s: the message would expire before it may be sent",
 				at.UTC().Format(time.RFC3339Nano), what)
 		}
-		if at.After(now.Add(2 * p.cfg.MaxScheduleAhead)) {
-			return time.Time{}, "", fieldErr("expires_at", CodeTooFarAhead, "%s is more than %s ahead", at.UTC().Format(time.RFC3339), 2*p.cfg.MaxScheduleAhead)
+		// valid_for as an instant: the same longest validity, counted
+		// from the same start.
+		if at.Sub(start) > p.cfg.MaxScheduleAhead {
+			what := "now"
+			if start.Equal(m.SendAt) {
+				what = "send_at"
+			}
+			return time.Time{}, "", fieldErr("expires_at", CodeTooFarAhead, "%s is more than %s after %s (the longest validity)",
+				at.UTC().Format(time.RFC3339), p.cfg.MaxScheduleAhead, what)
 		}
 		return at, "expires_at=" + strconv.FormatInt(at.UnixMilli(), 10), nil
 	case p.cfg.DefaultValidity > 0:

@@ -65,10 +65,6 @@ func (a *account) giveProbe() {
 	a.probeAt.Store(a.probePrev.Load())
 }
 
-// pausedAccounts counts accounts paused for auth (the gauge is 1 while any
-// is).
-var pausedAccounts atomic.Int64
-
 func (w *Worker) setupAccounts(sender Sender) {
 	w.accts = map[string]*account{}
 	add := func(name, id string, s Sender, receipt, reply string, rate int, pfx string) {
@@ -112,10 +108,10 @@ func (w *Worker) account(name string) (*account, error) {
 	return nil, fmt.Errorf("worker: ROX account %q is not configured on this worker (ROX_ACCOUNTS): its batch waits", name)
 }
 
-func setAuthPausedGauge(delta int64) {
-	if pausedAccounts.Add(delta) > 0 {
-		metrics.ROXAuthPaused.Set(1)
-	} else {
-		metrics.ROXAuthPaused.Set(0)
+func setAuthPausedGauge(account string, paused bool) {
+	v := 0.0
+	if paused {
+		v = 1
 	}
+	metrics.ROXAuthPaused.WithLabelValues(account).Set(v)
 }

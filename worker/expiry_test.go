@@ -223,3 +223,29 @@ func TestRateLimitedWaitSendsNothingExpired(t *testing.T) {
 		t.Fatalf("%d sent, %d expired of %d: want the backlog cut by the expiry, nothing lost", sent, n, len(ids))
 	}
 }
+
+// Under a rate limit the former pays tokens only for messages still valid:
+// a backlog that expired while it waited (a worker outage, a long
+// throttle) ends expired without taking the account's tokens, so it
+// neither delays the valid messages behind it by its own size nor is
+// announced expired one batch per token.
+func TestRateLimitedFormerPaysNothingForExpired(t *testing.T) {
+	b := setupExpiry(t, roxsim.Faults{}, func(c *Config) { c.RateLimit = 2 })
+	// 60 dead messages cost 30 s of a 2 msg/s bucket when paid for.
+	dead := b.enqueue(60, "dead", func(i int, r *store.Record) { r.ExpiresAt = time.Now().Add(-time.Millisecond) })
+	live := b.enqueue(2, "live", func(i int, r *store.Record) { r.ExpiresAt = time.Now().Add(time.Hour) })
+	began := time.Now()
+	b.start()
+	waitFor(t, 60*time.Second, "the valid messages to be submitted", func() bool {
+		return b.countStatus(live, "submitted")+b.countStatus(live, "delivered") == len(live)
+	})
+	if took := time.Since(began); took > 10*time.Second {
+		t.Fatalf("the 2 valid messages behind 60 expired ones took %s at 2 msg/s: the expired ones were paid for", took.Round(time.Millisecond))
+	}
+	waitFor(t, 30*time.Second, "the expired ones to end expired", func() bool { return b.countStatus(dead, "expired") == len(dead) })
+	for txt := range b.accepted() {
+		if len(txt) >= 4 && txt[:4] == "dead" {
+			t.Fatalf("%q reached ROX: an expired message was sent", txt)
+		}
+	}
+}

@@ -452,7 +452,7 @@ func (w *Worker) authFailed(ctx context.Context, a *account, bid, token string, 
 	a.authPause = d
 	a.authMu.Unlock()
 	if a.paused.CompareAndSwap(false, true) {
-		setAuthPausedGauge(1)
+		setAuthPausedGauge(a.name, true)
 	}
 	perr := a.b.PauseAuth(ctx, d)
 	n, err := w.b.Requeue(ctx, bid, token)
@@ -479,7 +479,7 @@ func (w *Worker) authOK(a *account) {
 	a.authPause = 0
 	a.authMu.Unlock()
 	if a.paused.CompareAndSwap(true, false) {
-		setAuthPausedGauge(-1)
+		setAuthPausedGauge(a.name, false)
 		w.log.Warn().Str("account", a.name).Str("account_id", a.id).Msg("ROX accepted the credentials again: sending resumed")
 	}
 }

@@ -97,6 +97,7 @@ func newRateLimiter(rdb redis.UniversalClient, keys store.Keys, account string, 
 		metrics.RateCurrent.WithLabelValues(account, kind)
 	}
 	metrics.ROXThrottled.WithLabelValues(account)
+	metrics.ROXAuthPaused.WithLabelValues(account).Set(0)
 	return l
 }
 
@@ -358,6 +359,66 @@ func (w *Worker) payBeforeClaim(ctx context.Context, a *account, p payload, retr
 		rw.ExpiresAt = e.Earliest
 	}
 	return err
+}
+
+// payFormed pays the tokens of batch f the former has just formed, before
+// its task is enqueued, for its messages still valid only: it first sets
+// expired those whose validity ran out (store ExpireDue: history, stream
+// entry, metric), and does so again whenever the wait for message tokens
+// would end past the earliest expiry of those left. An expired backlog so
+// costs the account no tokens: it neither delays the valid messages behind
+// it nor ends expired one batch per token. It returns the message tokens
+// paid: 0 when nothing is left to send (the claim finishes the batch) or
+// ctx ended (the run pays, payBeforeClaim).
+func (w *Worker) payFormed(ctx context.Context, a *account, f store.Formed) int {
+	l := a.rl
+	paid := f.Size
+	for {
+		d, err := a.b.ExpireDue(ctx, f.ID, time.Now())
+		if err != nil {
+			// The claim checks the expiry anyway; pay for the batch.
+			d = store.DueExpiry{Live: f.Size}
+		}
+		if d.Expired > 0 {
+			metrics.MessagesExpired.Add(float64(d.Expired))
+			w.log.Info().Str("batch", f.ID).Str("account", a.name).Int("expired", d.Expired).
+				Msg("messages expired before their batch was paid for (rate limit): not sent, no tokens taken")
+		}
+		if d.Live == 0 {
+			return 0
+		}
+		paid = d.Live
+		if l.msg.IsZero() {
+			break
+		}
+		var maxWait time.Duration // 0: no bound
+		if !d.Earliest.IsZero() {
+			maxWait = max(time.Until(d.Earliest), time.Millisecond)
+		}
+		err = l.takeOne(ctx, l.keys.RateMessages(l.account), l.msg, min(d.Live, l.msg.Burst), rateKindMessages, maxWait)
+		if err == nil {
+			break
+		}
+		var rw *rateWait
+		if !errors.As(err, &rw) {
+			return 0
+		}
+		// The tokens come after the earliest expiry: wait for it (nothing
+		// taken yet), set those expired, and pay for the rest.
+		t := time.NewTimer(time.Until(d.Earliest) + time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return 0
+		case <-t.C:
+		}
+	}
+	if !l.req.IsZero() {
+		if err := l.takeOne(ctx, l.keys.RateRequests(l.account), l.req, 1, rateKindRequests, 0); err != nil {
+			return 0
+		}
+	}
+	return paid
 }
 
 // rateDelay is the retry delay of a rateWait.

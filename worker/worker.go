@@ -365,12 +365,10 @@ func (w *Worker) enqueueFormed(ctx context.Context, a *account, formed []store.F
 	for _, f := range formed {
 		pl := w.batchPayload(f.ID, f.Group, f.Size, f.First)
 		if limited {
-			// Pay for exactly the batch's messages, waiting for the
-			// tokens. Stopped meanwhile: the task goes unpaid and
-			// its run pays (payBeforeClaim).
-			if err := a.rl.take(ctx, f.Size, 0); err == nil {
-				pl.Paid = f.Size
-			}
+			// Pay for exactly the batch's messages still valid,
+			// waiting for the tokens. Stopped meanwhile: the task
+			// goes unpaid and its run pays (payBeforeClaim).
+			pl.Paid = w.payFormed(ctx, a, f)
 		}
 		// Enqueue even when ctx ended: the batch exists and must get
 		// its task (the reaper is the fallback).

@@ -184,6 +184,8 @@ func checkMetrics(t *testing.T, base string) {
 		`roxd_rate_current{account="default",kind="requests"}`,
 		`roxd_rate_limit{account="default",kind="messages"}`,
 		`roxd_rox_throttled_total{account="default"}`,
+		// The auth pause is per account, and so is its gauge.
+		`roxd_rox_auth_paused{account="default"} 0`,
 	} {
 		if !strings.Contains(text, series) {
 			t.Errorf("/metrics has no series %s", series)

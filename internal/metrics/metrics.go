@@ -66,10 +66,11 @@ var (
 		Namespace: ns, Name: "rox_recipients_per_request", Help: "Recipients per ROX send request.",
 		Buckets: []float64{1, 5, 10, 25, 50, 100, 200, 300, 400, 450, 500},
 	})
-	// ROXAuthPaused is 1 while ROX rejects our credentials and sending is paused.
-	ROXAuthPaused = prometheus.NewGauge(prometheus.GaugeOpts{
-		Namespace: ns, Name: "rox_auth_paused", Help: "1 while sending is paused because ROX rejected the credentials.",
-	})
+	// ROXAuthPaused is 1 while ROX rejects an account's credentials and
+	// its sending is paused, by account (default, or a ROX_ACCOUNTS name).
+	ROXAuthPaused = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: ns, Name: "rox_auth_paused", Help: "1 while an account's sending is paused because ROX rejected its credentials, by account.",
+	}, []string{"account"})
 
 	// RateWait counts the seconds the worker waited for tokens of a rate
 	// limit, by account and kind (messages: ROXD_RATE_LIMIT, requests:
