@@ -372,7 +372,7 @@ func (w *Worker) payBeforeClaim(ctx context.Context, a *account, p payload, retr
 // ctx ended (the run pays, payBeforeClaim).
 func (w *Worker) payFormed(ctx context.Context, a *account, f store.Formed) int {
 	l := a.rl
-	paid := f.Size
+	var paid int
 	for {
 		d, err := a.b.ExpireDue(ctx, f.ID, time.Now())
 		if err != nil {
