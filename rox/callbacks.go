@@ -163,7 +163,7 @@ func decodeTop(s *jscan, name *string, version *float64, more func(key []byte) (
 		}
 		return s.end("body")
 	}
-	isObj, err := s.object("body", func(key []byte) error {
+	return s.body(func(key []byte) error {
 		switch {
 		case match(key, "Name"):
 			return at(s.strInto(name, ""), "Name")
@@ -176,13 +176,6 @@ func decodeTop(s *jscan, name *string, version *float64, more func(key []byte) (
 		}
 		return s.skipOrErr("body")
 	})
-	if err == nil && !isObj {
-		err = fieldErr("body", "not a JSON object")
-	}
-	if err == nil {
-		err = s.end("body")
-	}
-	return err
 }
 
 func decodeCallbackSender(s *jscan, out *CallbackSender) error {

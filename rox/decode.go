@@ -14,7 +14,7 @@ func DecodeSendRequest(body []byte) (*SendRequest, error) {
 	var r SendRequest
 	err := scanTolerant(body, func(s *jscan) error {
 		r = SendRequest{}
-		isObj, err := s.object("body", func(key []byte) error {
+		return s.body(func(key []byte) error {
 			switch {
 			case match(key, "Name"):
 				return at(s.strInto(&r.Name, ""), "Name")
@@ -35,13 +35,6 @@ func DecodeSendRequest(body []byte) (*SendRequest, error) {
 				return s.skipOrErr("body")
 			}
 		})
-		if err == nil && !isObj {
-			err = fieldErr("body", "not a JSON object")
-		}
-		if err == nil {
-			err = s.end("body")
-		}
-		return err
 	})
 	if err != nil {
 		return nil, err
@@ -56,7 +49,7 @@ func DecodeSendResponse(body []byte) (*SendResponse, error) {
 	var r SendResponse
 	err := scanTolerant(body, func(s *jscan) error {
 		r = SendResponse{}
-		isObj, err := s.object("body", func(key []byte) error {
+		return s.body(func(key []byte) error {
 			switch {
 			case match(key, "Name"):
 				return at(s.strInto(&r.Name, ""), "Name")
@@ -77,13 +70,6 @@ func DecodeSendResponse(body []byte) (*SendResponse, error) {
 				return s.skipOrErr("body")
 			}
 		})
-		if err == nil && !isObj {
-			err = fieldErr("body", "not a JSON object")
-		}
-		if err == nil {
-			err = s.end("body")
-		}
-		return err
 	})
 	if err != nil {
 		return nil, err

@@ -256,6 +256,19 @@ func (s *jscan) object(path string, fn func(key []byte) error) (bool, error) {
 	return true, s.synErr(path, err)
 }
 
+// body reads the whole input as one object (fn as for object): null or
+// another type is a FieldError on body, and so is anything after it.
+func (s *jscan) body(fn func(key []byte) error) error {
+	isObj, err := s.object("body", fn)
+	if err == nil && !isObj {
+		err = fieldErr("body", "not a JSON object")
+	}
+	if err == nil {
+		err = s.end("body")
+	}
+	return err
+}
+
 // end checks nothing but space follows the value read.
 func (s *jscan) end(path string) error {
 	_, err := s.dec.ReadValue()

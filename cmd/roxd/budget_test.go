@@ -1,16 +1,12 @@
 package main
 
 import (
-	"context"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/rs/zerolog"
 
 	"github.com/redoxygen/roxd/internal/testutil"
 	"github.com/redoxygen/roxd/rox/roxsim"
@@ -22,12 +18,7 @@ const budgetToken = "api-token-0123456789abcdef"
 // against redisURL, with a simulator as ROX.
 func budgetEnv(t *testing.T, redisURL, httpAddr string) []string {
 	t.Helper()
-	sim, err := roxsim.New(roxsim.Config{}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	simSrv := httptest.NewServer(sim)
-	t.Cleanup(func() { simSrv.Close(); _ = sim.Close(context.Background()) })
+	_, simSrv := startSim(t, roxsim.Faults{})
 	cb := freeAddr(t)
 	return []string{
 		"REDIS_URL=" + redisURL, "ROX_API_URL=" + simSrv.URL + "/smsapi/send",

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"syscall"
@@ -38,14 +37,9 @@ func TestWorkerKilledMidRequestSendsNothingTwice(t *testing.T) {
 	bin := roxdBinary(t)
 	// ROX takes each request at once and answers a second later: a worker
 	// killed meanwhile never learns the SMSIds of what ROX accepted.
-	sim, err := roxsim.New(roxsim.Config{Faults: roxsim.Faults{
+	sim, simSrv := startSim(t, roxsim.Faults{
 		LateAnswer: 1, LateAnswerDelay: time.Second, ReceiptDelay: 300 * time.Millisecond,
-	}}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	simSrv := httptest.NewServer(sim)
-	t.Cleanup(func() { simSrv.Close(); _ = sim.Close(context.Background()) })
+	})
 
 	// The callbacks process's address, chosen now so the workers can hand
 	// it to ROX.

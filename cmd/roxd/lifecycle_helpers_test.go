@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redoxygen/roxd/internal/testutil"
+	"github.com/redoxygen/roxd/rox/roxsim"
+	"github.com/rs/zerolog"
 )
 
 var (
@@ -131,4 +135,16 @@ func lastBytes(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// startSim serves a ROX simulator with faults on loopback until t ends.
+func startSim(t *testing.T, faults roxsim.Faults) (*roxsim.Sim, *httptest.Server) {
+	t.Helper()
+	sim, err := roxsim.New(roxsim.Config{Faults: faults}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim)
+	t.Cleanup(func() { srv.Close(); _ = sim.Close(context.Background()) })
+	return sim, srv
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,12 +35,7 @@ func TestRateLimitTwoProcesses(t *testing.T) {
 	rdb := testutil.Redis(t)
 	redisURL := testutil.RedisURL(t)
 	bin := roxdBinary(t)
-	sim, err := roxsim.New(roxsim.Config{}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	simSrv := httptest.NewServer(sim)
-	t.Cleanup(func() { simSrv.Close(); _ = sim.Close(context.Background()) })
+	sim, simSrv := startSim(t, roxsim.Faults{})
 
 	prefix, queue := testutil.Name("rate"), testutil.Name("q")
 	// The whole backlog is queued before the workers start: the limit, not
@@ -119,12 +113,7 @@ func TestRateLimitTwoProcessesTwoAccounts(t *testing.T) {
 	bin := roxdBinary(t)
 	// The simulator knows one set of credentials: both accounts use it,
 	// and the product tells account and process apart ("<account>-<i>").
-	sim, err := roxsim.New(roxsim.Config{}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	simSrv := httptest.NewServer(sim)
-	t.Cleanup(func() { simSrv.Close(); _ = sim.Close(context.Background()) })
+	sim, simSrv := startSim(t, roxsim.Faults{})
 
 	prefix, queue := testutil.Name("rate2"), testutil.Name("q")
 	nDef, nMkt := limDef*(seconds+2), limMkt*(seconds+2)

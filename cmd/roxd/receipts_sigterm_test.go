@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -24,15 +23,10 @@ import (
 // stream exactly once.
 func TestSIGTERMKeepsReceipts(t *testing.T) {
 	rdb := testutil.Redis(t)
-	sim, err := roxsim.New(roxsim.Config{Faults: roxsim.Faults{
+	sim, simSrv := startSim(t, roxsim.Faults{
 		Latency:      1500 * time.Millisecond,
 		ReceiptDelay: time.Second,
-	}}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	simSrv := httptest.NewServer(sim)
-	t.Cleanup(func() { simSrv.Close(); _ = sim.Close(context.Background()) })
+	})
 
 	prefix, receipts := testutil.Name("cbdrain"), testutil.Name("receipts")
 	httpAddr, cbAddr := freeAddr(t), freeAddr(t)

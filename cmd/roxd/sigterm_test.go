@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"sync"
@@ -32,15 +31,10 @@ func TestServeSIGTERMUnderLoad(t *testing.T) {
 	redisURL := testutil.RedisURL(t)
 	bin := roxdBinary(t)
 
-	sim, err := roxsim.New(roxsim.Config{Faults: roxsim.Faults{
+	sim, simSrv := startSim(t, roxsim.Faults{
 		Latency:      150 * time.Millisecond, // ROX is slow: requests are in flight at SIGTERM
 		ReceiptDelay: time.Hour,              // no callbacks in this test
-	}}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	simSrv := httptest.NewServer(sim)
-	t.Cleanup(func() { simSrv.Close(); _ = sim.Close(context.Background()) })
+	})
 
 	prefix, queue := testutil.Name("sigterm"), testutil.Name("q")
 	env := append(os.Environ(),
