@@ -515,7 +515,13 @@ func (w *wholeRun) snap(ctx context.Context) cpuSnap {
 	return s
 }
 
-// commandStats is INFO commandstats' calls by command name.
+// usecPrefix marks a commandStats entry holding a command's time (µs)
+// rather than its calls.
+const usecPrefix = "usec:"
+
+// commandStats is INFO commandstats' calls by command name, and each
+// command's time in µs under usecPrefix+name (a script's time includes
+// the commands it ran, which are counted under their own names too).
 func commandStats(ctx context.Context, rdb *redis.Client) map[string]int64 {
 	m := map[string]int64{}
 	s, err := rdb.Info(ctx, "commandstats").Result()
@@ -531,6 +537,9 @@ func commandStats(ctx context.Context, rdb *redis.Client) map[string]int64 {
 			if v, ok := strings.CutPrefix(kv, "calls="); ok {
 				m[name], _ = strconv.ParseInt(v, 10, 64)
 			}
+			if v, ok := strings.CutPrefix(kv, "usec="); ok {
+				m[usecPrefix+name], _ = strconv.ParseInt(v, 10, 64)
+			}
 		}
 	}
 	return m
@@ -544,6 +553,9 @@ func topCommands(a, b cpuSnap, n, k int) string {
 	}
 	var cs []c
 	for name, v := range b.stats {
+		if strings.HasPrefix(name, usecPrefix) {
+			continue
+		}
 		if d := v - a.stats[name]; d > 0 {
 			cs = append(cs, c{name, d})
 		}
@@ -552,6 +564,32 @@ func topCommands(a, b cpuSnap, n, k int) string {
 	var parts []string
 	for i := 0; i < len(cs) && i < k; i++ {
 		parts = append(parts, fmt.Sprintf("%s %.2f", cs[i].name, float64(cs[i].d)/float64(n)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// topCommandTime formats the time (µs) Redis spent in each command of b-a
+// per message, most first: where its CPU went. Scripts (evalsha) include
+// the commands they ran; what the sum leaves of Redis's CPU is its event
+// loop, network and parsing.
+func topCommandTime(a, b cpuSnap, n, k int) string {
+	type c struct {
+		name string
+		d    int64
+	}
+	var cs []c
+	for name, v := range b.stats {
+		if !strings.HasPrefix(name, usecPrefix) {
+			continue
+		}
+		if d := v - a.stats[name]; d > 0 {
+			cs = append(cs, c{strings.TrimPrefix(name, usecPrefix), d})
+		}
+	}
+	sort.Slice(cs, func(i, j int) bool { return cs[i].d > cs[j].d })
+	var parts []string
+	for i := 0; i < len(cs) && i < k; i++ {
+		parts = append(parts, fmt.Sprintf("%s %.1f", cs[i].name, float64(cs[i].d)/float64(n)))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -901,6 +939,7 @@ func (w *wholeRun) throughput(ctx context.Context, split bool) (wholeResult, err
 	fmt.Fprintf(w.out, "  msg/s accepted %.0f, sent %.0f, with receipt stored %.0f\n", r.AcceptedS, r.SentS, r.StoredS)
 	fmt.Fprintf(w.out, "  CPU per message: roxd %.1f µs, Redis %.1f µs, simulator %.1f µs\n", r.RoxdCPU, r.RedisCPU, r.SimCPU)
 	fmt.Fprintf(w.out, "  Redis commands per message %.2f (%s)\n", r.Commands, topCommands(a, b, n, 10))
+	fmt.Fprintf(w.out, "  Redis time per message by command, µs (INFO commandstats; scripts include their commands): %s\n", topCommandTime(a, b, n, 10))
 	fmt.Fprintf(w.out, "  load average %s\n", r.Load)
 	return r, nil
 }
