@@ -495,6 +495,7 @@ func (w *wholeRun) startDeployment(ctx context.Context, split, record bool) (api
 type cpuSnap struct {
 	at    time.Time
 	roxd  time.Duration
+	byRox []time.Duration // each roxd serve's, in w.serve's order
 	sim   time.Duration
 	redis time.Duration
 	cmds  int64
@@ -504,7 +505,9 @@ type cpuSnap struct {
 func (w *wholeRun) snap(ctx context.Context) cpuSnap {
 	s := cpuSnap{at: time.Now()}
 	for _, p := range w.serve {
-		s.roxd += procCPU(p.cmd.Process.Pid)
+		c := procCPU(p.cmd.Process.Pid)
+		s.roxd += c
+		s.byRox = append(s.byRox, c)
 	}
 	if w.sim != nil {
 		s.sim = procCPU(w.sim.cmd.Process.Pid)
@@ -938,6 +941,13 @@ func (w *wholeRun) throughput(ctx context.Context, split bool) (wholeResult, err
 		name, n, w.f.textLen, w.f.batch, w.f.posters)
 	fmt.Fprintf(w.out, "  msg/s accepted %.0f, sent %.0f, with receipt stored %.0f\n", r.AcceptedS, r.SentS, r.StoredS)
 	fmt.Fprintf(w.out, "  CPU per message: roxd %.1f µs, Redis %.1f µs, simulator %.1f µs\n", r.RoxdCPU, r.RedisCPU, r.SimCPU)
+	if split && len(a.byRox) == len(w.serve) && len(b.byRox) == len(w.serve) {
+		var parts []string
+		for i, p := range w.serve {
+			parts = append(parts, fmt.Sprintf("%s %.1f", strings.TrimPrefix(p.name, "serve-"), float64((b.byRox[i]-a.byRox[i]).Microseconds())/float64(n)))
+		}
+		fmt.Fprintf(w.out, "  roxd CPU per message by role, µs: %s\n", strings.Join(parts, ", "))
+	}
 	fmt.Fprintf(w.out, "  Redis commands per message %.2f (%s)\n", r.Commands, topCommands(a, b, n, 10))
 	fmt.Fprintf(w.out, "  Redis time per message by command, µs (INFO commandstats; scripts include their commands): %s\n", topCommandTime(a, b, n, 10))
 	fmt.Fprintf(w.out, "  load average %s\n", r.Load)
