@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,6 +31,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/nyaruka/phonenumbers"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redoxygen/roxd/config"
@@ -98,8 +100,87 @@ type wholeResult struct {
 }
 
 type wholeSummary struct {
+	Machine  machineRef    `json:"machine"`
 	BareRate float64       `json:"bare_asynq_per_s"`
 	Runs     []wholeResult `json:"runs"`
+}
+
+// machineRef is the speed of this machine on three fixed pieces of work,
+// measured as CPU time: instances of one machine kind differ (the figures
+// of two sessions can differ 2-3x), so figures from two machines compare
+// only through these.
+type machineRef struct {
+	// NumberUS: one libphonenumber Parse + IsValidNumber of a fixed number
+	// (the API's biggest cost per message), µs of this thread's CPU.
+	NumberUS float64 `json:"go_number_us"`
+	// RoundTripUS: Redis's CPU per unpipelined PING (a round trip: read,
+	// parse, reply, write); PipelinedUS: per PING in pipelines of 100.
+	RoundTripUS float64 `json:"redis_round_trip_us"`
+	PipelinedUS float64 `json:"redis_pipelined_us"`
+	// LuaCallUS: Redis's CPU per redis.call('EXISTS') inside a script
+	// (the floor of every command the scripts run).
+	LuaCallUS float64 `json:"redis_lua_call_us"`
+}
+
+// threadCPU is the calling OS thread's CPU time (the caller locks it).
+func threadCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(1 /* RUSAGE_THREAD */, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// calibrate measures machineRef on rdb (a private Redis nobody else uses).
+func calibrate(ctx context.Context, rdb *redis.Client) (machineRef, error) {
+	var m machineRef
+	runtime.LockOSThread()
+	const nums = 2000
+	c0 := threadCPU()
+	for range nums {
+		n, err := phonenumbers.Parse("+61407555001", "AU")
+		if err != nil || !phonenumbers.IsValidNumber(n) {
+			runtime.UnlockOSThread()
+			return m, fmt.Errorf("calibrate: reference number refused: %v", err)
+		}
+	}
+	m.NumberUS = float64((threadCPU() - c0).Microseconds()) / nums
+	runtime.UnlockOSThread()
+	const pings = 3000
+	r0 := redisCPU(ctx, rdb)
+	for range pings {
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			return m, err
+		}
+	}
+	r1 := redisCPU(ctx, rdb)
+	for range pings / 100 {
+		if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for range 100 {
+				p.Ping(ctx)
+			}
+			return nil
+		}); err != nil {
+			return m, err
+		}
+	}
+	r2 := redisCPU(ctx, rdb)
+	const calls = 500
+	lua := redis.NewScript(`for i = 1, 500 do redis.call('EXISTS', KEYS[1]) end return 0`)
+	if err := lua.Run(ctx, rdb, []string{"calibrate"}).Err(); err != nil {
+		return m, err
+	}
+	r3 := redisCPU(ctx, rdb)
+	for range 40 {
+		if err := lua.Run(ctx, rdb, []string{"calibrate"}).Err(); err != nil {
+			return m, err
+		}
+	}
+	r4 := redisCPU(ctx, rdb)
+	m.RoundTripUS = float64((r1 - r0).Microseconds()) / pings
+	m.PipelinedUS = float64((r2 - r1).Microseconds()) / pings
+	m.LuaCallUS = float64((r4 - r3).Microseconds()) / (40 * calls)
+	return m, nil
 }
 
 func benchWhole(ctx context.Context, args []string, out io.Writer) error {
@@ -173,6 +254,14 @@ func benchWhole(ctx context.Context, args []string, out io.Writer) error {
 		infoField(info, "redis_version"), numCPU(), loadAvg())
 
 	var sum wholeSummary
+	mref, err := calibrate(ctx, w.rdb)
+	if err != nil {
+		return err
+	}
+	sum.Machine = mref
+	fmt.Fprintf(out, "[machine] CPU per fixed piece of work (compare figures of two machines through these): libphonenumber Parse+IsValidNumber %.1f µs; Redis %.1f µs per round trip (PING), %.2f µs per pipelined PING, %.2f µs per redis.call from Lua\n",
+		mref.NumberUS, mref.RoundTripUS, mref.PipelinedUS, mref.LuaCallUS)
+	w.flush(ctx)
 	if modes["bare"] {
 		b := &benchRun{f: pipelineFlags{bareN: f.bareN}, rdb: w.rdb, aopt: w.aopt, prefix: "bare", queue: "bare", out: out}
 		if err := b.bare(ctx); err != nil {
