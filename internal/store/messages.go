@@ -27,7 +27,8 @@ const (
 
 // Sentinel errors of the message store.
 var (
-	// ErrNotFound: no record with that id (never accepted, or its TTL ran out).
+	// ErrNotFound: no record with that id (never accepted, or it ended more
+	// than StatusTTL ago: only an ended record has a TTL).
 	ErrNotFound = errors.New("store: message not found")
 	// ErrNotCancellable: the message has left queued/scheduled (it is being
 	// handed to ROX, or later). The error wraps it with the current status.
