@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,6 +31,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/nyaruka/phonenumbers"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redoxygen/roxd/config"
@@ -98,8 +100,87 @@ type wholeResult struct {
 }
 
 type wholeSummary struct {
+	Machine  machineRef    `json:"machine"`
 	BareRate float64       `json:"bare_asynq_per_s"`
 	Runs     []wholeResult `json:"runs"`
+}
+
+// machineRef is the speed of this machine on three fixed pieces of work,
+// measured as CPU time: instances of one machine kind differ (the figures
+// of two sessions can differ 2-3x), so figures from two machines compare
+// only through these.
+type machineRef struct {
+	// NumberUS: one libphonenumber Parse + IsValidNumber of a fixed number
+	// (the API's biggest cost per message), µs of this thread's CPU.
+	NumberUS float64 `json:"go_number_us"`
+	// RoundTripUS: Redis's CPU per unpipelined PING (a round trip: read,
+	// parse, reply, write); PipelinedUS: per PING in pipelines of 100.
+	RoundTripUS float64 `json:"redis_round_trip_us"`
+	PipelinedUS float64 `json:"redis_pipelined_us"`
+	// LuaCallUS: Redis's CPU per redis.call('EXISTS') inside a script
+	// (the floor of every command the scripts run).
+	LuaCallUS float64 `json:"redis_lua_call_us"`
+}
+
+// threadCPU is the calling OS thread's CPU time (the caller locks it).
+func threadCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(1 /* RUSAGE_THREAD */, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// calibrate measures machineRef on rdb (a private Redis nobody else uses).
+func calibrate(ctx context.Context, rdb *redis.Client) (machineRef, error) {
+	var m machineRef
+	runtime.LockOSThread()
+	const nums = 2000
+	c0 := threadCPU()
+	for range nums {
+		n, err := phonenumbers.Parse("+61407555001", "AU")
+		if err != nil || !phonenumbers.IsValidNumber(n) {
+			runtime.UnlockOSThread()
+			return m, fmt.Errorf("calibrate: reference number refused: %v", err)
+		}
+	}
+	m.NumberUS = float64((threadCPU() - c0).Microseconds()) / nums
+	runtime.UnlockOSThread()
+	const pings = 3000
+	r0 := redisCPU(ctx, rdb)
+	for range pings {
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			return m, err
+		}
+	}
+	r1 := redisCPU(ctx, rdb)
+	for range pings / 100 {
+		if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for range 100 {
+				p.Ping(ctx)
+			}
+			return nil
+		}); err != nil {
+			return m, err
+		}
+	}
+	r2 := redisCPU(ctx, rdb)
+	const calls = 500
+	lua := redis.NewScript(`for i = 1, 500 do redis.call('EXISTS', KEYS[1]) end return 0`)
+	if err := lua.Run(ctx, rdb, []string{"calibrate"}).Err(); err != nil {
+		return m, err
+	}
+	r3 := redisCPU(ctx, rdb)
+	for range 40 {
+		if err := lua.Run(ctx, rdb, []string{"calibrate"}).Err(); err != nil {
+			return m, err
+		}
+	}
+	r4 := redisCPU(ctx, rdb)
+	m.RoundTripUS = float64((r1 - r0).Microseconds()) / pings
+	m.PipelinedUS = float64((r2 - r1).Microseconds()) / pings
+	m.LuaCallUS = float64((r4 - r3).Microseconds()) / (40 * calls)
+	return m, nil
 }
 
 func benchWhole(ctx context.Context, args []string, out io.Writer) error {
@@ -173,6 +254,14 @@ func benchWhole(ctx context.Context, args []string, out io.Writer) error {
 		infoField(info, "redis_version"), numCPU(), loadAvg())
 
 	var sum wholeSummary
+	mref, err := calibrate(ctx, w.rdb)
+	if err != nil {
+		return err
+	}
+	sum.Machine = mref
+	fmt.Fprintf(out, "[machine] CPU per fixed piece of work (compare figures of two machines through these): libphonenumber Parse+IsValidNumber %.1f µs; Redis %.1f µs per round trip (PING), %.2f µs per pipelined PING, %.2f µs per redis.call from Lua\n",
+		mref.NumberUS, mref.RoundTripUS, mref.PipelinedUS, mref.LuaCallUS)
+	w.flush(ctx)
 	if modes["bare"] {
 		b := &benchRun{f: pipelineFlags{bareN: f.bareN}, rdb: w.rdb, aopt: w.aopt, prefix: "bare", queue: "bare", out: out}
 		if err := b.bare(ctx); err != nil {
@@ -495,6 +584,7 @@ func (w *wholeRun) startDeployment(ctx context.Context, split, record bool) (api
 type cpuSnap struct {
 	at    time.Time
 	roxd  time.Duration
+	byRox []time.Duration // each roxd serve's, in w.serve's order
 	sim   time.Duration
 	redis time.Duration
 	cmds  int64
@@ -504,7 +594,9 @@ type cpuSnap struct {
 func (w *wholeRun) snap(ctx context.Context) cpuSnap {
 	s := cpuSnap{at: time.Now()}
 	for _, p := range w.serve {
-		s.roxd += procCPU(p.cmd.Process.Pid)
+		c := procCPU(p.cmd.Process.Pid)
+		s.roxd += c
+		s.byRox = append(s.byRox, c)
 	}
 	if w.sim != nil {
 		s.sim = procCPU(w.sim.cmd.Process.Pid)
@@ -938,6 +1030,13 @@ func (w *wholeRun) throughput(ctx context.Context, split bool) (wholeResult, err
 		name, n, w.f.textLen, w.f.batch, w.f.posters)
 	fmt.Fprintf(w.out, "  msg/s accepted %.0f, sent %.0f, with receipt stored %.0f\n", r.AcceptedS, r.SentS, r.StoredS)
 	fmt.Fprintf(w.out, "  CPU per message: roxd %.1f µs, Redis %.1f µs, simulator %.1f µs\n", r.RoxdCPU, r.RedisCPU, r.SimCPU)
+	if split && len(a.byRox) == len(w.serve) && len(b.byRox) == len(w.serve) {
+		var parts []string
+		for i, p := range w.serve {
+			parts = append(parts, fmt.Sprintf("%s %.1f", strings.TrimPrefix(p.name, "serve-"), float64((b.byRox[i]-a.byRox[i]).Microseconds())/float64(n)))
+		}
+		fmt.Fprintf(w.out, "  roxd CPU per message by role, µs: %s\n", strings.Join(parts, ", "))
+	}
 	fmt.Fprintf(w.out, "  Redis commands per message %.2f (%s)\n", r.Commands, topCommands(a, b, n, 10))
 	fmt.Fprintf(w.out, "  Redis time per message by command, µs (INFO commandstats; scripts include their commands): %s\n", topCommandTime(a, b, n, 10))
 	fmt.Fprintf(w.out, "  load average %s\n", r.Load)

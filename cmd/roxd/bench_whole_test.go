@@ -48,6 +48,9 @@ func TestBenchWholeShort(t *testing.T) {
 	if sum.BareRate <= 0 {
 		t.Errorf("bare asynq rate %v", sum.BareRate)
 	}
+	if m := sum.Machine; m.NumberUS <= 0 || m.RoundTripUS <= 0 || m.PipelinedUS <= 0 || m.LuaCallUS <= 0 {
+		t.Errorf("machine reference figures %+v: each must be measured (> 0)", m)
+	}
 	runs := map[string]wholeResult{}
 	for _, r := range sum.Runs {
 		runs[r.Run] = r

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"time"
 
@@ -110,9 +109,6 @@ type Config struct {
 	// MaxBody is the largest send request body, in bytes; larger ones are
 	// answered 413. Default DefaultMaxBody.
 	MaxBody int64
-	// Transport, when set, carries the callbacks (tests). Default: a
-	// keep-alive transport sized for Workers.
-	Transport http.RoundTripper
 	// AcceptFirst accepts a valid send request as soon as it is read and
 	// spends Faults.Latency (+ jitter) before writing the answer, as ROX
 	// does when the answer is slow on the way back: a client that dies or

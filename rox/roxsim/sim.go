@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
 
 	"github.com/redoxygen/roxd/rox"
 )
@@ -49,7 +51,8 @@ type Sim struct {
 	log    zerolog.Logger
 	faults atomic.Pointer[Faults]
 	rng    lockedRand
-	client *http.Client
+	client *fasthttp.Client
+	conns  *connSet // the client's connections, closed when Close gives up
 	mux    *http.ServeMux
 	bufs   sync.Pool // *[]byte for bodies and answers
 
@@ -85,20 +88,20 @@ func New(cfg Config, log zerolog.Logger) (*Sim, error) {
 	if seed == 0 {
 		seed = rand.Uint64() | 1
 	}
-	transport := cfg.Transport
-	if transport == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConns = cfg.Workers * 2
-		t.MaxIdleConnsPerHost = cfg.Workers
-		t.IdleConnTimeout = 90 * time.Second
-		transport = t
-	}
+	conns := &connSet{m: map[net.Conn]struct{}{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Sim{
-		cfg:     cfg,
-		log:     log.With().Str("component", "roxsim").Logger(),
-		rng:     lockedRand{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))},
-		client:  &http.Client{Transport: transport, Timeout: cfg.CallbackTimeout},
+		cfg: cfg,
+		log: log.With().Str("component", "roxsim").Logger(),
+		rng: lockedRand{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))},
+		client: &fasthttp.Client{
+			Name:                "roxsim",
+			MaxConnsPerHost:     cfg.Workers,
+			MaxIdleConnDuration: 90 * time.Second,
+			MaxResponseBodySize: 64 << 10,
+			Dial:                conns.dial,
+		},
+		conns:   conns,
 		stats:   newStats(),
 		idle:    make(chan struct{}),
 		wake:    make(chan struct{}, 1),
@@ -132,11 +135,13 @@ func (s *Sim) Close(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		s.cancel()
+		s.conns.closeAll() // callbacks in flight end now
 		<-done
 		err = ctx.Err()
 	}
 	s.cancel()
 	s.client.CloseIdleConnections()
+	s.conns.closeAll()
 	return err
 }
 
@@ -677,4 +682,60 @@ func (s *Sim) donePending() {
 	s.mu.Lock()
 	s.addPendingLocked(-1)
 	s.mu.Unlock()
+}
+
+// connSet tracks the callback client's connections so that Close can end
+// the callbacks in flight when its context ends (fasthttp's client takes
+// no context).
+type connSet struct {
+	mu     sync.Mutex
+	m      map[net.Conn]struct{}
+	closed bool
+}
+
+// dial is the client's Dial: fasthttp's dialer, with the connection
+// tracked until it is closed.
+func (cs *connSet) dial(addr string) (net.Conn, error) {
+	c, err := fasthttp.Dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.closed {
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	tc := &trackedConn{Conn: c, set: cs}
+	cs.m[tc] = struct{}{}
+	return tc, nil
+}
+
+// closeAll closes every connection and refuses new ones.
+func (cs *connSet) closeAll() {
+	cs.mu.Lock()
+	cs.closed = true
+	all := make([]net.Conn, 0, len(cs.m))
+	for c := range cs.m {
+		all = append(all, c)
+	}
+	cs.mu.Unlock()
+	for _, c := range all {
+		c.Close()
+	}
+}
+
+type trackedConn struct {
+	net.Conn
+	set  *connSet
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.set.mu.Lock()
+		delete(c.set.m, c)
+		c.set.mu.Unlock()
+	})
+	return c.Conn.Close()
 }
