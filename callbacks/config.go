@@ -95,6 +95,11 @@ type Config struct {
 	SpoolDir string
 	// DedupTTL is how long event ids are remembered.
 	DedupTTL time.Duration
+	// StatusTTL is the store's ROXD_STATUS_TTL (store.DefaultStatusTTL
+	// when 0): a message record that a callback ends (a reconciling
+	// recipient recorded from the callback, see store.ReconcileLua) lives
+	// that long from then, as every ended record does.
+	StatusTTL time.Duration
 	// StoreTimeout bounds the wait for a Redis that does not answer before
 	// a callback is spooled (DefaultStoreTimeout); errors that mean Redis
 	// is unreachable spool at once.
@@ -144,6 +149,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.DedupTTL == 0 {
 		c.DedupTTL = DefaultDedupTTL
+	}
+	if c.StatusTTL == 0 {
+		c.StatusTTL = store.DefaultStatusTTL
 	}
 	if c.StoreTimeout == 0 {
 		c.StoreTimeout = DefaultStoreTimeout
@@ -220,6 +228,8 @@ func (c Config) Validate() error {
 		return cfgErr("MaxBody", "%d is below 512 bytes", c.MaxBody)
 	case c.DedupTTL < time.Minute:
 		return cfgErr("DedupTTL", "%s is below 1m", c.DedupTTL)
+	case c.StatusTTL < time.Second:
+		return cfgErr("StatusTTL", "%s is below 1s", c.StatusTTL)
 	case c.StoreTimeout < time.Millisecond:
 		return cfgErr("StoreTimeout", "%s is below 1ms", c.StoreTimeout)
 	case c.Pipelines < 1 || c.Pipelines > 64:

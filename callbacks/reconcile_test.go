@@ -143,3 +143,41 @@ func TestReceiptFittingTwoRecipientsIsNotAttributed(t *testing.T) {
 		t.Fatalf("reply entries %v", e)
 	}
 }
+
+// A reconciling record has no TTL (it can still be sent); the callback
+// that records it ends it: it lives the store's StatusTTL from then (not
+// the 7 days once taken when the record had no TTL to copy).
+func TestMatchedReconcilingRecordGetsStatusTTL(t *testing.T) {
+	b := setup(t, nil, func(c *Config) { c.StatusTTL = time.Hour })
+	b.inFlight(t, "m1", "+61407555001", "hi", "reconciling", time.Now().Add(-3*time.Second))
+	b.mustOK(t, KindReceipt, receiptTo("sx-1", "61407555001", "0000"))
+	ctx := context.Background()
+	if m := b.status(t, "m1"); m["status"] != "delivered" {
+		t.Fatalf("record %v", m)
+	}
+	for _, k := range []string{b.keys.Msg("m1"), b.keys.SMS("sx-1")} {
+		if ttl := b.rdb.PTTL(ctx, k).Val(); ttl <= 59*time.Minute || ttl > time.Hour {
+			t.Fatalf("%s: TTL %s, want about the StatusTTL 1h", k, ttl)
+		}
+	}
+}
+
+// A receipt that ends a record which had not ended (no TTL) gives it the
+// StatusTTL.
+func TestReceiptEndingUnendedRecordSetsStatusTTL(t *testing.T) {
+	b := setup(t, nil, func(c *Config) { c.StatusTTL = time.Hour })
+	ctx := context.Background()
+	if err := b.rdb.HSet(ctx, b.keys.Msg("m2"), "to", "+61407555002", "text", "hi", "status", "sending").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.rdb.Set(ctx, b.keys.SMS("sx-2"), "m2", time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	b.mustOK(t, KindReceipt, receiptTo("sx-2", "61407555002", "0000"))
+	if m := b.status(t, "m2"); m["status"] != "delivered" {
+		t.Fatalf("record %v", m)
+	}
+	if ttl := b.rdb.PTTL(ctx, b.keys.Msg("m2")).Val(); ttl <= 59*time.Minute || ttl > time.Hour {
+		t.Fatalf("TTL %s, want about the StatusTTL 1h", ttl)
+	}
+}

@@ -20,7 +20,8 @@ import (
 //
 // ARGV[1] c, the number of shared KEYS (4, or 5 with the outbox)
 // ARGV[2] key base "{P}:"   ARGV[3] dedup TTL ms   ARGV[4] MAXLEN (<=0: none)
-// ARGV[5] N, the number of events; then per event its argument count n
+// ARGV[5] N, the number of events   ARGV[6] status TTL ms (ROXD_STATUS_TTL:
+// a record this call ends gets it); then per event its argument count n
 // and n arguments:
 //
 //	kind, receipt status (delivered|failed) or "",
@@ -118,7 +119,7 @@ local function roxd_cb_store(o, last, mk, sk, stream, seen, pmid)
     -- whose request was never answered, or kept while one is in flight
     local sf = {}
     for i = o + 11, last - 1, 2 do sf[ARGV[i]] = ARGV[i + 1] end
-    local rcid, inflight = roxd_rc_callback(base, kind, sf, ARGV[o + 5], tonumber(ARGV[o + 4]), ARGV[o + 6], string.sub(sk, #base + 5))
+    local rcid, inflight = roxd_rc_callback(base, kind, sf, ARGV[o + 5], tonumber(ARGV[o + 4]), ARGV[o + 6], string.sub(sk, #base + 5), ARGV[6])
     if rcid then
       mid = rcid
       mkey = base .. 'msg:' .. mid
@@ -165,6 +166,9 @@ local function roxd_cb_store(o, last, mk, sk, stream, seen, pmid)
         end
         moved = 1
         after = st
+        -- a message not ended before (no TTL while it could be sent) has
+        -- ended now: readable StatusTTL from now (docs/LIFECYCLE.md)
+        if roxd_rank[s] < 2 then redis.call('PEXPIRE', mkey, ARGV[6]) end
       end
       if after == 'sending' then after = 'queued' end
     end
@@ -220,7 +224,7 @@ local pre = {}
 if n > 0 then pre = redis.call('MGET', unpack(KEYS, c + 1, c + 2 * n)) end
 local marked = {}
 local out = {}
-local at = 6
+local at = 7
 for i = 1, n do
   local o = at + 1
   local last = at + tonumber(ARGV[at])

@@ -168,8 +168,8 @@ func (s *storer) groupArgs(sh int, evs []*event) ([]string, []any) {
 	} else {
 		keys = append(keys, sk.keys.Suppressed(), sk.deferred, s.cfg.ReceiptsStream, s.cfg.RepliesStream)
 	}
-	argv := make([]any, 0, 5+(1+eventArgs)*len(evs))
-	argv = append(argv, common, sk.keys.Base(), s.cfg.DedupTTL.Milliseconds(), maxLen, len(evs))
+	argv := make([]any, 0, 6+(1+eventArgs)*len(evs))
+	argv = append(argv, common, sk.keys.Base(), s.cfg.DedupTTL.Milliseconds(), maxLen, len(evs), s.cfg.StatusTTL.Milliseconds())
 	for _, e := range evs {
 		at := len(argv)
 		argv = append(argv, 0) // the event's ARGV count, set below

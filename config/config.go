@@ -85,7 +85,7 @@ type Config struct {
 	KeyPrefix        string        `env:"ROXD_KEY_PREFIX, default=roxd" desc:"Prefix (Redis hash tag) of roxd's keys"`
 	Queue            string        `env:"ROXD_QUEUE, default=roxd" desc:"asynq queue of send tasks"`
 	Shards           int           `env:"ROXD_SHARDS, default=1" min:"1" max:"64" desc:"Shards of the keyspace, spread over a Redis Cluster's masters: hash tags {P:i-k} (1: {P}), each with its own ready lists, schedule, batches and asynq queue; fixed once a Redis holds data (a change is refused at start)"`
-	StatusTTL        time.Duration `env:"ROXD_STATUS_TTL, default=168h" min:"1s" max:"8784h" desc:"How long message records and statuses are kept"`
+	StatusTTL        time.Duration `env:"ROXD_STATUS_TTL, default=168h" min:"1s" max:"8784h" desc:"How long a message record (its status and history) stays readable after the message ended (submitted, delivered, failed, cancelled, expired, suppressed); a message that can still be sent (queued, scheduled, sending, reconciling) is kept however long it waits"`
 	ScheduleLead     time.Duration `env:"ROXD_SCHEDULE_LEAD, default=1m" min:"0s" max:"24h" desc:"How long before SendAt a scheduled message is handed to ROX with SendLater"`
 	MaxScheduleAhead time.Duration `env:"ROXD_MAX_SCHEDULE_AHEAD, default=8760h" min:"1s" max:"87600h" desc:"Furthest SendAt accepted"`
 	DefaultValidity  time.Duration `env:"ROXD_DEFAULT_VALIDITY, default=0s" min:"0s" max:"8760h" desc:"Validity of a message that gives neither valid_for nor expires_at, counted from its send_at (or from when it is accepted): not handed to ROX by then, it ends expired and is never sent; 0 = no limit"`

@@ -119,7 +119,9 @@ type Result struct {
 var (
 	// ErrConflict: the ID exists with other content.
 	ErrConflict = errors.New("producer: id already used for a different message")
-	// ErrNotFound: no message with that ID (or its status expired).
+	// ErrNotFound: no message with that ID (or it ended, e.g. submitted or
+	// failed, more than ROXD_STATUS_TTL ago; a message that can still be
+	// sent is never forgotten).
 	ErrNotFound = store.ErrNotFound
 	// ErrNotCancellable: the message has been handed to ROX (or finished).
 	ErrNotCancellable = store.ErrNotCancellable

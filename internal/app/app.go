@@ -233,8 +233,9 @@ func Run(ctx context.Context, cfg config.Config, log zerolog.Logger, opts Option
 			Prefix: cfg.KeyPrefix, Shards: cfg.Shards, Token: cfg.CallbackToken, AccountID: cfg.ROXAccountID,
 			ReceiptsStream: cfg.ReceiptsStream, RepliesStream: cfg.RepliesStream, StreamMaxLen: cfg.StreamMaxLen,
 			MaxBody: cfg.CallbackMaxBody, SpoolDir: cfg.SpoolDir, DefaultRegion: cfg.DefaultRegion,
-			Accounts: callbackAccounts(accounts),
-			Replicas: replicas,
+			StatusTTL: cfg.StatusTTL,
+			Accounts:  callbackAccounts(accounts),
+			Replicas:  replicas,
 		}, rdb, log.With().Str("component", "callbacks").Logger())
 		if err != nil {
 			return fmt.Errorf("callbacks: %w", err)

@@ -72,9 +72,9 @@ func (d Durability) Persistence() string {
 }
 
 // Evicting reports whether the eviction policy may drop keys: every policy
-// but noeviction. roxd sets a TTL (ROXD_STATUS_TTL) on the message records
-// it still needs, so volatile-* policies would evict them as surely as
-// allkeys-* ones.
+// but noeviction. roxd sets a TTL (ROXD_STATUS_TTL) on the ended message
+// records it still needs (and on its locks and in-flight index), so
+// volatile-* policies would evict them as surely as allkeys-* ones.
 func (d Durability) Evicting() bool { return d.Policy != "" && d.Policy != "noeviction" }
 
 // Inspect reads d from the server behind rdb (for a cluster, from the node

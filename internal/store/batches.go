@@ -465,6 +465,8 @@ else
     elseif f[3] and sup[f[3]] then
       redis.call('HSET', k, 'status', 'suppressed', 't_suppressed', now)
       roxd_rc_land(base, k, id)
+      -- ended: readable StatusTTL from now (it had no TTL while queued)
+      redis.call('PEXPIRE', k, ARGV[10])
       out[4] = out[4] + 1
     else
       -- a string: a Lua number would be formatted with sprintf by Redis

@@ -27,7 +27,8 @@ const (
 
 // Sentinel errors of the message store.
 var (
-	// ErrNotFound: no record with that id (never accepted, or its TTL ran out).
+	// ErrNotFound: no record with that id (never accepted, or it ended more
+	// than StatusTTL ago: only an ended record has a TTL).
 	ErrNotFound = errors.New("store: message not found")
 	// ErrNotCancellable: the message has left queued/scheduled (it is being
 	// handed to ROX, or later). The error wraps it with the current status.
@@ -39,9 +40,12 @@ type Config struct {
 	// Prefix of every key (DefaultPrefix when empty). It becomes the hash
 	// tag {Prefix}, so it must not contain braces.
 	Prefix string
-	// StatusTTL is how long a record stays readable after its last change
-	// (DefaultStatusTTL when 0). A scheduled record lives StatusTTL past its
-	// SendAt.
+	// StatusTTL is how long a record stays readable once its message has
+	// ended: submitted, delivered, failed, cancelled, expired or suppressed
+	// (DefaultStatusTTL when 0). It is set when the record reaches such a
+	// status (and renewed by a later change that sets it again). While the
+	// message can still be sent (queued, scheduled, sending, reconciling)
+	// the record has no TTL, however long it waits (docs/LIFECYCLE.md).
 	StatusTTL time.Duration
 	// ScheduleLead is how long before SendAt a scheduled message is handed
 	// over to ROX with SendLater (DefaultScheduleLead when 0).
@@ -411,8 +415,9 @@ func (o EnqueueOutcome) String() string {
 // groups (the scheduled ones one by one), before any record is written, as
 // a single record's push came before its HSET: a script failing half-way
 // leaves ids without records, as it did then, never a queued record in no
-// list that a replay would take for existing. Then one HSET
-// (optional fields included) and PEXPIRE each.
+// list that a replay would take for existing. Then one HSET each
+// (optional fields included); only a suppressed record (ended at once)
+// gets its TTL, a queued or scheduled one has none (docs/LIFECYCLE.md).
 var enqueueScript = NewScript("store.enqueue", `
 local n = tonumber(ARGV[2])
 local now = ARGV[1]
@@ -499,7 +504,9 @@ for _, i in ipairs(new) do
     end
   end
   redis.call('HSET', mk, unpack(h))
-  redis.call('PEXPIRE', mk, ARGV[o + 4])
+  -- no TTL while it can be sent (docs/LIFECYCLE.md): only a suppressed one
+  -- has ended
+  if status == 'suppressed' then redis.call('PEXPIRE', mk, ARGV[o + 4]) end
 end
 return out
 `)
@@ -563,11 +570,9 @@ func (s *Store) Enqueue(ctx context.Context, recs []Record) ([]EnqueueOutcome, [
 		group := WithPriority(Group(r.SendAt, s.cfg.ScheduleLead, now, r.Receipt, r.Reply), r.Priority)
 		group = WithAccount(group, r.Account)
 		mode := "now"
-		ttl := s.cfg.StatusTTL
 		sendAtMS := int64(0)
 		if !strings.HasPrefix(group, GroupNow+"|") {
 			sendAtMS = r.SendAt.UnixMilli()
-			ttl += r.SendAt.Sub(now)
 			mode = "lead"
 			if r.SendAt.Add(-s.cfg.ScheduleLead).After(now) {
 				mode = "sched"
@@ -586,7 +591,7 @@ func (s *Store) Enqueue(ctx context.Context, recs []Record) ([]EnqueueOutcome, [
 		}
 		c.idx = append(c.idx, i)
 		c.keys = append(c.keys, k.Msg(r.ID), k.Ready(group))
-		args := []any{r.ID, hash, mode, ttlMS(ttl), sendAtMS, group,
+		args := []any{r.ID, hash, mode, ttlMS(s.cfg.StatusTTL), sendAtMS, group,
 			r.To, r.Name, r.Email, r.Text, r.Receipt, r.Reply, meta, r.OnAmbiguous,
 			FieldPriority, prio, FieldExpiresAt, expiresMS(r.ExpiresAt)}
 		c.args = append(c.args, len(args))
@@ -956,12 +961,19 @@ redis.call('HSET', KEYS[1], 'status', to, 't_' .. to, ARGV[2])
 for i = 4, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
+-- no TTL while it can be sent, StatusTTL from its end (docs/LIFECYCLE.md)
+if roxd_rank[to] <= 1 then
+  redis.call('PERSIST', KEYS[1])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
 return {1, to}
 `)
 
 // Transition moves id to status to, if CanTransition allows it, sets
-// t_<to>, writes fields (e.g. "err", "sms_id") and renews the TTL. It
+// t_<to>, writes fields (e.g. "err", "sms_id") and sets the TTL by the
+// rule of docs/LIFECYCLE.md: none while the message can still be sent
+// (to sending), StatusTTL from now when it has ended. It
 // returns whether it moved and the status after the call (the unchanged one
 // when it did not move). An unknown id gives ErrNotFound. fields must not
 // hold "status" or t_* keys.

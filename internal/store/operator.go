@@ -156,7 +156,8 @@ func (b *Batches) KeepArchived(ctx context.Context, id, group, reason string, id
 }
 
 // operatorFailScript ends a live batch whose task an operator archived or
-// deleted: its unsent messages become failed with the reason.
+// deleted: its unsent messages become failed with the reason (and get
+// their TTL); a reconciling one keeps its status and gets its TTL.
 // KEYS batch lock batches waiting abatch archived; ARGV bid reason now ttl keep(0|1)
 // Returns {-1} when locked, {0} when gone, else {1, failed}.
 var operatorFailScript = NewScript("store.operatorFail", `
@@ -176,6 +177,11 @@ for _, id in ipairs(ids) do
       redis.call('HSET', k, 'status', 'failed', 'err', ARGV[2], 't_failed', ARGV[3])
       redis.call('PEXPIRE', k, ARGV[4])
       n = n + 1
+    elseif f[1] == 'reconciling' then
+      -- its outcome is unknown and no batch will look at it again: it
+      -- keeps its status (a callback may still record it) and, sendable
+      -- by nothing now, lives StatusTTL like an ended record
+      redis.call('PEXPIRE', k, ARGV[4])
     end
     if redis.call('HGET', k, 'status') == 'failed' then keep[#keep + 1] = id end
   end
@@ -233,6 +239,8 @@ for _, id in ipairs(ids) do
   local f = redis.call('HMGET', k, 'status', 'sms_id')
   if f[1] == 'failed' and not (f[2] and f[2] ~= '') then
     redis.call('HSET', k, 'status', 'sending', 't_manual_retry', ARGV[2], 'batch', ARGV[1])
+    -- sendable again: no TTL until its next end state (docs/LIFECYCLE.md)
+    redis.call('PERSIST', k)
     keep[#keep + 1] = id
   end
 end
@@ -247,7 +255,8 @@ return #keep
 // Revive turns the kept record of archived batch id back into a live batch
 // when its task is run again: each of its messages still failed and never
 // accepted by ROX (no sms_id) goes back to sending (the one backward step,
-// t_manual_retry set), and the batch is claimable as usual. It returns how
+// t_manual_retry set; its record loses the TTL its failure gave it), and
+// the batch is claimable as usual. It returns how
 // many messages were revived (0 when nothing was kept).
 func (b *Batches) Revive(ctx context.Context, id string, now time.Time) (int, error) {
 	n, err := reviveScript.Run(ctx, b.rdb,

@@ -252,10 +252,6 @@ end
 local function roxd_rc_attribute(base, id, ev, now, ttl, apply)
   local k = base .. 'msg:' .. id
   local to = redis.call('HGET', k, 'to')
-  if not ttl or ttl <= 0 then
-    ttl = redis.call('PTTL', k)
-    if ttl <= 0 then ttl = 604800000 end
-  end
   redis.call('HSET', k, 'status', 'submitted', 'sms_id', ev.s, 'request_id', ev.q or '',
     't_submitted', now, 'err', '', 'rc', 'matched')
   roxd_rc_land(base, k, id)
@@ -340,9 +336,10 @@ end
 -- roxd_rc_callback looks for the recipient a callback with an unknown
 -- SMSId belongs to. sf holds the event's stream fields. Returns the
 -- message id when the callback is evidence for exactly one recipient that
--- is reconciling (recorded now), else nil; and whether any recipient is in
--- flight to its number (then the callback was kept as evidence).
-local function roxd_rc_callback(base, kind, sf, eid, received, errtext, canon)
+-- is reconciling (recorded now, its record then living ttl ms: the
+-- status TTL), else nil; and whether any recipient is in flight to its
+-- number (then the callback was kept as evidence).
+local function roxd_rc_callback(base, kind, sf, eid, received, errtext, canon, ttl)
   local tn, text = '', nil
   if kind == 'receipt' then
     tn = roxd_tn(sf.dest_tn)
@@ -357,7 +354,7 @@ local function roxd_rc_callback(base, kind, sf, eid, received, errtext, canon)
     x = errtext, t = text or '', r = received}
   if #c == 1 and c[1][2] == 'reconciling' then
     local t = redis.call('TIME')
-    roxd_rc_attribute(base, c[1][1], ev, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), nil, false)
+    roxd_rc_attribute(base, c[1][1], ev, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), ttl, false)
     return c[1][1], true
   end
   local ek = base .. 'ev:' .. tn
