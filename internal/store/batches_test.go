@@ -22,8 +22,14 @@ type batchBundle struct {
 
 func setupBatch(t *testing.T) *batchBundle {
 	t.Helper()
+	return setupBatchWith(t, Config{Prefix: testutil.Name("batch"), ScheduleLead: time.Minute})
+}
+
+// setupBatchWith is setupBatch with the store's Config given.
+func setupBatchWith(t *testing.T, cfg Config) *batchBundle {
+	t.Helper()
 	rdb := testutil.Redis(t)
-	s, err := New(rdb, Config{Prefix: testutil.Name("batch"), ScheduleLead: time.Minute})
+	s, err := New(rdb, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -18,18 +17,7 @@ const ttlTestTTL = time.Hour
 
 func setupTTL(t *testing.T) *batchBundle {
 	t.Helper()
-	rdb := testutil.Redis(t)
-	s, err := New(rdb, Config{Prefix: testutil.Name("ttl"), StatusTTL: ttlTestTTL, ScheduleLead: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		keys, _ := rdb.Keys(context.Background(), s.keys.Base()+"*").Result()
-		if len(keys) > 0 {
-			rdb.Del(context.Background(), keys...)
-		}
-	})
-	return &batchBundle{ctx: context.Background(), rdb: rdb, s: s, b: s.Batches()}
+	return setupBatchWith(t, Config{Prefix: testutil.Name("ttl"), StatusTTL: ttlTestTTL, ScheduleLead: time.Minute})
 }
 
 // pttl is the record's PTTL in ms (-1: none, -2: no record).
