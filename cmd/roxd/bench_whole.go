@@ -69,6 +69,7 @@ type wholeFlags struct {
 	redisArgs           multiFlag
 	asJSON              bool
 	keep                bool
+	byScript            bool
 }
 
 // wholeResult is one run's figures (also printed as JSON with -json).
@@ -96,7 +97,10 @@ type wholeResult struct {
 	IdleCmdS      float64 `json:"idle_commands_per_s,omitempty"`
 	// Memory run: used_memory delta per queued message, bytes.
 	MemPerMsg float64 `json:"memory_per_msg,omitempty"`
-	Load      string  `json:"loadavg"`
+	// Throughput runs with -redis-by-script: Redis's logged time by
+	// script (bench_slowlog.go), most first.
+	RedisByScript []scriptTime `json:"redis_by_script,omitempty"`
+	Load          string       `json:"loadavg"`
 }
 
 type wholeSummary struct {
@@ -208,6 +212,7 @@ func benchWhole(ctx context.Context, args []string, out io.Writer) error {
 	fs.Var(&f.env, "env", "KEY=VALUE added to the environment of every roxd serve (repeatable)")
 	fs.BoolVar(&f.asJSON, "json", false, "print the figures as one JSON object at the end")
 	fs.BoolVar(&f.keep, "keep", false, "keep the temporary directory (child logs)")
+	fs.BoolVar(&f.byScript, "redis-by-script", false, "in the throughput runs, log every Redis command (SLOWLOG at 0 µs) and print Redis's time per message by script; logging slows Redis, read the figures as shares")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -962,6 +967,12 @@ func (w *wholeRun) throughput(ctx context.Context, split bool) (wholeResult, err
 	}
 	n := w.f.n
 	load0 := loadAvg()
+	var slow *slowSampler
+	if w.f.byScript {
+		if slow, err = startSlowSampler(ctx, w.rdb); err != nil {
+			return wholeResult{}, err
+		}
+	}
 	a := w.snap(ctx)
 	var waitProf func()
 	if !split {
@@ -1019,13 +1030,19 @@ func (w *wholeRun) throughput(ctx context.Context, split bool) (wholeResult, err
 	}
 	<-offered
 	b := w.snap(ctx)
+	var byScript []scriptTime
+	if slow != nil {
+		if byScript, err = slow.finish(ctx, n); err != nil {
+			return wholeResult{}, err
+		}
+	}
 	if waitProf != nil {
 		waitProf()
 	}
 	if waitProf2 != nil {
 		waitProf2()
 	}
-	r := wholeResult{Messages: n, Accepted: acceptedN, Sent: sent, Stored: stored, Load: load0 + " / " + loadAvg()}
+	r := wholeResult{Messages: n, Accepted: acceptedN, Sent: sent, Stored: stored, Load: load0 + " / " + loadAvg(), RedisByScript: byScript}
 	el := func(t time.Time) float64 { return float64(n) / t.Sub(a.at).Seconds() }
 	r.AcceptedS, r.SentS, r.StoredS = el(acceptedAt), el(sentAt), el(storedAt)
 	r.RoxdCPU, r.RedisCPU, r.SimCPU, r.Commands = b.per(a, n)
@@ -1042,6 +1059,9 @@ func (w *wholeRun) throughput(ctx context.Context, split bool) (wholeResult, err
 	}
 	fmt.Fprintf(w.out, "  Redis commands per message %.2f (%s)\n", r.Commands, topCommands(a, b, n, 10))
 	fmt.Fprintf(w.out, "  Redis time per message by command, µs (INFO commandstats; scripts include their commands): %s\n", topCommandTime(a, b, n, 10))
+	if byScript != nil {
+		fmt.Fprintf(w.out, "  Redis time per message by script, µs (SLOWLOG at 0 µs, which slows Redis: read as shares): %s\n", formatScriptTimes(byScript, 8))
+	}
 	fmt.Fprintf(w.out, "  load average %s\n", r.Load)
 	return r, nil
 }

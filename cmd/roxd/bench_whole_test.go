@@ -102,3 +102,32 @@ func TestIdleRedisCommands(t *testing.T) {
 		t.Errorf("a message at low rate took p50 %.1f ms, max %.1f ms from POST to ROX", lat.P50ms, lat.MaxMs)
 	}
 }
+
+// TestBenchWholeByScript: -redis-by-script names the scripts of a
+// message's life (enqueue, claim, record, callbacks) with their time, and
+// leaves out the commands those scripts ran (logged under "?:0").
+func TestBenchWholeByScript(t *testing.T) {
+	out, sum := runBenchWhole(t, "-mode", "all-roles", "-n", "2000", "-redis-by-script")
+	if len(sum.Runs) != 1 {
+		t.Fatalf("runs %+v", sum.Runs)
+	}
+	by := map[string]scriptTime{}
+	for _, s := range sum.Runs[0].RedisByScript {
+		by[s.Name] = s
+	}
+	for _, name := range []string{"store.enqueue", "store.form", "store.claim", "store.record", "callbacks.store"} {
+		if s := by[name]; s.Calls < 1 || s.US < 1 || s.PerUS <= 0 {
+			t.Errorf("%s: %+v; want calls and time (all: %+v)", name, s, sum.Runs[0].RedisByScript)
+		}
+	}
+	// Every message's record is written by a script: a top-level HSET or
+	// HMGET would mean the scripts' own commands were counted twice.
+	for _, name := range []string{"hset", "hmget", "xadd"} {
+		if s, ok := by[name]; ok && s.Calls > 100 {
+			t.Errorf("%s counted at top level %d times: a script's commands leaked in", name, s.Calls)
+		}
+	}
+	if !strings.Contains(out, "Redis time per message by script") {
+		t.Errorf("output lacks the by-script line:\n%s", out)
+	}
+}
