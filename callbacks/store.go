@@ -50,6 +50,9 @@ type storer struct {
 	// shards: every shard's keys (store.ShardKeys); keys, deferred and
 	// outbox above are shard 0's.
 	shards []shardKeys
+	// deferWake wakes the resolver (deferred.go) when a callback was
+	// deferred; it holds at most one signal.
+	deferWake chan struct{}
 }
 
 // shardKeys are one shard's keys the storer uses.
@@ -81,6 +84,8 @@ func newStorer(rdb redis.UniversalClient, cfg Config) *storer {
 		deferred: deferredKey(keys),
 		split:    split,
 		outbox:   outboxKey(keys),
+
+		deferWake: make(chan struct{}, 1),
 	}
 }
 
@@ -227,6 +232,12 @@ func (s *storer) exec(ctx context.Context, evs []*event) []result {
 			}
 			parseResults(res, groups[sh], cmds[k].Val(), err)
 			for _, i := range groups[sh] {
+				if res[i].deferred {
+					select {
+					case s.deferWake <- struct{}{}:
+					default:
+					}
+				}
 				if res[i].err == nil && werr != nil {
 					// On the master, not on enough replicas: the caller
 					// spools it (replayed later, the dedup marker keeps it
