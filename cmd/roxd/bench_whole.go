@@ -205,7 +205,7 @@ func benchWhole(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&f.recipients, "recipients", 0, "distinct numbers the messages go to, in turn (0: every message to its own number)")
 	fs.IntVar(&f.rate, "rate", 1000, "single-message POSTs per second in the latency run")
 	fs.DurationVar(&f.duration, "duration", 10*time.Second, "length of the latency run")
-	fs.DurationVar(&f.idle, "idle", 10*time.Second, "length of the idle measurement")
+	fs.DurationVar(&f.idle, "idle", 30*time.Second, "length of the idle measurement (a 10 s window moves by ~0.5% of a core between runs: a GC cycle, asynq's timers)")
 	fs.StringVar(&f.profileDir, "profile-dir", "", "write CPU profiles of roxd serve (all-roles run, API of the ingest run) here (sets ROXD_PPROF)")
 	fs.IntVar(&f.profileSeconds, "profile-seconds", 5, "length of each CPU profile")
 	fs.Var(&f.redisArgs, "redis-arg", "argument added to the private redis-server's command line (repeatable), e.g. -redis-arg=--hash-max-listpack-value -redis-arg=64 (Redis's default; the bench starts it with 256, as docker-compose.yml)")
