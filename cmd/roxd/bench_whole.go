@@ -70,6 +70,7 @@ type wholeFlags struct {
 	asJSON              bool
 	keep                bool
 	byScript            bool
+	redisKeys           int
 }
 
 // wholeResult is one run's figures (also printed as JSON with -json).
@@ -212,9 +213,13 @@ func benchWhole(ctx context.Context, args []string, out io.Writer) error {
 	fs.Var(&f.env, "env", "KEY=VALUE added to the environment of every roxd serve (repeatable)")
 	fs.BoolVar(&f.asJSON, "json", false, "print the figures as one JSON object at the end")
 	fs.BoolVar(&f.keep, "keep", false, "keep the temporary directory (child logs)")
+	fs.IntVar(&f.redisKeys, "redis-keys", 0, "before each run, fill the private Redis with this many other keys, half of them with a TTL, as a deployment's Redis holds days of records, SMSId maps and dedup markers (finding a key costs more in a bigger keyspace)")
 	fs.BoolVar(&f.byScript, "redis-by-script", false, "in the throughput runs, log every Redis command (SLOWLOG at 0 µs) and print Redis's time per message by script; logging slows Redis, read the figures as shares")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if f.redisKeys < 0 {
+		return fmt.Errorf("-redis-keys must not be negative: %w", errUsage)
 	}
 	if f.n < 1 || f.bareN < 1 || f.batch < 1 || f.posters < 1 || f.simWorkers < 1 || f.rate < 1 || f.duration <= 0 || f.idle <= 0 || f.textLen < 1 {
 		return fmt.Errorf("-n, -bare-n, -batch, -posters, -rate, -duration, -idle and -text-len must be positive: %w", errUsage)
@@ -269,7 +274,12 @@ func benchWhole(ctx context.Context, args []string, out io.Writer) error {
 	sum.Machine = mref
 	fmt.Fprintf(out, "[machine] CPU per fixed piece of work (compare figures of two machines through these): libphonenumber Parse+IsValidNumber %.1f µs; Redis %.1f µs per round trip (PING), %.2f µs per pipelined PING, %.2f µs per redis.call from Lua\n",
 		mref.NumberUS, mref.RoundTripUS, mref.PipelinedUS, mref.LuaCallUS)
-	w.flush(ctx)
+	if err := w.flush(ctx); err != nil {
+		return err
+	}
+	if f.redisKeys > 0 {
+		fmt.Fprintf(out, "[keyspace] %d other keys in Redis before each run (half with a TTL)\n", f.redisKeys)
+	}
 	if modes["bare"] {
 		b := &benchRun{f: pipelineFlags{bareN: f.bareN}, rdb: w.rdb, aopt: w.aopt, prefix: "bare", queue: "bare", out: out}
 		if err := b.bare(ctx); err != nil {
@@ -277,7 +287,9 @@ func benchWhole(ctx context.Context, args []string, out io.Writer) error {
 		}
 		sum.BareRate = b.bareRate
 		fmt.Fprintf(out, "  load average %s\n", loadAvg())
-		w.flush(ctx)
+		if err := w.flush(ctx); err != nil {
+			return err
+		}
 	}
 	for _, run := range []struct {
 		name string
@@ -299,7 +311,9 @@ func benchWhole(ctx context.Context, args []string, out io.Writer) error {
 		}
 		r.Run = run.name
 		sum.Runs = append(sum.Runs, r)
-		w.flush(ctx)
+		if err := w.flush(ctx); err != nil {
+			return err
+		}
 	}
 	w.summary(sum)
 	if f.asJSON {
@@ -442,7 +456,9 @@ func (w *wholeRun) startRedis(ctx context.Context) error {
 		"--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction", "--daemonize", "no",
 		// As docker-compose.yml deploys it (README, "Memory"); -redis-arg
 		// may set it back, a later argument wins.
-		"--hash-max-listpack-value", strconv.Itoa(redisconn.CompactRecordBytes)}, w.f.redisArgs...)
+		"--hash-max-listpack-value", strconv.Itoa(redisconn.CompactRecordBytes),
+		// DEBUG POPULATE for -redis-keys, from loopback only.
+		"--enable-debug-command", "local"}, w.f.redisArgs...)
 	p, err := w.start("redis", nil, w.f.redisServer, args...)
 	if err != nil {
 		return err
@@ -467,10 +483,35 @@ func (w *wholeRun) startRedis(ctx context.Context) error {
 	}
 }
 
-// flush empties the private Redis between runs (and lets it settle).
-func (w *wholeRun) flush(ctx context.Context) {
+// flush empties the private Redis between runs, fills it with
+// -redis-keys keys, and resets its statistics.
+func (w *wholeRun) flush(ctx context.Context) error {
 	_ = w.rdb.FlushAll(ctx).Err()
-	_ = w.rdb.ConfigResetStat(ctx).Err()
+	if err := fillKeyspace(ctx, w.rdb, w.f.redisKeys); err != nil {
+		return err
+	}
+	return w.rdb.ConfigResetStat(ctx).Err()
+}
+
+// fillKeyspace adds n keys of 100 bytes (DEBUG POPULATE: bench:keyspace:0
+// ... n-1), the first half with a 7-day TTL (so that the expires dict,
+// which every key lookup also searches, is as big as a deployment's).
+func fillKeyspace(ctx context.Context, rdb *redis.Client, n int) error {
+	if n == 0 {
+		return nil
+	}
+	if err := rdb.Do(ctx, "DEBUG", "POPULATE", n, "bench:keyspace", 100).Err(); err != nil {
+		return fmt.Errorf("-redis-keys: DEBUG POPULATE: %w", err)
+	}
+	const chunk = 100000
+	for from := 0; from < n/2; from += chunk {
+		to := min(from+chunk, n/2) - 1
+		if err := rdb.Eval(ctx, `for i = tonumber(ARGV[1]), tonumber(ARGV[2]) do redis.call('PEXPIRE', 'bench:keyspace:' .. i, 604800000) end return 0`,
+			nil, from, to).Err(); err != nil {
+			return fmt.Errorf("-redis-keys: PEXPIRE: %w", err)
+		}
+	}
+	return nil
 }
 
 func (w *wholeRun) startSim(ctx context.Context, record bool) error {

@@ -105,9 +105,16 @@ func TestIdleRedisCommands(t *testing.T) {
 
 // TestBenchWholeByScript: -redis-by-script names the scripts of a
 // message's life (enqueue, claim, record, callbacks) with their time, and
-// leaves out the commands those scripts ran (logged under "?:0").
+// leaves out the commands those scripts ran (logged under "?:0"); with
+// -redis-keys the run starts in a filled keyspace and still adds up.
 func TestBenchWholeByScript(t *testing.T) {
-	out, sum := runBenchWhole(t, "-mode", "all-roles", "-n", "2000", "-redis-by-script")
+	out, sum := runBenchWhole(t, "-mode", "all-roles", "-n", "2000", "-redis-by-script", "-redis-keys", "20000")
+	if !strings.Contains(out, "[keyspace] 20000 other keys") {
+		t.Errorf("output lacks the [keyspace] line:\n%s", out)
+	}
+	if r := sum.Runs; len(r) == 1 && (r[0].Stored != 2000 || r[0].Sent != 2000) {
+		t.Errorf("sent %d, stored %d of 2000", r[0].Sent, r[0].Stored)
+	}
 	if len(sum.Runs) != 1 {
 		t.Fatalf("runs %+v", sum.Runs)
 	}
