@@ -687,40 +687,24 @@ func commandStats(ctx context.Context, rdb *redis.Client) map[string]int64 {
 }
 
 // topCommands formats the commands of b-a per message, most first.
-func topCommands(a, b cpuSnap, n, k int) string {
-	type c struct {
-		name string
-		d    int64
-	}
-	var cs []c
-	for name, v := range b.stats {
-		if strings.HasPrefix(name, usecPrefix) {
-			continue
-		}
-		if d := v - a.stats[name]; d > 0 {
-			cs = append(cs, c{name, d})
-		}
-	}
-	sort.Slice(cs, func(i, j int) bool { return cs[i].d > cs[j].d })
-	var parts []string
-	for i := 0; i < len(cs) && i < k; i++ {
-		parts = append(parts, fmt.Sprintf("%s %.2f", cs[i].name, float64(cs[i].d)/float64(n)))
-	}
-	return strings.Join(parts, ", ")
-}
+func topCommands(a, b cpuSnap, n, k int) string { return topStats(a, b, n, k, false) }
 
 // topCommandTime formats the time (µs) Redis spent in each command of b-a
 // per message, most first: where its CPU went. Scripts (evalsha) include
 // the commands they ran; what the sum leaves of Redis's CPU is its event
 // loop, network and parsing.
-func topCommandTime(a, b cpuSnap, n, k int) string {
+func topCommandTime(a, b cpuSnap, n, k int) string { return topStats(a, b, n, k, true) }
+
+// topStats formats the first k commandStats entries of b-a per message,
+// most first: the calls, or with usec the times (usecPrefix entries).
+func topStats(a, b cpuSnap, n, k int, usec bool) string {
 	type c struct {
 		name string
 		d    int64
 	}
 	var cs []c
 	for name, v := range b.stats {
-		if !strings.HasPrefix(name, usecPrefix) {
+		if strings.HasPrefix(name, usecPrefix) != usec {
 			continue
 		}
 		if d := v - a.stats[name]; d > 0 {
@@ -728,9 +712,13 @@ func topCommandTime(a, b cpuSnap, n, k int) string {
 		}
 	}
 	sort.Slice(cs, func(i, j int) bool { return cs[i].d > cs[j].d })
+	format := "%s %.2f"
+	if usec {
+		format = "%s %.1f"
+	}
 	var parts []string
 	for i := 0; i < len(cs) && i < k; i++ {
-		parts = append(parts, fmt.Sprintf("%s %.1f", cs[i].name, float64(cs[i].d)/float64(n)))
+		parts = append(parts, fmt.Sprintf(format, cs[i].name, float64(cs[i].d)/float64(n)))
 	}
 	return strings.Join(parts, ", ")
 }
