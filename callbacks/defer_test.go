@@ -290,7 +290,7 @@ func TestTwoReceiversResolveEachOnce(t *testing.T) {
 	for _, x := range []*bundle{a, b, a, b} {
 		rw.Go(func() {
 			for a.deferredLen(t) > 0 && ctx.Err() == nil {
-				if err := x.recv.resolveDue(ctx); err != nil && ctx.Err() == nil {
+				if _, err := x.recv.resolveDue(ctx); err != nil && ctx.Err() == nil {
 					t.Errorf("resolveDue: %v", err)
 					return
 				}

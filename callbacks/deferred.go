@@ -57,7 +57,7 @@ func (r *Receiver) resolveLoop(ctx context.Context) {
 			}
 			continue
 		}
-		next, err := r.resolveNext(ctx)
+		next, err := r.resolveDue(ctx)
 		wait := resolveIdle
 		if err != nil {
 			wait = resolveRetry
@@ -83,16 +83,10 @@ func (r *Receiver) minDeferDelay() time.Duration {
 }
 
 // resolveDue resolves every deferred callback due now, resolveMax per
-// pipelined round trip. It stops at the first transient Redis error: what
+// pipelined round trip, and returns when the earliest member not yet due
+// is (zero: none seen). It stops at the first transient Redis error: what
 // is left stays in the zset for the next look.
-func (r *Receiver) resolveDue(ctx context.Context) error {
-	_, err := r.resolveNext(ctx)
-	return err
-}
-
-// resolveNext is resolveDue that also returns when the earliest member not
-// yet due is (zero: none seen).
-func (r *Receiver) resolveNext(ctx context.Context) (time.Time, error) {
+func (r *Receiver) resolveDue(ctx context.Context) (time.Time, error) {
 	var first error
 	var next time.Time
 	for shard := range r.st.shards {

@@ -456,9 +456,11 @@ func (w *wholeRun) startRedis(ctx context.Context) error {
 		"--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction", "--daemonize", "no",
 		// As docker-compose.yml deploys it (README, "Memory"); -redis-arg
 		// may set it back, a later argument wins.
-		"--hash-max-listpack-value", strconv.Itoa(redisconn.CompactRecordBytes),
-		// DEBUG POPULATE for -redis-keys, from loopback only.
-		"--enable-debug-command", "local"}, w.f.redisArgs...)
+		"--hash-max-listpack-value", strconv.Itoa(redisconn.CompactRecordBytes)}, w.f.redisArgs...)
+	if w.f.redisKeys > 0 {
+		// DEBUG POPULATE for -redis-keys, from loopback only (Redis >= 7).
+		args = append(args, "--enable-debug-command", "local")
+	}
 	p, err := w.start("redis", nil, w.f.redisServer, args...)
 	if err != nil {
 		return err
@@ -1001,6 +1003,11 @@ func (w *wholeRun) throughput(ctx context.Context, split bool) (wholeResult, err
 		if slow, err = startSlowSampler(ctx, w.rdb); err != nil {
 			return wholeResult{}, err
 		}
+		defer func() {
+			if slow != nil { // the run failed before its figures: stop logging
+				_, _ = slow.finish(ctx, n)
+			}
+		}()
 	}
 	a := w.snap(ctx)
 	var waitProf func()
@@ -1061,7 +1068,9 @@ func (w *wholeRun) throughput(ctx context.Context, split bool) (wholeResult, err
 	b := w.snap(ctx)
 	var byScript []scriptTime
 	if slow != nil {
-		if byScript, err = slow.finish(ctx, n); err != nil {
+		byScript, err = slow.finish(ctx, n)
+		slow = nil
+		if err != nil {
 			return wholeResult{}, err
 		}
 	}
