@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 )
 
@@ -32,8 +33,22 @@ func register(name, summary string, run func(ctx context.Context, args []string)
 	commands[name] = command{summary: summary, run: run}
 }
 
-// errUsage marks a usage error: exit status 2, no extra log line.
+// errUsage marks a usage error: exit status 2. Wrapped with a reason
+// (fmt.Errorf("...: %w", errUsage)) the reason is printed; bare, the command
+// printed its usage itself.
 var errUsage = errors.New("usage")
+
+// errFlagsPrinted marks a flag error the flag package printed already.
+var errFlagsPrinted = errors.New("printed by the flag package")
+
+// usageReason is what a usage error says beyond "usage" ("" when nothing).
+func usageReason(err error) string {
+	if err == errUsage || errors.Is(err, errFlagsPrinted) {
+		return ""
+	}
+	msg := strings.TrimSuffix(err.Error(), ": "+errUsage.Error())
+	return strings.TrimPrefix(msg, errUsage.Error()+": ")
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stderr))
@@ -69,6 +84,9 @@ func run(args []string, stderr io.Writer) int {
 			return 0 // help asked for and printed: not an error
 		}
 		if errors.Is(err, errUsage) {
+			if reason := usageReason(err); reason != "" {
+				fmt.Fprintf(stderr, "roxd %s: %s\n", args[0], reason)
+			}
 			return 2
 		}
 		fmt.Fprintf(stderr, "roxd %s: %v\n", args[0], err)
@@ -85,7 +103,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return err
 	}
-	return fmt.Errorf("%w: %v", errUsage, err)
+	return fmt.Errorf("%w: %w: %v", errUsage, errFlagsPrinted, err)
 }
 
 func usage(w io.Writer) {
