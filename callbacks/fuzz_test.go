@@ -74,7 +74,11 @@ func checkEvent(t *testing.T, r *Receiver, kind string, body []byte, ev *event) 
 		t.Fatalf("spool round trip: %v\n%+v\n%+v", err, back, *ev)
 	}
 	keys, argv := r.st.scriptArgs(ev)
-	if len(keys) != 2 || len(argv) < scriptFixedArgs || (len(argv)-scriptFixedArgs)%2 != 0 {
+	names := receiptFields
+	if kind == KindReply {
+		names = replyFields
+	}
+	if len(keys) != 2 || len(argv) != scriptFixedArgs+len(names) {
 		t.Fatalf("script args: %d keys, %d argv", len(keys), len(argv))
 	}
 }

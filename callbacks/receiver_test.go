@@ -3,6 +3,7 @@ package callbacks
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -339,5 +340,47 @@ func TestRunTwice(t *testing.T) {
 	defer cancel()
 	if err := b.recv.Run(ctx); !errors.Is(err, ErrRunning) {
 		t.Errorf("second Run: %v", err)
+	}
+}
+
+// StreamMaxLen bounds both streams (XADD MAXLEN ~: Redis trims whole nodes
+// of 100 entries, so a stream stays within MaxLen + 100): 250 receipts and
+// 250 replies against a MaxLen of 10 leave at most 110 of each, every
+// callback answered.
+func TestStreamsAreTrimmedToMaxLen(t *testing.T) {
+	b := setup(t, nil, func(c *Config) { c.StreamMaxLen = 10 })
+	checkTrimmed(t, b)
+}
+
+// checkTrimmed posts 250 receipts and 250 replies to b (StreamMaxLen 10)
+// and checks that each stream holds between 10 and 110 entries.
+func checkTrimmed(t *testing.T, b *bundle) {
+	t.Helper()
+	const n = 250
+	for i := range n {
+		sms := fmt.Sprintf("sms-trim-%d", i)
+		b.record(t, fmt.Sprintf("m-trim-%d", i), sms, "submitted", nil)
+		b.mustOK(t, KindReceipt, receiptBody(testAccount, sms, "0000", ts1))
+		b.mustOK(t, KindReply, replyBody("ROX_API_Reply", testAccount, sms, "+61407555001", fmt.Sprintf("reply %d", i), ts1))
+	}
+	ctx := context.Background()
+	for _, s := range []string{b.cfg.ReceiptsStream, b.cfg.RepliesStream} {
+		var l int64
+		// the outbox path appends after the answer: wait for the last entry
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			last, err := b.rdb.XRevRangeN(ctx, s, "+", "-", 1).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(last) == 1 && (last[0].Values["sms_id"] == fmt.Sprintf("sms-trim-%d", n-1)) || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		l = b.rdb.XLen(ctx, s).Val()
+		if l < 10 || l > 110 {
+			t.Errorf("%s holds %d entries after %d, want 10..110 (MAXLEN ~ 10)", s, l, n)
+		}
 	}
 }

@@ -33,10 +33,12 @@ import (
 //	written into a deferred member, the deferred member being resolved (""
 //	for a new callback), "1" when the opt-out was applied already (when
 //	the callback was deferred: the action and number then say what was
-//	done), then the event's own stream fields, name then value
+//	done), then the values of the event's own stream fields, in the order
+//	of receiptFields or replyFields (event.go), the script's rfields and
+//	pfields: the names are the script's, not sent with each callback
 //
 // Inside, each event is stored by roxd_cb_store (reading its arguments in
-// place: ARGV[o] kind ... ARGV[o+10] done, ARGV[o+11..last] fields), under
+// place: ARGV[o] kind ... ARGV[o+10] done, ARGV[o+11..last] the fields' values), under
 // pcall: an event whose command fails answers its own error and the
 // others of the group are stored. One MGET reads every marker and SMSId
 // map of the group first; a marker set earlier in the same call counts
@@ -80,6 +82,10 @@ local c = tonumber(ARGV[1])
 local base = ARGV[2]
 local outbox = nil
 if c == 5 then outbox = KEYS[5] end
+local maxlen = tonumber(ARGV[4])
+-- the stream fields' names, in the order of their values (event.go)
+local rfields = {'sms_id', 'request_id', 'account_id', 'timestamp', 'dest_tn', 'result', 'result_text', 'status'}
+local pfields = {'sms_id', 'request_id', 'account_id', 'timestamp', 'reply_from', 'reply_text', 'sms_text', 'keyword'}
 local function roxd_cb_store(o, last, mk, sk, stream, seen, pmid)
   local member = ARGV[o + 9]
   if member ~= '' and not redis.call('ZSCORE', KEYS[2], member) then
@@ -90,6 +96,11 @@ local function roxd_cb_store(o, last, mk, sk, stream, seen, pmid)
     return {0, '', 0}
   end
   local kind = ARGV[o]
+  local names = rfields
+  if kind == 'reply' then names = pfields end
+  -- values given (8; fewer from a caller that sends fewer: never read past
+  -- this event's arguments)
+  local nv = math.min(#names, last - o - 10)
   local mid = pmid
   if not mid then mid = redis.call('GET', sk) end
   local mkey = ''
@@ -118,7 +129,7 @@ local function roxd_cb_store(o, last, mk, sk, stream, seen, pmid)
     -- reconcile (internal/store/reconcile.go): evidence for a recipient
     -- whose request was never answered, or kept while one is in flight
     local sf = {}
-    for i = o + 11, last - 1, 2 do sf[ARGV[i]] = ARGV[i + 1] end
+    for j = 1, nv do sf[names[j]] = ARGV[o + 10 + j] end
     local rcid, inflight = roxd_rc_callback(base, kind, sf, ARGV[o + 5], tonumber(ARGV[o + 4]), ARGV[o + 6], string.sub(sk, #base + 5), ARGV[6])
     if rcid then
       mid = rcid
@@ -130,7 +141,7 @@ local function roxd_cb_store(o, last, mk, sk, stream, seen, pmid)
   end
   if not mid and du > 0 then
     local ev = {kind = kind, event_id = ARGV[o + 5], attempt = tonumber(ARGV[o + 8])}
-    for i = o + 11, last, 2 do ev[ARGV[i]] = ARGV[i + 1] end
+    for j = 1, nv do ev[names[j]] = ARGV[o + 10 + j] end
     if ARGV[o + 10] == '1' or optnum ~= '' then
       if optout ~= '' then ev.optout = optout end
       if optnum ~= '' then ev.optout_number = optnum end
@@ -176,16 +187,17 @@ local function roxd_cb_store(o, last, mk, sk, stream, seen, pmid)
     mid = ''
   end
   local args
-  local maxlen = tonumber(ARGV[4])
   if maxlen > 0 then
-    args = {'XADD', stream, 'MAXLEN', '~', maxlen, '*', 'event_id', ARGV[o + 5], 'kind', kind, 'message_id', mid}
+    -- ARGV[4] as sent: a Lua number would be formatted (sprintf) per call
+    args = {'XADD', stream, 'MAXLEN', '~', ARGV[4], '*', 'event_id', ARGV[o + 5], 'kind', kind, 'message_id', mid}
   else
     args = {'XADD', stream, '*', 'event_id', ARGV[o + 5], 'kind', kind, 'message_id', mid}
   end
   local na = #args
-  for i = o + 11, last do
-    na = na + 1
-    args[na] = ARGV[i]
+  for j = 1, nv do
+    args[na + 1] = names[j]
+    args[na + 2] = ARGV[o + 10 + j]
+    na = na + 2
   end
   if kind == 'reply' then
     args[na + 1] = 'optout'
@@ -263,7 +275,7 @@ local maxlen = tonumber(ARGV[2])
 if maxlen > 0 then
   args[#args+1] = 'MAXLEN'
   args[#args+1] = '~'
-  args[#args+1] = maxlen
+  args[#args+1] = ARGV[2]
 end
 args[#args+1] = '*'
 for i = 3, #ARGV do args[#args+1] = ARGV[i] end

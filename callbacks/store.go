@@ -125,7 +125,7 @@ func (s *storer) scriptArgs(e *event) ([]string, []any) {
 }
 
 // eventArgs is the most ARGV scriptArgs gives one event.
-const eventArgs = 11 + 16
+const eventArgs = scriptFixedArgs + 8
 
 // appendArgs appends e's KEYS and ARGV (scriptArgs) to keys and argv: the
 // group's own slices, so that an event costs no slices of its own.
