@@ -78,6 +78,8 @@ import (
 // The message record is addressed from the SMSId map; it shares the {P}
 // hash tag with every declared key.
 var storeScript = store.NewScript("callbacks.store", store.TransitionLua+store.ReconcileLua+`
+local ARGV, KEYS = ARGV, KEYS
+local rcall = redis.call
 local c = tonumber(ARGV[1])
 local base = ARGV[2]
 local outbox = nil
@@ -88,11 +90,11 @@ local rfields = {'sms_id', 'request_id', 'account_id', 'timestamp', 'dest_tn', '
 local pfields = {'sms_id', 'request_id', 'account_id', 'timestamp', 'reply_from', 'reply_text', 'sms_text', 'keyword'}
 local function roxd_cb_store(o, last, mk, sk, stream, seen, pmid)
   local member = ARGV[o + 9]
-  if member ~= '' and not redis.call('ZSCORE', KEYS[2], member) then
+  if member ~= '' and not rcall('ZSCORE', KEYS[2], member) then
     return {3, '', 0}
   end
   if seen then
-    if member ~= '' then redis.call('ZREM', KEYS[2], member) end
+    if member ~= '' then rcall('ZREM', KEYS[2], member) end
     return {0, '', 0}
   end
   local kind = ARGV[o]
@@ -102,7 +104,7 @@ local function roxd_cb_store(o, last, mk, sk, stream, seen, pmid)
   -- this event's arguments)
   local nv = math.min(#names, last - o - 10)
   local mid = pmid
-  if not mid then mid = redis.call('GET', sk) end
+  if not mid then mid = rcall('GET', sk) end
   local mkey = ''
   if mid then mkey = base .. 'msg:' .. mid end
   local action, num = ARGV[o + 2], ARGV[o + 3]
@@ -110,15 +112,15 @@ local function roxd_cb_store(o, last, mk, sk, stream, seen, pmid)
   if ARGV[o + 10] == '1' then
     optout, optnum = action, num
   elseif action ~= '' then
-    if num == '' and mid then num = redis.call('HGET', mkey, 'to') or '' end
+    if num == '' and mid then num = rcall('HGET', mkey, 'to') or '' end
     if num ~= '' then
       optnum = num
       if action == 'stop' then
-        redis.call('SADD', KEYS[1], num)
+        rcall('SADD', KEYS[1], num)
         optout = 'stop'
       elseif action == 'start' then
-        if redis.call('SISMEMBER', base .. 'suppressed:operator', num) == 0 then
-          redis.call('SREM', KEYS[1], num)
+        if rcall('SISMEMBER', base .. 'suppressed:operator', num) == 0 then
+          rcall('SREM', KEYS[1], num)
           optout = 'start'
         end
       end
@@ -135,7 +137,7 @@ local function roxd_cb_store(o, last, mk, sk, stream, seen, pmid)
       mid = rcid
       mkey = base .. 'msg:' .. mid
     elseif inflight and du <= 0 then
-      local t = redis.call('TIME')
+      local t = rcall('TIME')
       du = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + 30000
     end
   end
@@ -151,17 +153,17 @@ local function roxd_cb_store(o, last, mk, sk, stream, seen, pmid)
     end
     local j = cjson.encode(ev)
     j = string.sub(j, 1, -2) .. ',"received_ms":' .. ARGV[o + 4] .. '}'
-    redis.call('ZADD', KEYS[2], du, j)
+    rcall('ZADD', KEYS[2], du, j)
     -- a member deferred again past its last delay is the same JSON: ZADD
     -- moved it, removing it would lose it
-    if member ~= '' and member ~= j then redis.call('ZREM', KEYS[2], member) end
+    if member ~= '' and member ~= j then rcall('ZREM', KEYS[2], member) end
     return {2, '', 0}
   end
   local meta = '{}'
   local moved = 0
   local after = ''
   if mid then
-    local rec = redis.call('HMGET', mkey, 'meta', 'status')
+    local rec = rcall('HMGET', mkey, 'meta', 'status')
     if rec[1] then meta = rec[1] end
     if kind == 'receipt' and rec[2] then
       local s = rec[2]
@@ -169,17 +171,17 @@ local function roxd_cb_store(o, last, mk, sk, stream, seen, pmid)
       after = s
       if roxd_can(s, st) then
         if st == 'failed' then
-          redis.call('HSET', mkey, 'status', st, 't_' .. st, ARGV[o + 4], 'err', ARGV[o + 6])
+          rcall('HSET', mkey, 'status', st, 't_' .. st, ARGV[o + 4], 'err', ARGV[o + 6])
         elseif s == 'failed' then
-          redis.call('HSET', mkey, 'status', st, 't_' .. st, ARGV[o + 4], 'err', '')
+          rcall('HSET', mkey, 'status', st, 't_' .. st, ARGV[o + 4], 'err', '')
         else
-          redis.call('HSET', mkey, 'status', st, 't_' .. st, ARGV[o + 4])
+          rcall('HSET', mkey, 'status', st, 't_' .. st, ARGV[o + 4])
         end
         moved = 1
         after = st
         -- a message not ended before (no TTL while it could be sent) has
         -- ended now: readable StatusTTL from now (docs/LIFECYCLE.md)
-        if roxd_rank[s] < 2 then redis.call('PEXPIRE', mkey, ARGV[6]) end
+        if roxd_rank[s] < 2 then rcall('PEXPIRE', mkey, ARGV[6]) end
       end
       if after == 'sending' then after = 'queued' end
     end
@@ -221,19 +223,19 @@ local function roxd_cb_store(o, last, mk, sk, stream, seen, pmid)
     if maxlen > 0 then start = 7 end
     for i = start, na + 2 do f[#f + 1] = args[i] end
     id = cjson.encode({t = tonumber(ARGV[o + 4]), k = kind, f = f})
-    redis.call('HSET', outbox, ARGV[o + 5], id)
+    rcall('HSET', outbox, ARGV[o + 5], id)
     code = 4
   else
-    id = redis.call(unpack(args))
+    id = rcall(unpack(args))
   end
-  redis.call('SET', mk, '1', 'PX', ARGV[3])
-  if member ~= '' then redis.call('ZREM', KEYS[2], member) end
+  rcall('SET', mk, '1', 'PX', ARGV[3])
+  if member ~= '' then rcall('ZREM', KEYS[2], member) end
   return {code, id, moved}
 end
 
 local n = tonumber(ARGV[5])
 local pre = {}
-if n > 0 then pre = redis.call('MGET', unpack(KEYS, c + 1, c + 2 * n)) end
+if n > 0 then pre = rcall('MGET', unpack(KEYS, c + 1, c + 2 * n)) end
 local marked = {}
 local out = {}
 local at = 7

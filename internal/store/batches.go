@@ -144,8 +144,10 @@ func (b *Batches) NextScheduled(ctx context.Context) (time.Time, bool, error) {
 }
 
 var formScript = NewScript("store.form", `
-if redis.call('EXISTS', KEYS[4]) == 1 then return {-1} end
-local groups = redis.call('SMEMBERS', KEYS[1])
+local ARGV, KEYS = ARGV, KEYS
+local rcall = redis.call
+if rcall('EXISTS', KEYS[4]) == 1 then return {-1} end
+local groups = rcall('SMEMBERS', KEYS[1])
 if #groups == 0 then return {} end
 local base = ARGV[1]
 local n = tonumber(ARGV[2])
@@ -185,8 +187,8 @@ end
 local w = {}
 for c = 1, 3 do
   if use[c] then
-  redis.call('ZREMRANGEBYSCORE', wk[c], '-inf', now - tonumber(ARGV[9]))
-  w[c] = redis.call('ZCARD', wk[c])
+  rcall('ZREMRANGEBYSCORE', wk[c], '-inf', now - tonumber(ARGV[9]))
+  w[c] = rcall('ZCARD', wk[c])
   end
 end
 local out = {}
@@ -201,7 +203,7 @@ for c = 1, 3 do
   for _, g in ipairs(order[c]) do
     if fc >= maxform or formed >= total then break end
     local rk = base .. 'ready:' .. g
-    local len = redis.call('LLEN', rk)
+    local len = rcall('LLEN', rk)
     while len > 0 and fc < maxform and formed < total do
       local take = 0
       if c == 3 and w[c] >= maxbulk then
@@ -211,24 +213,24 @@ for c = 1, 3 do
       elseif len >= n then
         take = n
       elseif w[c] < maxw then
-        local head = redis.call('LINDEX', rk, 0)
-        local t = tonumber(redis.call('HGET', base .. 'msg:' .. head, 't_queued'))
+        local head = rcall('LINDEX', rk, 0)
+        local t = tonumber(rcall('HGET', base .. 'msg:' .. head, 't_queued'))
         if t == nil or now - t >= linger then take = len end
       end
       if take == 0 then break end
       local bid = prefix .. (seq + formed)
-      if redis.call('EXISTS', base .. 'batch:' .. bid) == 1 then
+      if rcall('EXISTS', base .. 'batch:' .. bid) == 1 then
         -- never overwrite a batch (its messages would be in no batch): the
         -- caller's sequence is behind (a reply it never got)
         if formed == 0 then return redis.error_reply('ROXD_BATCH_ID_IN_USE ' .. bid) end
         return out
       end
-      local ids = redis.call('LPOP', rk, take)
+      local ids = rcall('LPOP', rk, take)
       formed = formed + 1
       fc = fc + 1
-      redis.call('HSET', base .. 'batch:' .. bid, 'group', g, 'ids', cjson.encode(ids), 'created', now, 'attempt', 0)
-      redis.call('ZADD', KEYS[3], now, bid)
-      redis.call('ZADD', wk[c], now, bid)
+      rcall('HSET', base .. 'batch:' .. bid, 'group', g, 'ids', cjson.encode(ids), 'created', now, 'attempt', 0)
+      rcall('ZADD', KEYS[3], now, bid)
+      rcall('ZADD', wk[c], now, bid)
       local first = {}
       -- 'batch' only on records that exist (a message whose record is gone
       -- must not come back as a field without TTL): one EXISTS over all
@@ -240,9 +242,9 @@ for c = 1, 3 do
       end
       for j = 1, #mks, 500 do
         local e = math.min(j + 499, #mks)
-        local all = redis.call('EXISTS', unpack(mks, j, e)) == e - j + 1
+        local all = rcall('EXISTS', unpack(mks, j, e)) == e - j + 1
         for x = j, e do
-          if all or redis.call('EXISTS', mks[x]) == 1 then redis.call('HSET', mks[x], 'batch', bid) end
+          if all or rcall('EXISTS', mks[x]) == 1 then rcall('HSET', mks[x], 'batch', bid) end
         end
       end
       w[c] = w[c] + 1
@@ -252,7 +254,7 @@ for c = 1, 3 do
       out[#out + 1] = #ids
       out[#out + 1] = cjson.encode(first)
     end
-    if len <= 0 then redis.call('SREM', KEYS[1], g) end
+    if len <= 0 then rcall('SREM', KEYS[1], g) end
   end
 end
 return out
@@ -387,11 +389,13 @@ func (b *Batches) HasReadyOf(ctx context.Context, p string) (bool, error) {
 }
 
 var claimScript = NewScript("store.claim", ReconcileLua+ExpireLua+`
-local b = redis.call('HMGET', KEYS[1], 'group', 'ids')
+local ARGV, KEYS = ARGV, KEYS
+local rcall = redis.call
+local b = rcall('HMGET', KEYS[1], 'group', 'ids')
 if not b[1] then return {'gone'} end
-if not redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[4]) then return {'locked'} end
-redis.call('ZREM', KEYS[3], ARGV[2])
-`+unwaitLua("KEYS[3]", "ARGV[2]")+`if redis.call('EXISTS', KEYS[5]) == 1 then return {'paused', b[1]} end
+if not rcall('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[4]) then return {'locked'} end
+rcall('ZREM', KEYS[3], ARGV[2])
+`+unwaitLua("KEYS[3]", "ARGV[2]")+`if rcall('EXISTS', KEYS[5]) == 1 then return {'paused', b[1]} end
 local base = ARGV[1]
 local now = ARGV[5]
 -- reconcile (internal/store/reconcile.go): window, default policy,
@@ -411,7 +415,7 @@ local keep = {}
 local send = {}
 for _, id in ipairs(ids) do
   local k = base .. 'msg:' .. id
-  local f = redis.call('HMGET', k, 'status', 'sms_id', 'to', 'name', 'email', 'text', 'attempts', 'flight', 'on_ambiguous', 'rc', 'expires_at')
+  local f = rcall('HMGET', k, 'status', 'sms_id', 'to', 'name', 'email', 'text', 'attempts', 'flight', 'on_ambiguous', 'rc', 'expires_at')
   local st = f[1]
   if (not st) or (f[2] and f[2] ~= '') then
     out[5] = out[5] + 1
@@ -450,7 +454,7 @@ else
   for j = 1, #tos, 500 do
     local part = {}
     for x = j, math.min(j + 499, #tos) do part[#part + 1] = tos[x] end
-    local r = redis.call('SMISMEMBER', KEYS[4], unpack(part))
+    local r = rcall('SMISMEMBER', KEYS[4], unpack(part))
     for x, m in ipairs(r) do
       if m == 1 then sup[part[x]] = true end
     end
@@ -463,10 +467,10 @@ else
       roxd_expire(base, k, id, now, ttl, xstream, xmax, xacct, xts)
       expired = expired + 1
     elseif f[3] and sup[f[3]] then
-      redis.call('HSET', k, 'status', 'suppressed', 't_suppressed', now)
+      rcall('HSET', k, 'status', 'suppressed', 't_suppressed', now)
       roxd_rc_land(base, k, id)
       -- ended: readable StatusTTL from now (it had no TTL while queued)
-      redis.call('PEXPIRE', k, ARGV[10])
+      rcall('PEXPIRE', k, ARGV[10])
       out[4] = out[4] + 1
     else
       -- a string: a Lua number would be formatted with sprintf by Redis
@@ -474,9 +478,9 @@ else
       if f[7] then att = tostring((tonumber(f[7]) or 0) + 1) end
       -- in flight: the 'flight' stamp in the same HSET, then the index
       if f[1] ~= 'sending' then
-        redis.call('HSET', k, 'status', 'sending', 't_sending', now, 'attempts', att, 'flight', now)
+        rcall('HSET', k, 'status', 'sending', 't_sending', now, 'attempts', att, 'flight', now)
       else
-        redis.call('HSET', k, 'attempts', att, 'flight', now)
+        rcall('HSET', k, 'attempts', att, 'flight', now)
       end
       -- ARGV[9] as sent: a Lua number would be formatted (sprintf) per call
       roxd_rc_index(base, id, f[3], now, ARGV[9])
@@ -492,12 +496,12 @@ else
 end
 if #keep ~= #ids then
   if #keep == 0 then
-    redis.call('HSET', KEYS[1], 'ids', '[]')
+    rcall('HSET', KEYS[1], 'ids', '[]')
   else
-    redis.call('HSET', KEYS[1], 'ids', cjson.encode(keep))
+    rcall('HSET', KEYS[1], 'ids', cjson.encode(keep))
   end
 end
-redis.call('HINCRBY', KEYS[1], 'attempt', 1)
+rcall('HINCRBY', KEYS[1], 'attempt', 1)
 out[7] = expired
 return out
 `)
@@ -634,6 +638,8 @@ func batchInt(v any) int {
 }
 
 var recordScript = NewScript("store.record", ReconcileLua+`
+local ARGV, KEYS = ARGV, KEYS
+local rcall = redis.call
 local base = ARGV[1]
 local now = ARGV[4]
 -- the TTL as sent: a Lua number would be formatted (sprintf) per command
@@ -646,7 +652,7 @@ for i = 7, #ARGV, 4 do
   local id, o, v, c = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local k = base .. 'msg:' .. id
   -- one read for the status and the in-flight stamp
-  local cur = redis.call('HMGET', k, 'status', 'sms_id', 'flight', 'to')
+  local cur = rcall('HMGET', k, 'status', 'sms_id', 'flight', 'to')
   if cur[3] then
     -- ROX answered: out of the in-flight index first (a write that does
     -- not grow memory, so that under OOM Redis lets the script finish).
@@ -654,7 +660,7 @@ for i = 7, #ARGV, 4 do
     -- reads it as in flight (the claim, the callbacks and revive look
     -- only at messages without sms_id).
     roxd_rc_unindex(base, id, cur[4], tns)
-    if o ~= 's' then redis.call('HDEL', k, 'flight') end
+    if o ~= 's' then rcall('HDEL', k, 'flight') end
   end
   if o == 's' then
     -- ROX accepted it: record it whatever happened meanwhile, except that
@@ -665,37 +671,37 @@ for i = 7, #ARGV, 4 do
     if cur[2] == v and (cur[1] == 'submitted' or cur[1] == 'delivered' or cur[1] == 'failed') then
       -- recorded already
     elseif cur[1] == 'delivered' then
-      redis.call('HSET', k, 'sms_id', v, 'request_id', reqid, 't_submitted', now)
+      rcall('HSET', k, 'sms_id', v, 'request_id', reqid, 't_submitted', now)
     else
-      redis.call('HSET', k, 'status', 'submitted', 'sms_id', v, 'request_id', reqid, 't_submitted', now, 'err', '')
+      rcall('HSET', k, 'status', 'submitted', 'sms_id', v, 'request_id', reqid, 't_submitted', now, 'err', '')
     end
-    redis.call('PEXPIRE', k, ttl)
-    redis.call('SET', base .. 'sms:' .. c, id, 'PX', ttl)
+    rcall('PEXPIRE', k, ttl)
+    rcall('SET', base .. 'sms:' .. c, id, 'PX', ttl)
     sub = sub + 1
   elseif o == 'f' then
     local st = cur[1]
     if st == 'sending' or st == 'queued' or st == 'scheduled' then
-      redis.call('HSET', k, 'status', 'failed', 'err', v, 't_failed', now)
-      redis.call('PEXPIRE', k, ttl)
+      rcall('HSET', k, 'status', 'failed', 'err', v, 't_failed', now)
+      rcall('PEXPIRE', k, ttl)
       fail = fail + 1
     end
   else
     -- the message exists (a claimed one always has a status)
     if cur[1] then
-      redis.call('HSET', k, 'err', v)
+      rcall('HSET', k, 'err', v)
       retry[#retry + 1] = id
     end
   end
 end
 roxd_rc_evsweep(base, tns)
 if #retry == 0 then
-  redis.call('DEL', KEYS[1])
-  redis.call('ZREM', KEYS[3], ARGV[2])
-  redis.call('ZREM', KEYS[4], ARGV[2])
+  rcall('DEL', KEYS[1])
+  rcall('ZREM', KEYS[3], ARGV[2])
+  rcall('ZREM', KEYS[4], ARGV[2])
   `+unwaitLua("KEYS[4]", "ARGV[2]")+`else
-  redis.call('HSET', KEYS[1], 'ids', cjson.encode(retry))
+  rcall('HSET', KEYS[1], 'ids', cjson.encode(retry))
 end
-if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
+if rcall('GET', KEYS[2]) == ARGV[3] then rcall('DEL', KEYS[2]) end
 return {sub, fail, #retry}
 `)
 

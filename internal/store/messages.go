@@ -419,6 +419,8 @@ func (o EnqueueOutcome) String() string {
 // (optional fields included); only a suppressed record (ended at once)
 // gets its TTL, a queued or scheduled one has none (docs/LIFECYCLE.md).
 var enqueueScript = NewScript("store.enqueue", `
+local ARGV, KEYS = ARGV, KEYS
+local rcall = redis.call
 local n = tonumber(ARGV[2])
 local now = ARGV[1]
 local base = string.sub(KEYS[2], 1, #KEYS[2] - 9)
@@ -431,8 +433,8 @@ for i = 1, n do
   at = at + tonumber(ARGV[at]) + 1
 end
 if n == 0 then return {} end
-local some = redis.call('EXISTS', unpack(mks)) > 0
-local sup = redis.call('SMISMEMBER', KEYS[3], unpack(tos))
+local some = rcall('EXISTS', unpack(mks)) > 0
+local sup = rcall('SMISMEMBER', KEYS[3], unpack(tos))
 local out, made, new = {}, {}, {}
 local lists, order, groups = {}, {}, {}
 for i = 1, n do
@@ -443,8 +445,8 @@ for i = 1, n do
   if m then
     status = m.status
     if m.hash == ARGV[o + 2] then code = 1 else code = 2 end
-  elseif some and redis.call('EXISTS', mk) == 1 then
-    local r = redis.call('HMGET', mk, 'hash', 'status')
+  elseif some and rcall('EXISTS', mk) == 1 then
+    local r = rcall('HMGET', mk, 'hash', 'status')
     status = r[2] or ''
     if r[1] == ARGV[o + 2] then code = 1 else code = 2 end
   else
@@ -453,11 +455,11 @@ for i = 1, n do
       status, code = 'suppressed', 3
     elseif mode == 'sched' then
       status, code = 'scheduled', 0
-      redis.call('ZADD', KEYS[2], ARGV[o + 5], id)
+      rcall('ZADD', KEYS[2], ARGV[o + 5], id)
       -- The group's schedule set and dirty mark: the worker keeps one
       -- asynq task per schedule group (internal/store/operator.go).
-      redis.call('ZADD', base .. 'sched:' .. group, ARGV[o + 5], id)
-      redis.call('SADD', base .. 'sdirty', group)
+      rcall('ZADD', base .. 'sched:' .. group, ARGV[o + 5], id)
+      rcall('SADD', base .. 'sdirty', group)
     else
       status, code = 'queued', 0
       local l = KEYS[3 + 2 * i]
@@ -478,8 +480,8 @@ for i = 1, n do
   out[#out + 1] = code
   out[#out + 1] = status
 end
-for _, l in ipairs(order) do redis.call('RPUSH', l, unpack(lists[l])) end
-if #groups > 0 then redis.call('SADD', KEYS[1], unpack(groups)) end
+for _, l in ipairs(order) do rcall('RPUSH', l, unpack(lists[l])) end
+if #groups > 0 then rcall('SADD', KEYS[1], unpack(groups)) end
 for _, i in ipairs(new) do
   local o = off[i]
   local mk = mks[i]
@@ -503,10 +505,10 @@ for _, i in ipairs(new) do
       h[#h + 1] = ARGV[j + 1]
     end
   end
-  redis.call('HSET', mk, unpack(h))
+  rcall('HSET', mk, unpack(h))
   -- no TTL while it can be sent (docs/LIFECYCLE.md): only a suppressed one
   -- has ended
-  if status == 'suppressed' then redis.call('PEXPIRE', mk, ARGV[o + 4]) end
+  if status == 'suppressed' then rcall('PEXPIRE', mk, ARGV[o + 4]) end
 end
 return out
 `)
