@@ -297,8 +297,9 @@ func jsonType(kind string) string {
 }
 
 // decodeMessage decodes one message as posted: strictly (decodeStrict),
-// and refusing a string that is not valid UTF-8 or holds a lone surrogate
-// escape (invalidString) with the field it is in.
+// refusing a string that is not valid UTF-8 or holds a lone surrogate
+// escape (invalidString) with the field it is in, and a name in another
+// case than its field's or given twice (exactKeys).
 func decodeMessage(data []byte, v *messageIn) *apiError {
 	if e := decodeStrict(data, v); e != nil {
 		return e
@@ -307,7 +308,7 @@ func decodeMessage(data []byte, v *messageIn) *apiError {
 		return &apiError{Code: producer.CodeInvalid, Field: field,
 			Message: "not valid UTF-8 (or a \\u escape of a lone UTF-16 surrogate)"}
 	}
-	return nil
+	return exactKeys(data, messageNames, true)
 }
 
 // messageIn is a message as posted.
@@ -493,6 +494,10 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 		Messages []json.RawMessage `json:"messages"`
 	}
 	if e := decodeStrict(body, &in); e != nil {
+		writeError(w, http.StatusBadRequest, *e)
+		return
+	}
+	if e := exactKeys(body, batchNames, false); e != nil {
 		writeError(w, http.StatusBadRequest, *e)
 		return
 	}
