@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -58,11 +59,18 @@ func tail(ctx context.Context, args []string, out, errOut io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if kind == "" && fs.NArg() > 0 {
-		kind = fs.Arg(0)
-	} else if fs.NArg() > 0 {
+	// A usage error prints the usage line; run prints its reason.
+	usageErr := func(format string, a ...any) error {
 		fmt.Fprintln(errOut, tailUsage)
-		return errUsage
+		return fmt.Errorf("%w: "+format, append([]any{errUsage}, a...)...)
+	}
+	if kind == "" && fs.NArg() > 0 {
+		kind, args = fs.Arg(0), fs.Args()[1:]
+	} else {
+		args = fs.Args()
+	}
+	if len(args) > 0 {
+		return usageErr("unexpected argument %q", args[0])
 	}
 	var stream string
 	var err error
@@ -71,15 +79,19 @@ func tail(ctx context.Context, args []string, out, errOut io.Writer) error {
 		stream, err = receipts()
 	case "replies", "reply":
 		stream, err = replies()
+	case "":
+		return usageErr("want receipts or replies")
 	default:
-		fmt.Fprintln(errOut, tailUsage)
-		return errUsage
+		return usageErr("%q: want receipts or replies", kind)
 	}
 	if err != nil {
 		return err
 	}
 	if *count < 0 {
-		return fmt.Errorf("--count %d: want 0 or more", *count)
+		return usageErr("--count %d: want 0 or more", *count)
+	}
+	if err := checkStreamID(*from); err != nil {
+		return usageErr("--from %q: %v", *from, err)
 	}
 	rawURL, err := redisURL()
 	if err != nil {
@@ -133,6 +145,25 @@ func tail(ctx context.Context, args []string, out, errOut io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// checkStreamID accepts what --from may be: "$", or a stream entry id
+// as XREAD takes it (milliseconds, optionally "-" and a sequence number).
+func checkStreamID(id string) error {
+	if id == "$" {
+		return nil
+	}
+	ms, seq, hasSeq := strings.Cut(id, "-")
+	if !digits(ms) || hasSeq && !digits(seq) {
+		return errors.New(`want "$" (new entries only), "0" (the whole stream) or an entry id such as 1700000000000-0`)
+	}
+	return nil
+}
+
+// digits reports whether s is a decimal uint64, as a stream id's parts are.
+func digits(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 64)
+	return err == nil && s[0] != '+'
 }
 
 // lastID is the id of the newest entry of stream, or "0-0" when it is

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -84,7 +85,7 @@ func TestTailPrintsEntriesAsTheyArrive(t *testing.T) {
 func TestTailUsage(t *testing.T) {
 	var out, errOut syncBuffer
 	for _, args := range [][]string{nil, {"other"}, {"receipts", "extra"}} {
-		if err := tail(context.Background(), args, &out, &errOut); err != errUsage {
+		if err := tail(context.Background(), args, &out, &errOut); !errors.Is(err, errUsage) {
 			t.Errorf("tail %v: %v, want errUsage", args, err)
 		}
 	}

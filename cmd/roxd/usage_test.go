@@ -36,3 +36,37 @@ func TestUsageErrorsArePrinted(t *testing.T) {
 		t.Errorf("bad flag printed again by run: %q", stderr.String())
 	}
 }
+
+// TestTailUsageErrors: each wrong use of `roxd tail` exits 2 saying what
+// is wrong, before any Redis is reached (REDIS_URL points nowhere): it
+// used to print the bare usage for a missing or unknown stream, exit 1 for
+// --count -1, and pass a bad --from to Redis ("ERR Invalid stream ID").
+func TestTailUsageErrors(t *testing.T) {
+	t.Setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"tail"}, "want receipts or replies"},
+		{[]string{"tail", "foo"}, `"foo": want receipts or replies`},
+		{[]string{"tail", "receipts", "extra"}, `unexpected argument "extra"`},
+		{[]string{"tail", "receipts", "--count", "-1"}, "--count -1"},
+		{[]string{"tail", "receipts", "--from", "abc"}, `--from "abc"`},
+		{[]string{"tail", "replies", "--from", "1-2-3"}, `--from "1-2-3"`},
+		{[]string{"tail", "replies", "--from", ""}, `--from ""`},
+		{[]string{"tail", "replies", "--from", "99999999999999999999"}, `--from "99999999999999999999"`},
+	} {
+		var stderr bytes.Buffer
+		if code := run(c.args, &stderr); code != 2 {
+			t.Errorf("%v: exit %d, want 2 (stderr %q)", c.args, code, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("%v: stderr %q lacks %q", c.args, stderr.String(), c.want)
+		}
+	}
+	for _, from := range []string{"$", "0", "0-0", "1700000000000", "1700000000000-5"} {
+		if err := checkStreamID(from); err != nil {
+			t.Errorf("--from %q refused: %v", from, err)
+		}
+	}
+}
