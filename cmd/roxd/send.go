@@ -15,7 +15,8 @@ func init() {
 	})
 }
 
-// sendMetadataFlag collects repeated --metadata k=v.
+// sendMetadataFlag collects repeated --metadata k=v; a key given twice is
+// refused, as the API refuses it (the last would win).
 type sendMetadataFlag map[string]string
 
 func (m sendMetadataFlag) String() string { return fmt.Sprint(map[string]string(m)) }
@@ -24,6 +25,9 @@ func (m sendMetadataFlag) Set(v string) error {
 	k, val, ok := strings.Cut(v, "=")
 	if !ok || k == "" {
 		return fmt.Errorf("%q: want key=value", v)
+	}
+	if _, twice := m[k]; twice {
+		return fmt.Errorf("key %q given twice", k)
 	}
 	m[k] = val
 	return nil

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -68,5 +70,23 @@ func TestTailUsageErrors(t *testing.T) {
 		if err := checkStreamID(from); err != nil {
 			t.Errorf("--from %q refused: %v", from, err)
 		}
+	}
+}
+
+// TestSendMetadataKeyTwice: `--metadata k=v --metadata k=w` sent k=w and
+// dropped k=v without a word, as the API did with a key given twice; a key
+// given twice is a usage error naming it, and nothing is sent (the API URL
+// points nowhere).
+func TestSendMetadataKeyTwice(t *testing.T) {
+	t.Setenv("ROXD_API_URL", "http://127.0.0.1:1")
+	t.Setenv("ROXD_API_TOKEN", "0123456789abcdef0123")
+	var stdout, stderr bytes.Buffer
+	args := []string{"--to", "+61400000000", "--text", "x", "--metadata", "order=1", "--metadata", "order=2"}
+	err := runSend(context.Background(), args, &stdout, &stderr)
+	if !errors.Is(err, errUsage) {
+		t.Errorf("err %v, want a usage error", err)
+	}
+	if want := `key "order" given twice`; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr %q lacks %q", stderr.String(), want)
 	}
 }
