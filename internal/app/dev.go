@@ -84,6 +84,7 @@ func Dev(ctx context.Context, lookup func(string) (string, bool), log zerolog.Lo
 			return fmt.Errorf("embedded redis: %w", err)
 		}
 		defer mr.Close()
+		defer runMiniredisClock(mr, devClockTick)()
 		cfg.RedisURL = "redis://" + mr.Addr() + "/0"
 		info.EmbeddedRedis = true
 	}
@@ -235,4 +236,38 @@ func resolvePort(addr string) (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
+}
+
+// devClockTick is how often roxd dev moves the embedded Redis's clock: a
+// TTL runs out at most this late.
+const devClockTick = 50 * time.Millisecond
+
+// runMiniredisClock makes mr's TTLs run out with the wall clock, as a real
+// Redis's do, until the returned stop is called. miniredis decreases TTLs
+// only when told to (FastForward): without this, every key roxd gives a
+// lifetime would live for ever in roxd dev (an account's 429 or auth pause,
+// and with it every later SMS of the account). A ticker rather than
+// miniredis's ClockTTL, which walks every key with a TTL on every command.
+func runMiniredisClock(mr *miniredis.Miniredis, every time.Duration) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				mr.FastForward(now.Sub(last))
+				last = now
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
 }
