@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/redoxygen/roxd/internal/chaos"
 	"github.com/redoxygen/roxd/internal/logging"
@@ -70,6 +71,9 @@ func runChaos(ctx context.Context, args []string) error {
 		fmt.Fprintf(fs.Output(), "roxd chaos: unexpected argument %q\n", fs.Arg(0))
 		return errUsage
 	}
+	if err := chaosPositive(fs); err != nil {
+		return err
+	}
 	cfg.Faults = []string{}
 	if faults != "none" {
 		for _, f := range strings.Split(faults, ",") {
@@ -104,4 +108,33 @@ func runChaos(ctx context.Context, args []string) error {
 		return errChaosFound
 	}
 	return nil
+}
+
+// chaosPositiveFlags are the flags chaos.Config reads 0 of as "the
+// default": given 0, the run would quietly use the default instead.
+var chaosPositiveFlags = map[string]bool{"messages": true, "batch": true, "rate": true, "failovers": true,
+	"latency": true, "jitter": true, "receipt-delay": true, "write-block": true, "settle": true}
+
+// chaosPositive refuses one of chaosPositiveFlags given 0 or less, naming
+// it (a usage error).
+func chaosPositive(fs *flag.FlagSet) error {
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		g, ok := f.Value.(flag.Getter)
+		if err != nil || !chaosPositiveFlags[f.Name] || !ok {
+			return
+		}
+		bad := false
+		switch v := g.Get().(type) {
+		case int:
+			bad = v < 1
+		case time.Duration:
+			bad = v <= 0
+		}
+		if bad {
+			err = fmt.Errorf("%w: --%s %s: want more than 0 (leave it out for the default, %s)",
+				errUsage, f.Name, f.Value, f.DefValue)
+		}
+	})
+	return err
 }

@@ -90,3 +90,24 @@ func TestSendMetadataKeyTwice(t *testing.T) {
 		t.Errorf("stderr %q lacks %q", stderr.String(), want)
 	}
 }
+
+// TestChaosZeroFlags: chaos.Config reads 0 as "the default", so
+// `roxd chaos --messages 0` ran 20,000 messages and `--latency 0` a
+// simulator answering in 200ms. A flag given 0 (or less) where the run
+// would put its default is a usage error naming the flag; nothing starts
+// (the context is cancelled beforehand, so a run would end at once with
+// another error).
+func TestChaosZeroFlags(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, c := range [][]string{
+		{"--messages", "0"}, {"--batch", "0"}, {"--rate", "0"}, {"--failovers", "0"},
+		{"--latency", "0"}, {"--jitter", "0s"}, {"--receipt-delay", "0"}, {"--write-block", "0"},
+		{"--settle", "0"}, {"--latency", "-1s"}, {"--settle", "-5m"},
+	} {
+		err := runChaos(ctx, c)
+		if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), c[0]+" "+c[1]) {
+			t.Errorf("chaos %v: %v, want a usage error naming %s %s", c, err, c[0], c[1])
+		}
+	}
+}
