@@ -49,8 +49,8 @@ func (m ReplyMode) Valid() bool {
 
 // Message is one SMS to send.
 type Message struct {
-	// ID is the caller's idempotency key, 1..128 of [A-Za-z0-9._:-]; a UUID
-	// is generated when empty.
+	// ID is the caller's idempotency key, 1..128 of [A-Za-z0-9._:-], not "."
+	// or ".." (URL path segments); a UUID is generated when empty.
 	ID string
 	// To is the recipient: a bare phone number (ASCII digits, one leading
 	// "+", spaces, "-", "." and balanced parentheses; no letters, extensions

@@ -158,6 +158,8 @@ func TestValidationErrors(t *testing.T) {
 	}{
 		{"bad id chars", func(m *Message) { m.ID = "a b" }, "id", CodeInvalid},
 		{"id slash", func(m *Message) { m.ID = "a/b" }, "id", CodeInvalid},
+		{"id dot", func(m *Message) { m.ID = "." }, "id", CodeInvalid},
+		{"id dot dot", func(m *Message) { m.ID = ".." }, "id", CodeInvalid},
 		{"id too long", func(m *Message) { m.ID = strings.Repeat("a", 129) }, "id", CodeInvalid},
 		{"no to", func(m *Message) { m.To = "" }, "to", CodeRequired},
 		{"bad to", func(m *Message) { m.To = "hello" }, "to", CodeInvalid},

@@ -43,9 +43,12 @@ func fieldErr(field, code, format string, args ...any) *FieldError {
 	return &FieldError{Field: field, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// validID reports whether id is 1..MaxIDLen of [A-Za-z0-9._:-].
+// validID reports whether id is 1..MaxIDLen of [A-Za-z0-9._:-], and not
+// "." or "..": those are URL path segments HTTP cleans away, so
+// /v1/messages/{id} could never reach such a message (GET, DELETE, roxd
+// status and cancel).
 func validID(id string) bool {
-	if id == "" || len(id) > MaxIDLen {
+	if id == "" || len(id) > MaxIDLen || id == "." || id == ".." {
 		return false
 	}
 	for i := 0; i < len(id); i++ {
@@ -176,7 +179,7 @@ func (p *Producer) prepare(m *Message, now time.Time) (store.Record, Result) {
 		return store.Record{}, res
 	}
 	if m.ID != "" && !validID(m.ID) {
-		return fail(fieldErr("id", CodeInvalid, "must be 1..%d characters of A-Z a-z 0-9 . _ : -", MaxIDLen))
+		return fail(fieldErr("id", CodeInvalid, "must be 1..%d characters of A-Z a-z 0-9 . _ : -, and not . or ..", MaxIDLen))
 	}
 	to, ferr := normalizeNumber("to", m.To, p.cfg.DefaultRegion)
 	if ferr != nil {
