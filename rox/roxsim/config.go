@@ -1,9 +1,11 @@
 package roxsim
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 
@@ -301,7 +303,8 @@ func (f Faults) MarshalJSON() ([]byte, error) {
 }
 
 // UnmarshalJSON reads the form MarshalJSON writes. Fields absent from data
-// keep their current value in f, so a partial document updates f.
+// keep their current value in f, so a partial document updates f; a name
+// that is no field is an error.
 func (f *Faults) UnmarshalJSON(data []byte) error {
 	var w faultsJSON
 	cur, err := f.MarshalJSON()
@@ -311,8 +314,15 @@ func (f *Faults) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(cur, &w); err != nil {
 		return err
 	}
-	if err := json.Unmarshal(data, &w); err != nil {
+	// A name that is no fault (a typo) would otherwise change nothing
+	// without a word.
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
 		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("roxsim: faults: trailing data after the JSON object")
 	}
 	next := Faults{Fail5xx: w.Fail5xx, Hang: w.Hang, AuthFail: w.AuthFail, RecipientErrors: w.RecipientErrors,
 		RecipientErrorCodes: w.RecipientErrorCodes, Duplicates: w.Duplicates, DeliveryFailures: w.DeliveryFailures,
