@@ -5,6 +5,10 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/nyaruka/phonenumbers"
+
+	"github.com/redoxygen/roxd/rox"
 )
 
 // numberBases are valid numbers in a bare form and their E.164 (default
@@ -179,4 +183,38 @@ func FuzzNumber(f *testing.F) {
 			t.Fatalf("accepted %q as %q", in, got)
 		}
 	})
+}
+
+// TestNumberROXTakes: every number the producer accepts is one ROX's
+// request takes (rox.IsE164); "+989601" (Iran, a valid voicemail number for
+// libphonenumber) was accepted and queued, and then made the worker refuse
+// the whole ROX request it was in: every message batched with it ended
+// failed "invalid". Checked over libphonenumber's example numbers of every
+// region and type.
+func TestNumberROXTakes(t *testing.T) {
+	_, err := ParseNumber("to", "+989601", "AU")
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Field != "to" || fe.Code != CodeInvalid {
+		t.Errorf(`"+989601": %v, want a FieldError invalid on to (ROX's request refuses it)`, err)
+	}
+	n := 0
+	for region := range phonenumbers.GetSupportedRegions() {
+		for typ := phonenumbers.FIXED_LINE; typ <= phonenumbers.VOICEMAIL; typ++ {
+			num := phonenumbers.GetExampleNumberForType(region, typ)
+			if num == nil {
+				continue
+			}
+			got, err := ParseNumber("to", phonenumbers.Format(num, phonenumbers.E164), "AU")
+			if err != nil {
+				continue
+			}
+			n++
+			if !rox.IsE164(got) {
+				t.Errorf("%s type %d: %s accepted, but ROX's request refuses it", region, typ, got)
+			}
+		}
+	}
+	if n < 1000 {
+		t.Errorf("only %d example numbers accepted", n)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/nyaruka/phonenumbers"
 
 	"github.com/redoxygen/roxd/internal/store"
+	"github.com/redoxygen/roxd/rox"
 )
 
 // FieldError is a refused message: Field is the JSON name of the offending
@@ -142,7 +143,14 @@ func libNumber(number, region string) numAnswer {
 	if !phonenumbers.IsValidNumber(num) {
 		return numAnswer{msg: fmt.Sprintf("%q is not a valid phone number (default region %s)", number, region)}
 	}
-	return numAnswer{e164: phonenumbers.Format(num, phonenumbers.E164)}
+	e164 := phonenumbers.Format(num, phonenumbers.E164)
+	if !rox.IsE164(e164) {
+		// libphonenumber knows a few numbers shorter than ROX's request
+		// takes (an Iranian voicemail number, +989601): queued, such a
+		// number would make the worker refuse its whole ROX request.
+		return numAnswer{msg: fmt.Sprintf("%s is not a number ROX sends to (E.164 with 7 to 15 digits)", e164)}
+	}
+	return numAnswer{e164: e164}
 }
 
 // invisibleTables are the characters that show nothing on their own:
