@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redoxygen/roxd/callbacks"
+	"github.com/redoxygen/roxd/internal/redisconn"
 )
 
 // Environment of `roxd tail`.
@@ -97,11 +98,13 @@ func tail(ctx context.Context, args []string, out, errOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opt, err := redis.ParseURL(rawURL)
+	// redisconn: every REDIS_URL form of the README (Sentinel and Cluster
+	// too), and errors that never quote the password.
+	conn, err := redisconn.Parse(rawURL)
 	if err != nil {
 		return fmt.Errorf("--redis / %s: %w", envTailRedisURL, err)
 	}
-	rdb := redis.NewClient(opt)
+	rdb := conn.Client()
 	defer rdb.Close()
 
 	last := *from
@@ -168,7 +171,7 @@ func digits(s string) bool {
 
 // lastID is the id of the newest entry of stream, or "0-0" when it is
 // empty or missing.
-func lastID(ctx context.Context, rdb *redis.Client, stream string) (string, error) {
+func lastID(ctx context.Context, rdb redis.UniversalClient, stream string) (string, error) {
 	msgs, err := rdb.XRevRangeN(ctx, stream, "+", "-", 1).Result()
 	if err != nil {
 		return "", fmt.Errorf("read %s: %w", stream, err)

@@ -90,3 +90,35 @@ func TestTailUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestTailRedisURL: `roxd tail` reads REDIS_URL in every form the README
+// lists, and never prints its password. It parsed the URL with go-redis's
+// ParseURL: a malformed URL's error quoted it whole, password included
+// (parse "redis://:hunter2secret@...": invalid port), and the Sentinel and
+// Cluster forms were refused ("invalid URL scheme: redis-sentinel").
+func TestTailRedisURL(t *testing.T) {
+	const secret = "hunter2secret"
+	for _, u := range []string{
+		"redis://:" + secret + "@127.0.0.1:port/0",
+		"redis://:" + secret + "@127.0.0.1:6379/0%",
+		"redis://:" + secret + "@[::1:6379/0",
+		"redis://:" + secret + "@127.0.0.1:6379/abc",
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var out, errOut syncBuffer
+		err := tail(ctx, []string{"receipts", "--redis", u, "--count", "1"}, &out, &errOut)
+		cancel()
+		if err == nil || strings.Contains(err.Error(), secret) || strings.Contains(errOut.String(), secret) {
+			t.Errorf("%s: error %v, stderr %q: want an error without the password", u, err, errOut.String())
+		}
+	}
+	for _, u := range []string{"redis-sentinel://:" + secret + "@127.0.0.1:1/mymaster/0", "redis-cluster://:" + secret + "@127.0.0.1:1"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var out, errOut syncBuffer
+		err := tail(ctx, []string{"receipts", "--redis", u, "--count", "1"}, &out, &errOut)
+		cancel()
+		if err != nil && (strings.Contains(err.Error(), "scheme") || strings.Contains(err.Error(), secret)) {
+			t.Errorf("%s: %v: want the form accepted (and a connection error at most)", u, err)
+		}
+	}
+}
