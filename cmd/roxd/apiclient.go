@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -26,9 +27,12 @@ const (
 // apiClient is the small HTTP client of the CLI commands that talk to the
 // API of `roxd serve` (producer/httpapi).
 type apiClient struct {
-	base  string
-	token string
-	hc    *http.Client
+	base string
+	// shown is base with a password in it redacted, for errors; public is
+	// base without user name and password, for links printed to people.
+	shown, public string
+	token         string
+	hc            *http.Client
 }
 
 // apiFlags registers --api and --token on fs; the returned function builds
@@ -49,10 +53,24 @@ func apiFlags(fs *flag.FlagSet) func() (*apiClient, error) {
 			return nil, err
 		}
 		u := strings.TrimRight(b, "/")
-		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
-			return nil, fmt.Errorf("--api / %s %q: want an http(s) URL", envAPIURL, b)
+		// A password in the URL (basic auth in front of the API) never
+		// appears in an error: the URL is shown redacted, or not at all
+		// when it does not parse (url.Parse's error would quote it).
+		pu, err := url.Parse(u)
+		if err != nil {
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			return nil, fmt.Errorf("--api / %s: not a URL: %v", envAPIURL, err)
 		}
-		return &apiClient{base: u, token: t, hc: &http.Client{Timeout: apiCallTimeout}}, nil
+		if pu.Scheme != "http" && pu.Scheme != "https" || pu.Host == "" {
+			return nil, fmt.Errorf("--api / %s %q: want an http(s) URL", envAPIURL, pu.Redacted())
+		}
+		c := &apiClient{base: u, shown: pu.Redacted(), token: t, hc: &http.Client{Timeout: apiCallTimeout}}
+		pu.User = nil
+		c.public = pu.String()
+		return c, nil
 	}
 }
 
@@ -91,7 +109,11 @@ func (c *apiClient) call(ctx context.Context, method, path string, body any) ([]
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
-		return nil, err
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL, which may hold a password
+		}
+		return nil, fmt.Errorf("%s %s: %w", method, c.shown+path, err)
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	if body != nil {
@@ -99,12 +121,12 @@ func (c *apiClient) call(ctx context.Context, method, path string, body any) ([]
 	}
 	res, err := c.hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, c.base+path, err)
+		return nil, fmt.Errorf("%s %s: %w", method, c.shown+path, err)
 	}
 	defer res.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(res.Body, apiMaxReplySize))
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: reading the answer: %w", method, c.base+path, err)
+		return nil, fmt.Errorf("%s %s: reading the answer: %w", method, c.shown+path, err)
 	}
 	if res.StatusCode/100 != 2 {
 		var eb struct {

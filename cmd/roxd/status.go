@@ -70,7 +70,7 @@ func runMessageCall(ctx context.Context, name, method string, args []string, std
 	}
 	if method == http.MethodGet {
 		// On stderr, so that stdout stays one JSON document for scripts.
-		if link := dashboardLink(c.base, raw); link != "" {
+		if link := dashboardLink(c.public, raw); link != "" {
 			fmt.Fprintf(stderr, "dashboard: %s\n", link)
 		}
 	}

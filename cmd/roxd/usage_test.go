@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -109,5 +111,41 @@ func TestChaosZeroFlags(t *testing.T) {
 		if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), c[0]+" "+c[1]) {
 			t.Errorf("chaos %v: %v, want a usage error naming %s %s", c, err, c[0], c[1])
 		}
+	}
+}
+
+// TestAPIURLPasswordNotShown: a password in --api / ROXD_API_URL (basic
+// auth in front of the API) was printed in every error of send, status,
+// cancel and suppress: "GET http://bob:<password>@host/v1/...", and a URL
+// that did not parse was quoted whole. net/http itself shows it as ***; so
+// does roxd now, and a URL that does not parse is not quoted.
+func TestAPIURLPasswordNotShown(t *testing.T) {
+	const secret = "s3cretpw"
+	t.Setenv("ROXD_API_TOKEN", "0123456789abcdef0123")
+	for _, u := range []string{
+		"http://bob:" + secret + "@127.0.0.1:1",
+		"http://bob:" + secret + "@127.0.0.1:1/%zz",
+		"http://bob:s3cret " + secret + "@127.0.0.1:1",
+		"ftp://bob:" + secret + "@127.0.0.1:1",
+	} {
+		t.Setenv("ROXD_API_URL", u)
+		var stdout, stderr bytes.Buffer
+		err := runStatus(context.Background(), []string{"x"}, &stdout, &stderr)
+		if err == nil || strings.Contains(err.Error(), secret) || strings.Contains(stderr.String(), secret) {
+			t.Errorf("%s: error %v, stderr %q: want an error without the password", u, err, stderr.String())
+		}
+	}
+	// The dashboard link `roxd status` prints carries no credentials.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"id":"x","status":"queued","task":{"id":"t1","queue":"roxd"}}`))
+	}))
+	defer srv.Close()
+	t.Setenv("ROXD_API_URL", strings.Replace(srv.URL, "http://", "http://bob:"+secret+"@", 1))
+	var stdout, stderr bytes.Buffer
+	if err := runStatus(context.Background(), []string{"x"}, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if want := "dashboard: " + srv.URL + "/monitor/queues/roxd/tasks/t1"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr %q, want %q", stderr.String(), want)
 	}
 }
