@@ -90,26 +90,38 @@ func appendMessages(b []byte, m *Messages) []byte {
 		b = appendString(b, m.GlobalText)
 	}
 	for i := range m.Recipients {
-		r := &m.Recipients[i]
-		b = append(b, `,"`...)
-		b = strconv.AppendInt(b, int64(i+1), 10)
-		b = append(b, `":{"DestTn":`...)
-		b = appendString(b, r.DestTn)
-		if r.DestName != "" {
-			b = append(b, `,"DestName":`...)
-			b = appendString(b, r.DestName)
-		}
-		if r.DestEmail != "" {
-			b = append(b, `,"DestEmail":`...)
-			b = appendString(b, r.DestEmail)
-		}
-		if r.SMSText != "" {
-			b = append(b, `,"SMSText":`...)
-			b = appendString(b, r.SMSText)
-		}
-		b = append(b, '}')
+		b = appendRecipient(b, i+1, &m.Recipients[i])
 	}
 	return append(b, '}')
+}
+
+// appendRecipient appends recipient r under its key n: ,"n":{...}.
+func appendRecipient(b []byte, n int, r *Recipient) []byte {
+	b = append(b, `,"`...)
+	b = strconv.AppendInt(b, int64(n), 10)
+	b = append(b, `":{"DestTn":`...)
+	b = appendString(b, r.DestTn)
+	if r.DestName != "" {
+		b = append(b, `,"DestName":`...)
+		b = appendString(b, r.DestName)
+	}
+	if r.DestEmail != "" {
+		b = append(b, `,"DestEmail":`...)
+		b = appendString(b, r.DestEmail)
+	}
+	if r.SMSText != "" {
+		b = append(b, `,"SMSText":`...)
+		b = appendString(b, r.SMSText)
+	}
+	return append(b, '}')
+}
+
+// RecipientBytes is the number of bytes r adds to the body of a send
+// request as EncodeSendRequest writes it, its key ("500" at most) included:
+// the unit by which roxd sizes its requests (MaxRequestBytes).
+func RecipientBytes(r Recipient) int {
+	var buf [512]byte
+	return len(appendRecipient(buf[:0], MaxRecipients, &r))
 }
 
 func appendSendResponse(b []byte, r *SendResponse) ([]byte, error) {

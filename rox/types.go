@@ -10,6 +10,13 @@ const (
 	MaxRecipients = 500
 	// MaxTextLen is the size of every String(4000) field, in characters.
 	MaxTextLen = 4000
+	// MaxRequestBytes is the largest send request body roxd makes: 1 MiB.
+	// ROX documents no limit, and 500 recipients of 4,000-character texts
+	// can make 6-12 MB (a CJK character is 3 bytes); front-end servers
+	// commonly refuse bodies over 1 MiB (nginx's default). The producer's
+	// store sizes each message's batches by RecipientBytes so that a
+	// request stays within it (internal/store, WithRequestCap).
+	MaxRequestBytes = 1 << 20
 
 	NameRequest         = "ROX_API_Request"
 	NameResponse        = "ROX_API_Response"

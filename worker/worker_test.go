@@ -688,3 +688,33 @@ func TestShutdownTimeoutReturnsInFlightBatches(t *testing.T) {
 		"all submitted after restart (have %d)", b.countStatus(ids, "submitted"))
 	b.checkExactlyOnce("abort", n)
 }
+
+// Texts of 4,000 characters of CJK (12,000 bytes each) are within ROX's
+// limits one by one, but 500 of them make a 6 MB request, which the
+// simulator (4 MiB) refused with HTTP 413 and the worker took as permanent:
+// every message failed. Requests are now sized by bytes at the enqueue
+// (store.Enqueue puts such messages in groups of at most 62 per request):
+// all are submitted, in requests of at most rox.MaxRequestBytes.
+func TestLongTextsSplitIntoRequestsByBytes(t *testing.T) {
+	b := setup(t, roxsim.Faults{}, func(c *Config) { c.Linger = 50 * time.Millisecond })
+	ids := b.enqueue(500, "big", func(i int, r *store.Record) {
+		r.Text = fmt.Sprintf("%d %s", i, strings.Repeat("漢", rox.MaxTextLen-10))
+	})
+	b.start()
+	testutil.Eventually(t, 60*time.Second, func() bool {
+		return b.countStatus(ids, "submitted")+b.countStatus(ids, "failed") == len(ids)
+	}, "every message submitted or failed")
+	if n := b.countStatus(ids, "submitted"); n != len(ids) {
+		t.Fatalf("%d of %d submitted: %v", n, len(ids), b.statuses(ids[:3]))
+	}
+	reqs := 0
+	for _, rq := range b.sim.Requests() {
+		reqs++
+		if rq.BodyBytes > rox.MaxRequestBytes {
+			t.Errorf("a request of %d bytes (%d recipients), over rox.MaxRequestBytes %d", rq.BodyBytes, len(rq.Request.Messages.Recipients), rox.MaxRequestBytes)
+		}
+	}
+	if reqs < 6 {
+		t.Errorf("%d requests for 500 texts of 12,000 bytes: want at least 6 of at most 1 MiB", reqs)
+	}
+}

@@ -203,6 +203,12 @@ for c = 1, 3 do
   for _, g in ipairs(order[c]) do
     if fc >= maxform or formed >= total then break end
     local rk = base .. 'ready:' .. g
+    -- '|n=<k>': large messages, at most k per ROX request (WithRequestCap)
+    local gn = n
+    -- (tonumber(nil) is an error in miniredis's Lua, roxd dev's Redis)
+    local cm = string.match(g, '|n=(%d+)')
+    local cap = cm and tonumber(cm)
+    if cap and cap >= 1 and cap < gn then gn = cap end
     local len = rcall('LLEN', rk)
     while len > 0 and fc < maxform and formed < total do
       local take = 0
@@ -210,8 +216,8 @@ for c = 1, 3 do
         -- bulk: at most maxbulk batches wait for a handler; the backlog
         -- stays in its ready list (cancellable, and expiring there)
         take = 0
-      elseif len >= n then
-        take = n
+      elseif len >= gn then
+        take = gn
       elseif w[c] < maxw then
         local head = rcall('LINDEX', rk, 0)
         local t = tonumber(rcall('HGET', base .. 'msg:' .. head, 't_queued'))
@@ -312,7 +318,8 @@ var ErrBatchIDInUse = errors.New("store: form: batch id in use")
 // ErrAuthPaused is returned by Form and Claim while {P}:authpause is set.
 var ErrAuthPaused = errors.New("store: sending paused: ROX rejected the credentials")
 
-// Form pops up to MaxBatch ids per batch from the ready lists of the groups
+// Form pops up to MaxBatch ids per batch (fewer for a group with a request
+// cap: WithRequestCap) from the ready lists of the groups
 // in {P}:groups into new batch records (added to {P}:batches and the
 // waiting zset of their priority), high groups first, then normal, then
 // bulk. A full batch is always formed (bulk: while fewer than

@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redoxygen/roxd/internal/redisconn"
+	"github.com/redoxygen/roxd/rox"
 )
 
 // Defaults of Config.
@@ -571,6 +572,8 @@ func (s *Store) Enqueue(ctx context.Context, recs []Record) ([]EnqueueOutcome, [
 		}
 		group := WithPriority(Group(r.SendAt, s.cfg.ScheduleLead, now, r.Receipt, r.Reply), r.Priority)
 		group = WithAccount(group, r.Account)
+		// large texts: fewer per ROX request (rox.MaxRequestBytes)
+		group = WithRequestCap(group, RequestCap(rox.RecipientBytes(rox.Recipient{DestTn: r.To, DestName: r.Name, DestEmail: r.Email, SMSText: r.Text})))
 		mode := "now"
 		sendAtMS := int64(0)
 		if !strings.HasPrefix(group, GroupNow+"|") {
