@@ -116,6 +116,15 @@ func appendRecipient(b []byte, n int, r *Recipient) []byte {
 	return append(b, '}')
 }
 
+// RecipientBytesBound is an upper bound of RecipientBytes(r) that reads
+// only the lengths of r's fields: appendString writes at most 6 bytes per
+// byte of a string (\u00XX), and the keys and punctuation of an entry with
+// every field are 60 bytes. Callers that only compare against a limit use
+// it first and encode only when it is not enough.
+func RecipientBytesBound(r Recipient) int {
+	return 60 + 6*(len(r.DestTn)+len(r.DestName)+len(r.DestEmail)+len(r.SMSText))
+}
+
 // RecipientBytes is the number of bytes r adds to the body of a send
 // request as EncodeSendRequest writes it, its key ("500" at most) included:
 // the unit by which roxd sizes its requests (MaxRequestBytes).

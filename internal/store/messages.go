@@ -573,7 +573,9 @@ func (s *Store) Enqueue(ctx context.Context, recs []Record) ([]EnqueueOutcome, [
 		group := WithPriority(Group(r.SendAt, s.cfg.ScheduleLead, now, r.Receipt, r.Reply), r.Priority)
 		group = WithAccount(group, r.Account)
 		// large texts: fewer per ROX request (rox.MaxRequestBytes)
-		group = WithRequestCap(group, RequestCap(rox.RecipientBytes(rox.Recipient{DestTn: r.To, DestName: r.Name, DestEmail: r.Email, SMSText: r.Text})))
+		if rr := (rox.Recipient{DestTn: r.To, DestName: r.Name, DestEmail: r.Email, SMSText: r.Text}); RequestCap(rox.RecipientBytesBound(rr)) < rox.MaxRecipients {
+			group = WithRequestCap(group, RequestCap(rox.RecipientBytes(rr)))
+		}
 		mode := "now"
 		sendAtMS := int64(0)
 		if !strings.HasPrefix(group, GroupNow+"|") {
