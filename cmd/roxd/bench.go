@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -88,6 +89,22 @@ type pipelineFlags struct {
 	waitTimeout time.Duration
 }
 
+// benchRedisOptions reads REDIS_URL (-redis) for a benchmark that drives
+// one server with go-redis's options: internal/redisconn first, whose
+// errors never quote the URL (go-redis's ParseURL error does, password
+// included), then the options.
+func benchRedisOptions(raw string) (*redis.Options, error) {
+	if _, err := redisconn.Parse(raw); err != nil {
+		return nil, fmt.Errorf("-redis: %w", err)
+	}
+	opt, err := redis.ParseURL(raw)
+	if err != nil {
+		// a form only redisconn reads (Sentinel, Cluster)
+		return nil, errors.New("-redis: this benchmark needs the redis:// or rediss:// URL of one server")
+	}
+	return opt, nil
+}
+
 func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	var f pipelineFlags
 	fs := flag.NewFlagSet("roxd bench pipeline", flag.ContinueOnError)
@@ -141,9 +158,9 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	if f.redisURL, err = redisURL(); err != nil {
 		return err
 	}
-	opt, err := redis.ParseURL(f.redisURL)
+	opt, err := benchRedisOptions(f.redisURL)
 	if err != nil {
-		return fmt.Errorf("-redis: %w", err)
+		return err
 	}
 	opt.PoolSize = 64
 	rdb := redis.NewClient(opt)

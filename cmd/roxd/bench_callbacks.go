@@ -65,9 +65,9 @@ func benchCallbacks(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	opt, err := redis.ParseURL(rawURL)
+	opt, err := benchRedisOptions(rawURL)
 	if err != nil {
-		return fmt.Errorf("-redis: %w", err)
+		return err
 	}
 	opt.PoolSize = max(opt.PoolSize, *pipelines*2+8)
 	rdb := redis.NewClient(opt)

@@ -75,9 +75,9 @@ func benchPriority(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opt, err := redis.ParseURL(url)
+	opt, err := benchRedisOptions(url)
 	if err != nil {
-		return fmt.Errorf("-redis: %w", err)
+		return err
 	}
 	opt.PoolSize = 64
 	rdb := redis.NewClient(opt)
