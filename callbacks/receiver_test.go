@@ -384,3 +384,118 @@ func checkTrimmed(t *testing.T, b *bundle) {
 		}
 	}
 }
+
+// TestStreamEntriesCarryEveryField reads back a receipt's and a reply's
+// stream entries, field by field and in order, with trimming on (the
+// default MAXLEN) and off (StreamMaxLen < 0: no MAXLEN argument at all, so
+// that no entry is ever trimmed). The store script writes a full event's
+// entry from one table constructor per kind: a field it forgot or misnamed
+// fails here.
+func TestStreamEntriesCarryEveryField(t *testing.T) {
+	for _, maxLen := range []int64{0, -1} {
+		t.Run(fmt.Sprintf("StreamMaxLen=%d", maxLen), func(t *testing.T) {
+			b := setup(t, nil, func(c *Config) { c.StreamMaxLen = maxLen })
+			b.record(t, "m-fields", "sms-fields", "submitted", map[string]string{"order": "o-1"})
+			b.mustOK(t, KindReceipt, receiptBody(testAccount, "sms-fields", "0000", ts1))
+			b.mustOK(t, KindReply, replyBody("ROX_API_Reply", testAccount, "sms-fields", "+61407555001", "STOP", ts1))
+			want := map[string][]string{
+				b.cfg.ReceiptsStream: {"event_id", "*", "kind", "receipt", "message_id", "m-fields",
+					"sms_id", "sms-fields", "request_id", "req-1", "account_id", testAccount, "timestamp", "*",
+					"dest_tn", "+61407555001", "result", "0000", "result_text", "Delivered", "status", "delivered",
+					"status_after", "delivered", "metadata", `{"order":"o-1"}`},
+				b.cfg.RepliesStream: {"event_id", "*", "kind", "reply", "message_id", "m-fields",
+					"sms_id", "sms-fields", "request_id", "req-1", "account_id", testAccount, "timestamp", "*",
+					"reply_from", "+61407555001", "reply_text", "STOP", "sms_text", "Where the last SMS you sent was: ...",
+					"keyword", "stop", "optout", "stop", "optout_number", "+61407555001", "metadata", `{"order":"o-1"}`},
+			}
+			for stream, w := range want {
+				// XRANGE's raw reply keeps the fields' order
+				raw, err := b.rdb.Do(context.Background(), "XRANGE", stream, "-", "+").Slice()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(raw) != 1 {
+					t.Fatalf("%s holds %d entries, want 1", stream, len(raw))
+				}
+				fv, _ := raw[0].([]any)[1].([]any)
+				got := make([]string, len(fv))
+				for i, v := range fv {
+					got[i], _ = v.(string)
+				}
+				if len(got) != len(w) {
+					t.Fatalf("%s entry %q, want %q", stream, got, w)
+				}
+				for i := range w {
+					if w[i] != "*" && got[i] != w[i] {
+						t.Fatalf("%s entry %q, want %q (at %d)", stream, got, w, i)
+					}
+				}
+			}
+			if maxLen < 0 {
+				// no MAXLEN: more entries than a trimmed stream could keep
+				const n = 150
+				for i := range n {
+					sms := fmt.Sprintf("sms-keep-%d", i)
+					b.record(t, fmt.Sprintf("m-keep-%d", i), sms, "submitted", nil)
+					b.mustOK(t, KindReceipt, receiptBody(testAccount, sms, "0000", ts1))
+				}
+				if l := b.rdb.XLen(context.Background(), b.cfg.ReceiptsStream).Val(); l != n+1 {
+					t.Fatalf("%s holds %d entries after %d receipts with StreamMaxLen < 0, want all", b.cfg.ReceiptsStream, l, n+1)
+				}
+			}
+		})
+	}
+}
+
+// TestStoreScriptFewerValues calls the store script as a caller that sends
+// fewer than the 8 stream values of an event (no receiver does): the
+// entry carries the values given and the event's fixed fields, and the
+// next event's arguments are not read as its own.
+func TestStoreScriptFewerValues(t *testing.T) {
+	b := setup(t, nil, nil)
+	ctx := context.Background()
+	st := b.recv.st
+	b.record(t, "m-few", "sms-few", "submitted", nil)
+	b.record(t, "m-full", "sms-full", "submitted", nil)
+	now := time.Now()
+	var evs []*event
+	for _, sms := range []string{"sms-few", "sms-full"} {
+		ev, _, err := b.recv.decode(KindReceipt, []byte(receiptBody(testAccount, sms, "0000", ts1)), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, ev)
+	}
+	if err := st.locate(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	keys, argv := st.groupArgs(0, evs)
+	// the first event without its last 3 values (result, result_text, status)
+	first := 7
+	n := argv[6].(int)
+	argv = append(argv[:first+n-3], argv[first+n:]...)
+	argv[6] = n - 3
+	res, err := storeScript.Run(ctx, b.rdb, keys, argv...).Slice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 6 || res[0] != int64(1) || res[3] != int64(1) {
+		t.Fatalf("script answered %v, want both stored", res)
+	}
+	es := b.entries(t, b.cfg.ReceiptsStream)
+	if len(es) != 2 {
+		t.Fatalf("%d entries, want 2", len(es))
+	}
+	few, full := es[0].Values, es[1].Values
+	if few["sms_id"] != "sms-few" || few["dest_tn"] != "+61407555001" || few["message_id"] != "m-few" {
+		t.Fatalf("short event's entry %v", few)
+	}
+	for _, f := range []string{"result", "result_text", "status"} {
+		if _, ok := few[f]; ok {
+			t.Fatalf("short event's entry has %s (not sent): %v", f, few)
+		}
+	}
+	if full["sms_id"] != "sms-full" || full["status"] != "delivered" || full["result"] != "0000" {
+		t.Fatalf("full event's entry %v", full)
+	}
+}
