@@ -418,8 +418,11 @@ if gp[2] == 'never' and gp[3] ~= 'http' then window = 0 end
 local rc = {0, 0, 0, 0, 0, 0, 0}
 local ids = cjson.decode(b[2])
 local out = {'ok', b[1], 0, 0, 0, rc, 0}
+local no = #out
 local keep = {}
-local send = {}
+-- the ids to send and their fields (HMGET), ns of them: two arrays, not a
+-- table per recipient
+local send, sendf, ns = {}, {}, 0
 for _, id in ipairs(ids) do
   local k = base .. 'msg:' .. id
   local f = rcall('HMGET', k, 'status', 'sms_id', 'to', 'name', 'email', 'text', 'attempts', 'flight', 'on_ambiguous', 'rc', 'expires_at')
@@ -438,10 +441,12 @@ for _, id in ipairs(ids) do
     if d == 'wait' then
       keep[#keep + 1] = id
     elseif d == 'resend' then
-      send[#send + 1] = {id, f}
+      ns = ns + 1
+      send[ns], sendf[ns] = id, f
     end
   elseif st == 'queued' or st == 'scheduled' or st == 'sending' or st == 'reconciling' then
-    send[#send + 1] = {id, f}
+    ns = ns + 1
+    send[ns], sendf[ns] = id, f
   else
     out[5] = out[5] + 1
   end
@@ -449,13 +454,13 @@ end
 if rc[3] > 0 then
   -- recipients wait for evidence: the batch is looked at again when their
   -- window closes, the others with them
-  for _, s in ipairs(send) do keep[#keep + 1] = s[1] end
+  for x = 1, ns do keep[#keep + 1] = send[x] end
   rc[5] = 0
 else
   -- suppressed numbers: one SMISMEMBER for the batch
   local tos = {}
-  for _, s in ipairs(send) do
-    if s[2][3] then tos[#tos + 1] = s[2][3] end
+  for x = 1, ns do
+    if sendf[x][3] then tos[#tos + 1] = sendf[x][3] end
   end
   local sup = {}
   for j = 1, #tos, 500 do
@@ -466,8 +471,8 @@ else
       if m == 1 then sup[part[x]] = true end
     end
   end
-  for _, s in ipairs(send) do
-    local id, f = s[1], s[2]
+  for x = 1, ns do
+    local id, f = send[x], sendf[x]
     local k = base .. 'msg:' .. id
     if roxd_expired(f[11], now) then
       -- its validity ran out: never sent, retries end here
@@ -492,12 +497,15 @@ else
       -- ARGV[9] as sent: a Lua number would be formatted (sprintf) per call
       roxd_rc_index(base, id, f[3], now, ARGV[9])
       keep[#keep + 1] = id
-      out[#out + 1] = id
-      out[#out + 1] = f[3] or ''
-      out[#out + 1] = f[4] or ''
-      out[#out + 1] = f[5] or ''
-      out[#out + 1] = f[6] or ''
-      out[#out + 1] = tonumber(f[11]) or 0
+      -- a counter, not #out (a search of the array's border per use)
+      out[no + 1] = id
+      out[no + 2] = f[3] or ''
+      out[no + 3] = f[4] or ''
+      out[no + 4] = f[5] or ''
+      out[no + 5] = f[6] or ''
+      out[no + 6] = 0
+      if f[11] then out[no + 6] = tonumber(f[11]) or 0 end
+      no = no + 6
     end
   end
 end

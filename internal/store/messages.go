@@ -425,27 +425,30 @@ local rcall = redis.call
 local n = tonumber(ARGV[2])
 local now = ARGV[1]
 local base = string.sub(KEYS[2], 1, #KEYS[2] - 9)
-local off, mks, tos = {}, {}, {}
+local off, lasts, mks, tos = {}, {}, {}, {}
 local at = 3
 for i = 1, n do
   off[i] = at
   mks[i] = KEYS[2 + 2 * i]
   tos[i] = ARGV[at + 7]
-  at = at + tonumber(ARGV[at]) + 1
+  -- 18 arguments (what Enqueue sends) without tonumber, whose strtod is
+  -- ~1.5% of a record's instructions
+  if ARGV[at] == '18' then lasts[i] = at + 18 else lasts[i] = at + tonumber(ARGV[at]) end
+  at = lasts[i] + 1
 end
 if n == 0 then return {} end
 local some = rcall('EXISTS', unpack(mks)) > 0
 local sup = rcall('SMISMEMBER', KEYS[3], unpack(tos))
-local out, made, new = {}, {}, {}
+-- made: the status and hash of a record created earlier in this call
+local out, made, madehash, new = {}, {}, {}, {}
 local lists, order, groups = {}, {}, {}
 for i = 1, n do
   local o = off[i]
   local mk = mks[i]
-  local m = made[mk]
   local code, status
-  if m then
-    status = m.status
-    if m.hash == ARGV[o + 2] then code = 1 else code = 2 end
+  if made[mk] then
+    status = made[mk]
+    if madehash[mk] == ARGV[o + 2] then code = 1 else code = 2 end
   elseif some and rcall('EXISTS', mk) == 1 then
     local r = rcall('HMGET', mk, 'hash', 'status')
     status = r[2] or ''
@@ -475,7 +478,8 @@ for i = 1, n do
         groups[#groups + 1] = group
       end
     end
-    made[mk] = {hash = ARGV[o + 2], status = status}
+    made[mk] = status
+    madehash[mk] = ARGV[o + 2]
     new[#new + 1] = i
   end
   out[#out + 1] = code
@@ -486,7 +490,7 @@ if #groups > 0 then rcall('SADD', KEYS[1], unpack(groups)) end
 for _, i in ipairs(new) do
   local o = off[i]
   local mk = mks[i]
-  local status = made[mk].status
+  local status = made[mk]
   local h = {'to', ARGV[o + 7], 'text', ARGV[o + 10], 'receipt', ARGV[o + 11], 'reply', ARGV[o + 12],
     'hash', ARGV[o + 2], 'group', ARGV[o + 6], 'status', status, 't_' .. status, now}
   -- fields at their zero value are left out (every reader takes a missing
@@ -495,7 +499,7 @@ for _, i in ipairs(new) do
   if ARGV[o + 9] ~= '' then h[#h + 1] = 'email'; h[#h + 1] = ARGV[o + 9] end
   if ARGV[o + 5] ~= '0' then h[#h + 1] = 'send_at'; h[#h + 1] = ARGV[o + 5] end
   if ARGV[o + 13] ~= '{}' then h[#h + 1] = 'meta'; h[#h + 1] = ARGV[o + 13] end
-  local last = o + tonumber(ARGV[o])
+  local last = lasts[i]
   if last >= o + 14 and ARGV[o + 14] ~= '' then
     h[#h + 1] = 'on_ambiguous'
     h[#h + 1] = ARGV[o + 14]
