@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -608,6 +610,48 @@ func TestEnqueueChunksMatchOneByOne(t *testing.T) {
 	for k, v := range b {
 		if a[k] != v {
 			t.Errorf("%s: chunked %s\none by one %s", k, a[k], v)
+		}
+	}
+}
+
+// A record's fields, exactly: with every optional field at its zero value
+// (the script's one HSET with its arguments in place) and with each
+// optional field set alone (its table of fields): a field dropped, or
+// written at its zero value, fails here.
+func TestEnqueueRecordFields(t *testing.T) {
+	b := setupMsg(t)
+	ms := func(d time.Duration) string { return strconv.FormatInt(b.now.Add(d).UnixMilli(), 10) }
+	cases := []struct {
+		name  string
+		mod   func(*Record)
+		extra map[string]string
+	}{
+		{"plain", func(*Record) {}, nil},
+		{"name", func(r *Record) { r.Name = "Ann" }, map[string]string{FieldName: "Ann"}},
+		{"email", func(r *Record) { r.Email = "ann@example.com" }, map[string]string{FieldEmail: "ann@example.com"}},
+		{"send_at", func(r *Record) { r.SendAt = b.now.Add(time.Hour) }, map[string]string{FieldSendAt: ms(time.Hour)}},
+		{"meta", func(r *Record) { r.Metadata = map[string]string{"k": "v"} }, map[string]string{FieldMeta: `{"k":"v"}`}},
+		{"on_ambiguous", func(r *Record) { r.OnAmbiguous = AmbiguousFail }, map[string]string{"on_ambiguous": AmbiguousFail}},
+		{"priority", func(r *Record) { r.Priority = PriorityHigh }, map[string]string{FieldPriority: PriorityHigh}},
+		{"expires_at", func(r *Record) { r.ExpiresAt = b.now.Add(2 * time.Hour) }, map[string]string{FieldExpiresAt: ms(2 * time.Hour)}},
+	}
+	for i, c := range cases {
+		r := Record{ID: "f-" + c.name, To: fmt.Sprintf("+6141234%04d", i), Text: "hi " + c.name, Receipt: "always", Reply: "http"}
+		c.mod(&r)
+		if o, _ := b.enqueue1(t, r); o != Created {
+			t.Fatalf("%s: outcome %v", c.name, o)
+		}
+		got := b.rdb.HGetAll(b.ctx, b.s.keys.Msg(r.ID)).Val()
+		status := string(StatusQueued)
+		if c.name == "send_at" {
+			status = string(StatusScheduled)
+		}
+		want := map[string]string{FieldTo: r.To, FieldText: r.Text, FieldReceipt: "always", FieldReply: "http",
+			FieldHash: r.ContentHash(), FieldGroup: got[FieldGroup], FieldStatus: status,
+			FieldTimePrefix + status: strconv.FormatInt(b.now.UnixMilli(), 10)}
+		maps.Copy(want, c.extra)
+		if got[FieldGroup] == "" || !maps.Equal(got, want) {
+			t.Errorf("%s: record %v, want %v", c.name, got, want)
 		}
 	}
 }
