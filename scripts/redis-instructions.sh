@@ -3,8 +3,9 @@
 # message, by step of its life, counted by valgrind's callgrind.
 #
 # For each of internal/store's BenchmarkRedisInstructionsLife (enqueue, form,
-# claim, record) and callbacks' BenchmarkRedisInstructionsReceipt (a delivery
-# receipt stored), starts REDIS_SERVER (default: redis-server from PATH; no
+# claim, record), callbacks' BenchmarkRedisInstructionsReceipt (a delivery
+# receipt stored) and internal/store's BenchmarkRedisInstructionsFloor (the
+# same life's data written by plain pipelined commands: the floor), starts REDIS_SERVER (default: redis-server from PATH; no
 # debug symbols are needed for the counts) under callgrind on a free loopback
 # port, with the settings of `roxd bench whole` (no persistence,
 # hash-max-listpack-value 256), runs the benchmark once against it and stops
@@ -37,7 +38,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for bench in ./internal/store/:BenchmarkRedisInstructionsLife ./callbacks/:BenchmarkRedisInstructionsReceipt; do
+for bench in ./internal/store/:BenchmarkRedisInstructionsLife ./callbacks/:BenchmarkRedisInstructionsReceipt ./internal/store/:BenchmarkRedisInstructionsFloor; do
   pkg=${bench%%:*}
   name=${bench##*:}
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
