@@ -543,7 +543,7 @@ func (c Config) Logger(w io.Writer) (zerolog.Logger, error) {
 }
 
 // String lists every variable with its value, secrets redacted (and the
-// password of REDIS_URL, and the token inside callback URLs).
+// password inside every URL variable: RedactURL).
 func (c Config) String() string {
 	var b strings.Builder
 	v := reflect.ValueOf(c)
@@ -563,8 +563,8 @@ func (c Config) String() string {
 			} else {
 				b.WriteString("[REDACTED]")
 			}
-		case f.Name == "RedisURL":
-			b.WriteString(redactURL(c.RedisURL))
+		case isURLVar(envName(f)):
+			b.WriteString(RedactURL(v.Field(i).String()))
 		default:
 			fmt.Fprint(&b, v.Field(i).Interface())
 		}
@@ -576,13 +576,33 @@ func (c Config) String() string {
 // GoString keeps secrets out of %#v.
 func (c Config) GoString() string { return "config.Config" + c.String() }
 
-func redactURL(s string) string {
+// RedactURL is s, a URL, safe to print: a Redis URL (every REDIS_URL form)
+// in redisconn's canonical form with each password, sentinel_password
+// included, replaced by REDACTED; any other URL with its password replaced
+// by net/url (xxxxx). A value that does not parse is not shown at all
+// ("[unparsable URL]"): where its password ends is unknown. Every place that
+// shows a URL variable (Config's String, the flags' defaults, `roxd dev`'s
+// banner, the other subcommands' -h) goes through it.
+func RedactURL(s string) string {
+	if s == "" {
+		return ""
+	}
+	if scheme, _, ok := strings.Cut(s, "://"); ok && strings.HasPrefix(strings.ToLower(scheme), "redis") {
+		c, err := redisconn.Parse(s)
+		if err != nil {
+			return "[unparsable URL]"
+		}
+		return c.String()
+	}
 	u, err := url.Parse(s)
 	if err != nil {
 		return "[unparsable URL]"
 	}
 	return u.Redacted()
 }
+
+// isURLVar: the variable holds a URL, shown through RedactURL.
+func isURLVar(name string) bool { return strings.HasSuffix(name, "_URL") }
 
 func absHTTP(s string) bool {
 	u, err := url.Parse(s)
