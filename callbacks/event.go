@@ -16,11 +16,30 @@ const (
 	KindReply   = "reply"
 )
 
-// Statuses a receipt gives a message.
+// What a receipt says, by its Result (receiptStatus), as written to the
+// "status" field of its stream entry. Delivered and failed move the
+// message's status; unknown leaves it as it was.
 const (
 	StatusDelivered = "delivered"
 	StatusFailed    = "failed"
+	StatusUnknown   = "unknown"
 )
+
+// receiptStatus reads a receipt's Result as ROX's document defines it for
+// receipts: "0000" success (delivered), "2011"-"2100" sending errors
+// (failed). Anything else ("9999", an authentication code, "", no Result)
+// is a result the document does not give a receipt: unknown, not a
+// failure it never reported. The stream entry keeps the raw result.
+func receiptStatus(result rox.Code) string {
+	switch rox.Code(strings.TrimSpace(string(result))).Class() {
+	case rox.ClassSuccess:
+		return StatusDelivered
+	case rox.ClassSending:
+		return StatusFailed
+	default:
+		return StatusUnknown
+	}
+}
 
 // event is one callback, flattened: what goes to the stream and, while Redis
 // is unreachable, to the spool (one JSON line each).
@@ -88,10 +107,7 @@ func normTimestamp(s string, received time.Time) string {
 
 func receiptEvent(r *rox.Receipt, now time.Time) *event {
 	d := r.Messages.Receipt
-	status := StatusFailed
-	if strings.TrimSpace(string(d.Result)) == string(rox.CodeOK) {
-		status = StatusDelivered
-	}
+	status := receiptStatus(d.Result)
 	return &event{
 		Kind: KindReceipt,
 		// One event per SMSId and result: ROX re-posting a receipt with a

@@ -48,10 +48,10 @@ func checkEvent(t *testing.T, r *Receiver, kind string, body []byte, ev *event) 
 	}
 	switch kind {
 	case KindReceipt:
-		if ev.Status != StatusDelivered && ev.Status != StatusFailed {
-			t.Fatalf("status %q", ev.Status)
+		if want := receiptStatus(rox.Code(ev.Result)); ev.Status != want {
+			t.Fatalf("status %q for result %q, want %q", ev.Status, ev.Result, want)
 		}
-		if (ev.Status == StatusDelivered) != (ev.Result == "0000") {
+		if (ev.Status == StatusDelivered) != (strings.TrimSpace(ev.Result) == "0000") {
 			t.Fatalf("status %q for result %q", ev.Status, ev.Result)
 		}
 	case KindReply:

@@ -455,9 +455,10 @@ func (r *Receiver) observe(ev *event, res result) {
 	if !res.moved {
 		return
 	}
-	if ev.Status == StatusDelivered {
+	switch ev.Status {
+	case StatusDelivered:
 		metrics.MessagesDelivered.Inc()
-	} else {
+	case StatusFailed:
 		metrics.MessagesFailed.WithLabelValues("receipt").Inc()
 	}
 }

@@ -24,7 +24,8 @@ import (
 // a record this call ends gets it); then per event its argument count n
 // and n arguments:
 //
-//	kind, receipt status (delivered|failed) or "",
+//	kind, receipt status (delivered|failed|unknown: unknown moves no
+//	record, roxd_can knows no such status) or "",
 //	opt-out action (stop|start|""), E.164 number for the opt-out ("": the
 //	record's `to` once the SMSId is known), now (unix ms), event_id,
 //	err text for failed, defer until (unix ms; 0: push even when the SMSId

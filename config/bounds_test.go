@@ -224,3 +224,78 @@ func TestUnparsableValuesSayWhatToWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestEachConfigErrorOnce: a value out of its variable's range is reported
+// once. ROXD_SEND_CONCURRENCY=0 printed two lines ("0 is below the minimum
+// 1 (range 1...4096)" from the range, "must be >= 1" from a check of its
+// own), and so did every variable with a range and a check of its own, or
+// a check against another variable (ROXD_RETRY_MAX_INTERVAL below its
+// minimum and below ROXD_RETRY_INITIAL).
+func TestEachConfigErrorOnce(t *testing.T) {
+	ty := reflect.TypeOf(Config{})
+	for i := 0; i < ty.NumField(); i++ {
+		f := ty.Field(i)
+		lo, hi := f.Tag.Get("min"), f.Tag.Get("max")
+		if lo == "" || hi == "" {
+			continue
+		}
+		name := envName(f)
+		var bads []string
+		if f.Type == reflect.TypeOf(time.Duration(0)) {
+			l, _ := time.ParseDuration(lo)
+			h, _ := time.ParseDuration(hi)
+			bads = []string{(l - time.Millisecond).String(), "-1h", (h + time.Millisecond).String()}
+			if l > 0 {
+				bads = append(bads, "0s")
+			}
+		} else {
+			l, _ := strconv.ParseInt(lo, 10, 64)
+			h, _ := strconv.ParseInt(hi, 10, 64)
+			bads = []string{strconv.FormatInt(l-1, 10), strconv.FormatInt(h+1, 10), "-1"}
+			if l > 0 {
+				bads = append(bads, "0")
+			}
+		}
+		for _, bad := range bads {
+			c, err := Load(env(setVar(name, bad)))
+			if err == nil {
+				err = c.Validate()
+			}
+			if n := countVarErrs(err, name); n != 1 {
+				t.Errorf("%s=%s: %d errors name it, want 1:\n%v", name, bad, n, err)
+			}
+		}
+	}
+	// The exported maxima are the ranges' (Validate checks only these).
+	for name, max := range map[string]time.Duration{"ROXD_CALLBACK_DRAIN": MaxCallbackDrain, "ROXD_API_TIMEOUT": MaxAPITimeout} {
+		f, _ := ty.FieldByNameFunc(func(n string) bool { g, _ := ty.FieldByName(n); return envName(g) == name })
+		if d, err := time.ParseDuration(f.Tag.Get("max")); err != nil || d != max {
+			t.Errorf("%s: max tag %q, exported maximum %s", name, f.Tag.Get("max"), max)
+		}
+	}
+	// The example of the issue, as `roxd serve` prints it.
+	c, _ := Load(env(setVar("ROXD_SEND_CONCURRENCY", "0")))
+	err := c.Validate()
+	if err == nil || strings.Count(err.Error(), "ROXD_SEND_CONCURRENCY") != 1 {
+		t.Errorf("ROXD_SEND_CONCURRENCY=0: %v", err)
+	}
+}
+
+// countVarErrs counts the *Error of err (joined or not) that name name.
+func countVarErrs(err error, name string) int {
+	if err == nil {
+		return 0
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		n := 0
+		for _, e := range j.Unwrap() {
+			n += countVarErrs(e, name)
+		}
+		return n
+	}
+	var ce *Error
+	if errors.As(err, &ce) && ce.Var == name {
+		return 1
+	}
+	return 0
+}

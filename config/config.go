@@ -279,11 +279,25 @@ func loadError(err error) error {
 
 // Validate checks c for the given roles (default: c.Roles) and returns one
 // *Error per problem, joined, each naming its variable, e.g.
-// "ROXD_MAX_ATTEMPTS: must be >= 1". Secret values are never quoted.
+// "ROXD_MAX_ATTEMPTS: 0 is below the minimum 1 (range 1...100)". A value out
+// of its range is reported once, by its range. Secret values are never
+// quoted.
 func (c Config) Validate(roles ...string) error {
-	var errs []error
-	bad := func(name, format string, args ...any) { errs = append(errs, varErr(name, format, args...)) }
-	errs = append(errs, c.checkBounds()...)
+	// A value out of its range is reported once, by its range: no other
+	// check (of its own or against another variable) adds a second line
+	// for that variable.
+	errs := c.checkBounds()
+	outOfRange := map[string]bool{}
+	for _, err := range errs {
+		if ce, ok := err.(*Error); ok {
+			outOfRange[ce.Var] = true
+		}
+	}
+	bad := func(name, format string, args ...any) {
+		if !outOfRange[name] {
+			errs = append(errs, varErr(name, format, args...))
+		}
+	}
 
 	if len(roles) == 0 {
 		roles = c.Roles
@@ -363,16 +377,10 @@ func (c Config) Validate(roles ...string) error {
 	if c.RetryMaxInterval < c.RetryInitial && c.RetryInitial > 0 {
 		bad("ROXD_RETRY_MAX_INTERVAL", "must be >= ROXD_RETRY_INITIAL (%s)", c.RetryInitial)
 	}
-	if c.MaxAttempts < 1 {
-		bad("ROXD_MAX_ATTEMPTS", "must be >= 1")
-	}
 	switch c.Ambiguous {
 	case "resend", "reconcile", "fail":
 	default:
 		bad("ROXD_AMBIGUOUS", "%q: want resend, reconcile or fail", truncate(c.Ambiguous, 16))
-	}
-	if c.ReconcileWindow <= 0 || c.ReconcileWindow > 24*time.Hour {
-		bad("ROXD_RECONCILE_WINDOW", "must be > 0 and <= 24h")
 	}
 	for _, code := range c.PermanentCodes {
 		if code.Class() != rox.ClassSending {
@@ -388,9 +396,6 @@ func (c Config) Validate(roles ...string) error {
 	}
 	checkName("ROXD_KEY_PREFIX", c.KeyPrefix)
 	checkName("ROXD_QUEUE", c.Queue)
-	if c.Shards < 1 || c.Shards > 64 {
-		bad("ROXD_SHARDS", "must be 1..64")
-	}
 	// Stream names are whole keys: one hash tag is allowed (it picks the
 	// stream's Redis Cluster slot), other braces are not.
 	checkStream := func(name, v string) {
@@ -402,36 +407,6 @@ func (c Config) Validate(roles ...string) error {
 	}
 	checkStream("ROXD_RECEIPTS_STREAM", c.ReceiptsStream)
 	checkStream("ROXD_REPLIES_STREAM", c.RepliesStream)
-	if c.StatusTTL <= 0 {
-		bad("ROXD_STATUS_TTL", "must be > 0")
-	}
-	if c.ScheduleLead < 0 {
-		bad("ROXD_SCHEDULE_LEAD", "must be >= 0")
-	}
-	if c.MaxScheduleAhead <= 0 {
-		bad("ROXD_MAX_SCHEDULE_AHEAD", "must be > 0")
-	}
-	if c.BatchLinger < 0 {
-		bad("ROXD_BATCH_LINGER", "must be >= 0")
-	}
-	if c.SendConcurrency < 1 {
-		bad("ROXD_SEND_CONCURRENCY", "must be >= 1")
-	}
-	if c.HighReserve < 1 {
-		bad("ROXD_HIGH_RESERVE", "must be >= 1")
-	}
-	if c.DequeueLanes < 1 {
-		bad("ROXD_DEQUEUE_LANES", "must be >= 1")
-	}
-	if c.ShutdownTimeout <= 0 {
-		bad("ROXD_SHUTDOWN_TIMEOUT", "must be > 0")
-	}
-	if c.CallbackDrain < 0 || c.CallbackDrain > MaxCallbackDrain {
-		bad("ROXD_CALLBACK_DRAIN", "must be 0..%s", MaxCallbackDrain)
-	}
-	if c.APITimeout < time.Second || c.APITimeout > MaxAPITimeout {
-		bad("ROXD_API_TIMEOUT", "must be 1s..%s", MaxAPITimeout)
-	}
 	switch c.Receipt {
 	case ReceiptAlways, ReceiptOnError, ReceiptNever:
 	default:
@@ -543,7 +518,7 @@ func (c Config) Logger(w io.Writer) (zerolog.Logger, error) {
 }
 
 // String lists every variable with its value, secrets redacted (and the
-// password of REDIS_URL, and the token inside callback URLs).
+// password inside every URL variable: RedactURL).
 func (c Config) String() string {
 	var b strings.Builder
 	v := reflect.ValueOf(c)
@@ -563,8 +538,8 @@ func (c Config) String() string {
 			} else {
 				b.WriteString("[REDACTED]")
 			}
-		case f.Name == "RedisURL":
-			b.WriteString(redactURL(c.RedisURL))
+		case isURLVar(envName(f)):
+			b.WriteString(RedactURL(v.Field(i).String()))
 		default:
 			fmt.Fprint(&b, v.Field(i).Interface())
 		}
@@ -576,13 +551,33 @@ func (c Config) String() string {
 // GoString keeps secrets out of %#v.
 func (c Config) GoString() string { return "config.Config" + c.String() }
 
-func redactURL(s string) string {
+// RedactURL is s, a URL, safe to print: a Redis URL (every REDIS_URL form)
+// in redisconn's canonical form with each password, sentinel_password
+// included, replaced by REDACTED; any other URL with its password replaced
+// by net/url (xxxxx). A value that does not parse is not shown at all
+// ("[unparsable URL]"): where its password ends is unknown. Every place that
+// shows a URL variable (Config's String, the flags' defaults, `roxd dev`'s
+// banner, the other subcommands' -h) goes through it.
+func RedactURL(s string) string {
+	if s == "" {
+		return ""
+	}
+	if scheme, _, ok := strings.Cut(s, "://"); ok && strings.HasPrefix(strings.ToLower(scheme), "redis") {
+		c, err := redisconn.Parse(s)
+		if err != nil {
+			return "[unparsable URL]"
+		}
+		return c.String()
+	}
 	u, err := url.Parse(s)
 	if err != nil {
 		return "[unparsable URL]"
 	}
 	return u.Redacted()
 }
+
+// isURLVar: the variable holds a URL, shown through RedactURL.
+func isURLVar(name string) bool { return strings.HasSuffix(name, "_URL") }
 
 func absHTTP(s string) bool {
 	u, err := url.Parse(s)

@@ -320,3 +320,55 @@ func TestTableAndDoc(t *testing.T) {
 		}
 	}
 }
+
+// TestURLPasswordsNeverPrinted: every URL variable may carry a password
+// (user:password@, and a Sentinel's sentinel_password): %v of Config and the
+// flags' defaults (`roxd serve -h`) show it redacted. ROX_API_URL and
+// ROXD_PUBLIC_URL were shown whole, and REDIS_URL's sentinel_password too.
+func TestURLPasswordsNeverPrinted(t *testing.T) {
+	m := complete()
+	m["REDIS_URL"] = "redis-sentinel://:redispw@10.0.0.1:26379,10.0.0.2/mymaster/0?sentinel_password=sentinelpw"
+	m["ROX_API_URL"] = "https://user:roxpw@rox.example.com/smsapi/send"
+	m["ROXD_PUBLIC_URL"] = "https://cb:publicpw@cb.example.com"
+	secrets := []string{"redispw", "sentinelpw", "roxpw", "publicpw"}
+	c, err := Load(env(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := fmt.Sprintf("%v", c)
+	fs := flag.NewFlagSet("roxd", flag.ContinueOnError)
+	Flags(fs, env(m))
+	fs.VisitAll(func(f *flag.Flag) { out += " " + f.DefValue })
+	fs2 := flag.NewFlagSet("roxd", flag.ContinueOnError)
+	c.RegisterFlags(fs2)
+	fs2.VisitAll(func(f *flag.Flag) { out += " " + f.DefValue })
+	for _, s := range secrets {
+		if strings.Contains(out, s) {
+			t.Errorf("%q shown: %s", s, out)
+		}
+	}
+	if !strings.Contains(out, "https://user:xxxxx@rox.example.com/smsapi/send") ||
+		!strings.Contains(out, "redis-sentinel://:REDACTED@10.0.0.1:26379,10.0.0.2:26379/mymaster/0?sentinel_password=REDACTED") {
+		t.Errorf("URLs not shown redacted: %s", out)
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{"redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"},
+		{"redis://:pw@127.0.0.1:6379/0", "redis://:REDACTED@127.0.0.1:6379/0"},
+		{"rediss://bob:pw@h:6380/2", "rediss://bob:REDACTED@h:6380/2"},
+		{"redis-cluster://:pw@h1:7000,h2:7000", "redis-cluster://:REDACTED@h1:7000,h2:7000"},
+		{"redis-sentinel://h1,h2?master=m&sentinel_password=pw", "redis-sentinel://h1:26379,h2:26379/m/0?sentinel_password=REDACTED"},
+		{"redis://:pw@127.0.0.1:6379/0%zz", "[unparsable URL]"},
+		{"redis://:pw@h:6379/0?x=pw", "[unparsable URL]"},
+		{"https://rox.example.com/smsapi/send", "https://rox.example.com/smsapi/send"},
+		{"https://user:pw@rox.example.com/smsapi/send", "https://user:xxxxx@rox.example.com/smsapi/send"},
+		{"http://user:pw@h/%zz", "[unparsable URL]"},
+	} {
+		if got := RedactURL(tc.in); got != tc.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -55,8 +55,8 @@ func (f *fieldFlag) String() string {
 		}
 		return strings.Join(parts, ",")
 	}
-	if f.name == "REDIS_URL" {
-		return redactURL(f.field.String())
+	if isURLVar(f.name) {
+		return RedactURL(f.field.String())
 	}
 	return fmt.Sprint(f.field.Interface())
 }
@@ -112,8 +112,8 @@ func Flags(fs *flag.FlagSet, env func(string) (string, bool)) func(string) (stri
 		if s, ok := env(v.Name); ok && strings.TrimSpace(s) != "" {
 			shown = strings.TrimSpace(s)
 		}
-		if v.Name == "REDIS_URL" {
-			shown = redactURL(shown)
+		if isURLVar(v.Name) {
+			shown = RedactURL(shown)
 		}
 		fs.Var(&lookupFlag{v: v, given: given, shown: shown, isBool: f.Type.Kind() == reflect.Bool},
 			FlagName(v.Name), f.Tag.Get("desc")+" (env "+v.Name+")")

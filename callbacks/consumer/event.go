@@ -28,9 +28,12 @@ type Receipt struct {
 	RequestID  string
 	AccountID  string
 	DestTn     string
-	Result     string // ROX result code: "0000" delivered, "2011".."2100" sending errors
+	Result     string // ROX result code, raw: "0000" delivered, "2011".."2100" sending errors
 	ResultText string
-	Status     string // what this receipt says: "delivered" or "failed"
+	// Status is what this receipt says: "delivered", "failed", or
+	// "unknown" for a Result ROX's document does not define for receipts
+	// (the message's status is then left as it was: see StatusAfter).
+	Status string
 	// StatusAfter is the message's status once this receipt was applied
 	// (what GET /v1/messages/{id} says): a failed receipt after a
 	// delivered one leaves it delivered. Empty when MessageID is.

@@ -255,3 +255,37 @@ func TestCLISendPriorityAndValidity(t *testing.T) {
 		}
 	}
 }
+
+// TestSuppressListFlagsOnlyWithList: --count and --cursor are flags of
+// `suppress list` (page size, one page). `suppress add --count 5 NUMBER`
+// was accepted and the flag ignored (the number added once, as without
+// it); add, remove and check now refuse both with a usage error naming the
+// flag, before any request. `list --count` outside the API's 1..1000 is a
+// usage error too, not a request the API refuses.
+func TestSuppressListFlagsOnlyWithList(t *testing.T) {
+	b := setupCLI(t)
+	for _, verb := range []string{"add", "remove", "check"} {
+		for _, flag := range [][]string{{"--count", "5"}, {"--cursor", "0"}, {"--count=500"}} {
+			args := append([]string{verb, "+61400000009"}, flag...)
+			_, err := b.run(t, runSuppress, args...)
+			name := strings.SplitN(strings.TrimPrefix(flag[0], "--"), "=", 2)[0]
+			if !errors.Is(err, errUsage) || !strings.Contains(usageReason(err), "--"+name) {
+				t.Errorf("suppress %v: %v, want a usage error naming --%s", args, err, name)
+			}
+		}
+	}
+	if _, ok, err := b.p.IsSuppressed(b.ctx, "+61400000009"); err != nil || ok {
+		t.Errorf("a refused add changed the list: suppressed=%v %v", ok, err)
+	}
+	for _, n := range []string{"0", "-1", "1001"} {
+		_, err := b.run(t, runSuppress, "list", "--count", n)
+		if !errors.Is(err, errUsage) || !strings.Contains(usageReason(err), "--count") {
+			t.Errorf("suppress list --count %s: %v, want a usage error naming --count", n, err)
+		}
+	}
+	for _, n := range []string{"1", "1000"} {
+		if _, err := b.run(t, runSuppress, "list", "--count", n); err != nil {
+			t.Errorf("suppress list --count %s: %v", n, err)
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+
+	"github.com/redoxygen/roxd/config"
 )
 
 // envString registers the string flag name backed by the environment
@@ -12,7 +14,8 @@ import (
 // wins over def. The returned function gives the value once fs is parsed.
 // A value set but empty (flag or variable) is an error naming it when def
 // is not empty: an empty REDIS_URL is a mistake, not a wish for the
-// default. secret values are never shown in -h.
+// default. secret values are never shown in -h, and a URL's password
+// (a variable named *_URL) is shown redacted (config.RedactURL).
 func envString(fs *flag.FlagSet, name, env, def, usage string, secret bool) func() (string, error) {
 	shown := def
 	if !secret {
@@ -28,6 +31,9 @@ func envString(fs *flag.FlagSet, name, env, def, usage string, secret bool) func
 	}
 	help += ")"
 	if shown != "" && shown != def {
+		if strings.HasSuffix(env, "_URL") {
+			shown = config.RedactURL(shown) // a password in REDIS_URL, ROXD_API_URL
+		}
 		help += " (now " + shown + ")"
 	}
 	p := fs.String(name, "", help)

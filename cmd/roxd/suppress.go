@@ -3,12 +3,16 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
 	"sort"
 	"strconv"
+	"strings"
+
+	"github.com/redoxygen/roxd/producer/httpapi"
 )
 
 func init() {
@@ -24,8 +28,8 @@ const suppressMaxPages = 100_000
 func runSuppress(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := apiFlagSet("suppress", "suppress list [--cursor N --count N] | add NUMBER | remove NUMBER | check NUMBER", stderr)
 	client := apiFlags(fs)
-	cursor := fs.String("cursor", "", "list: print only the page at this cursor (0 is the first)")
-	count := fs.Int("count", 500, "list: page size")
+	cursor := fs.String("cursor", "", "list only: print only the page at this cursor (0 is the first)")
+	count := fs.Int("count", 500, fmt.Sprintf("list only: page size, 1..%d", httpapi.MaxListCount))
 	pos, err := apiParseArgs(fs, args)
 	if err != nil {
 		return err
@@ -42,6 +46,22 @@ func runSuppress(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	default:
 		fs.Usage()
 		return fmt.Errorf("%w: want list, or add|remove|check NUMBER", errUsage)
+	}
+	// --cursor and --count shape the list's pages: add, remove and check
+	// act on one number and have nothing they could do.
+	var listOnly []string
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "cursor" || f.Name == "count" {
+			listOnly = append(listOnly, "--"+f.Name)
+		}
+	})
+	if verb != "list" && len(listOnly) > 0 {
+		fs.Usage()
+		return fmt.Errorf("%w: %s: only for suppress list, not %s", errUsage, strings.Join(listOnly, ", "), verb)
+	}
+	if *count < 1 || *count > httpapi.MaxListCount {
+		fs.Usage()
+		return fmt.Errorf("%w: --count %d: want 1..%d", errUsage, *count, httpapi.MaxListCount)
 	}
 	c, err := client()
 	if err != nil {

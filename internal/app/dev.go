@@ -42,7 +42,9 @@ type DevOptions struct {
 	RedisHook redis.Hook
 }
 
-// DevInfo is what the banner prints.
+// DevInfo is what the banner prints. RedisURL is the URL roxd connects
+// to, password included (for the caller: Ready); the banner prints it
+// through config.RedactURL.
 type DevInfo struct {
 	APIURL, DashboardURL, MetricsURL, CallbackBase, SimURL, RedisURL string
 	Token                                                            string
@@ -184,9 +186,13 @@ func Dev(ctx context.Context, lookup func(string) (string, bool), log zerolog.Lo
 }
 
 func printBanner(w io.Writer, in DevInfo, cfg config.Config) {
-	redis := in.RedisURL
+	shown := config.RedactURL(in.RedisURL) // REDIS_URL may carry a password
+	redis, tail := shown, ""
 	if in.EmbeddedRedis {
 		redis += "  (embedded miniredis: gone when roxd dev stops)"
+	}
+	if strings.Contains(shown, "REDACTED") {
+		tail = "\n  (REDACTED stands for your REDIS_URL's password, never printed)"
 	}
 	fmt.Fprintf(w, `
 roxd dev is running.
@@ -205,9 +211,9 @@ Send a first SMS:
 
 Then watch its receipt arrive:
 
-  REDIS_URL=%s go run ./cmd/roxd tail receipts --from 0
+  REDIS_URL=%s go run ./cmd/roxd tail receipts --from 0%s
 
-`, in.APIURL, in.DashboardURL, dashPassword(cfg), in.MetricsURL, in.SimURL, in.CallbackBase, redis, in.Token, in.Curl, in.RedisURL)
+`, in.APIURL, in.DashboardURL, dashPassword(cfg), in.MetricsURL, in.SimURL, in.CallbackBase, redis, in.Token, in.Curl, shown, tail)
 }
 
 func dashPassword(cfg config.Config) string {

@@ -130,7 +130,8 @@ func Routes() []Route {
 }
 
 // New returns the API handler (role api of `roxd serve`). Every request
-// needs "Authorization: Bearer <cfg.Token>"; errors are JSON
+// needs "Authorization: Bearer <cfg.Token>" (the scheme in any case, as
+// RFC 9110 says; the token exactly); errors are JSON
 // {"error":{"code","message","field"}}. GET /healthz is not here: the
 // server answers it before any role is ready.
 func New(p *producer.Producer, cfg Config, log zerolog.Logger) (http.Handler, error) {
@@ -188,13 +189,24 @@ func (a *api) noRoute(w http.ResponseWriter, r *http.Request) {
 // authorized compares digests in constant time, so neither the token nor
 // its length leaks through timing.
 func (a *api) authorized(r *http.Request) bool {
-	h := r.Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(h, "Bearer ")
+	tok, ok := bearerToken(r.Header.Get("Authorization"))
 	if !ok {
 		return false
 	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+	got := sha256.Sum256([]byte(tok))
 	return subtle.ConstantTimeCompare(got[:], a.token[:]) == 1
+}
+
+// bearerToken is the token of an Authorization header value of scheme
+// Bearer. The scheme is case-insensitive (RFC 9110, section 11.1:
+// "bearer", "BEARER") and followed by one or more spaces; the token is
+// case-sensitive and returned as given, without surrounding white space.
+func bearerToken(h string) (string, bool) {
+	const scheme = "Bearer"
+	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) || h[len(scheme)] != ' ' {
+		return "", false
+	}
+	return strings.TrimSpace(h[len(scheme):]), true
 }
 
 // apiError is the body of every error answer, under "error".

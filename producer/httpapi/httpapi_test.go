@@ -145,7 +145,8 @@ func TestConfigValidate(t *testing.T) {
 
 func TestAuth(t *testing.T) {
 	b := setup(t)
-	for _, auth := range []string{"", "Bearer", "Bearer wrong", "Basic " + token, "bearer " + token, "Bearer " + token + "x"} {
+	for _, auth := range []string{"", "Bearer", "Bearer wrong", "Basic " + token, "Bearer " + token + "x",
+		"Bearer " + strings.ToUpper(token), "bearer" + token, "Bearer\t" + token, "Bearertest " + token, "Token " + token} {
 		for _, rt := range Routes() {
 			path := strings.NewReplacer("{id}", "x", "{number}", "0412345678").Replace(rt.Path)
 			r := b.doAuth(t, rt.Method, path, `{"to":"0412345678","text":"hi"}`, auth)
@@ -156,6 +157,20 @@ func TestAuth(t *testing.T) {
 	}
 	if k := b.keys(t); len(k) != 0 {
 		t.Errorf("unauthorized requests wrote %v", k)
+	}
+}
+
+// TestAuthSchemeAnyCase: the auth scheme is case-insensitive (RFC 9110,
+// section 11.1), so "bearer", "BEARER" and "BeArEr" are Bearer; "bearer
+// <token>" was answered 401. The token itself stays case-sensitive
+// (TestAuth).
+func TestAuthSchemeAnyCase(t *testing.T) {
+	b := setup(t)
+	for _, auth := range []string{"Bearer " + token, "bearer " + token, "BEARER " + token, "BeArEr " + token, "bearer   " + token} {
+		r := b.doAuth(t, "GET", "/v1/messages/no-such-id", nil, auth)
+		if r.code != http.StatusNotFound {
+			t.Errorf("GET with %q: %d %s, want 404 (authorized, no such message)", auth, r.code, r.raw)
+		}
 	}
 }
 
