@@ -75,7 +75,7 @@ func TestClusterStreamsInOtherSlots(t *testing.T) {
 	rdb.Del(ctx, bad)
 	rdb.Set(ctx, bad, "not a stream", time.Hour)
 	b.record(t, "m2", "sms-c2", "submitted", nil)
-	b.mustOK(t, KindReceipt, receiptBody(testAccount, "sms-c2", "1001", ts1))
+	b.mustOK(t, KindReceipt, receiptBody(testAccount, "sms-c2", "2011", ts1))
 	if s := b.status(t, "m2")["status"]; s != "failed" {
 		t.Fatalf("m2 status %s after a refused push, want failed (stored)", s)
 	}
