@@ -518,13 +518,23 @@ func (c Config) Validate(roles ...string) error {
 	if strings.TrimSpace(c.JournalDir) == "" {
 		bad("ROXD_JOURNAL_DIR", "must not be empty")
 	}
-	if _, err := logging.New(io.Discard, c.LogLevel, logging.FormatJSON); err != nil {
-		bad("LOG_LEVEL", "%q: want debug, info, warn or error", truncate(c.LogLevel, 32))
+	if err := CheckLog(c.LogLevel, c.LogFormat); err != nil {
+		errs = append(errs, err)
 	}
-	switch c.LogFormat {
+	return errors.Join(errs...)
+}
+
+// CheckLog checks the values of LOG_LEVEL and LOG_FORMAT and returns one
+// *Error per bad one, naming it (roxd dev checks its own defaults with it).
+func CheckLog(level, format string) error {
+	var errs []error
+	if _, err := logging.New(io.Discard, level, logging.FormatJSON); err != nil {
+		errs = append(errs, varErr("LOG_LEVEL", "%q: want debug, info, warn or error", truncate(level, 32)))
+	}
+	switch format {
 	case logging.FormatJSON, logging.FormatConsole:
 	default:
-		bad("LOG_FORMAT", "%q: want json or console", truncate(c.LogFormat, 32))
+		errs = append(errs, varErr("LOG_FORMAT", "%q: want json or console", truncate(format, 32)))
 	}
 	return errors.Join(errs...)
 }
@@ -596,11 +606,10 @@ func (c Config) ReplyType() rox.ReplyType {
 
 // Logger builds the process logger from LOG_LEVEL and LOG_FORMAT.
 func (c Config) Logger(w io.Writer) (zerolog.Logger, error) {
-	l, err := logging.New(w, c.LogLevel, c.LogFormat)
-	if err != nil {
-		return l, fmt.Errorf("LOG_LEVEL/LOG_FORMAT: %w", err)
+	if err := CheckLog(c.LogLevel, c.LogFormat); err != nil {
+		return zerolog.Nop(), err
 	}
-	return l, nil
+	return logging.New(w, c.LogLevel, c.LogFormat)
 }
 
 // String lists every variable with its value, secrets redacted (and the
