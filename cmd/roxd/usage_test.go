@@ -149,3 +149,40 @@ func TestAPIURLPasswordNotShown(t *testing.T) {
 		t.Errorf("stderr %q, want %q", stderr.String(), want)
 	}
 }
+
+// TestEmptyOrDotArguments: an id or number that is empty, blank, "." or
+// ".." reached the API as a path that is no message's or number's
+// (/v1/messages/, /v1/suppressions/., ...), and the operator read "no such
+// endpoint (HTTP 404)" or "GET is not allowed here; use POST (HTTP 405)".
+// It is a usage error (exit 2) saying what is wrong, and nothing is sent.
+func TestEmptyOrDotArguments(t *testing.T) {
+	var calls int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		w.WriteHeader(http.StatusNotFound)
+	}))
+	defer srv.Close()
+	t.Setenv("ROXD_API_URL", srv.URL)
+	t.Setenv("ROXD_API_TOKEN", "0123456789abcdef0123")
+	for _, arg := range []string{"", " ", "\t", ".", ".."} {
+		for _, args := range [][]string{
+			{"status", arg}, {"cancel", arg},
+			{"suppress", "add", arg}, {"suppress", "remove", arg}, {"suppress", "check", arg},
+		} {
+			what := "message id"
+			if args[0] == "suppress" {
+				what = "number"
+			}
+			var stderr bytes.Buffer
+			if code := run(args, &stderr); code != 2 {
+				t.Errorf("%q: exit %d, want 2 (stderr %q)", args, code, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), what) || strings.Contains(stderr.String(), "HTTP") {
+				t.Errorf("%q: stderr %q, want a usage error about the %s", args, stderr.String(), what)
+			}
+		}
+	}
+	if calls != 0 {
+		t.Errorf("%d requests reached the API", calls)
+	}
+}
