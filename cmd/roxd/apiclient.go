@@ -137,6 +137,9 @@ func (c *apiClient) call(ctx context.Context, method, path string, body any) ([]
 			if len(msg) > 200 {
 				msg = msg[:200] + "..."
 			}
+			if msg == "" { // a proxy's bare 502, say
+				msg = http.StatusText(res.StatusCode)
+			}
 			eb.Error.Message = msg
 		}
 		eb.Error.Status = res.StatusCode

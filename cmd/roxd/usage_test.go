@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -184,5 +185,24 @@ func TestEmptyOrDotArguments(t *testing.T) {
 	}
 	if calls != 0 {
 		t.Errorf("%d requests reached the API", calls)
+	}
+}
+
+// TestEmptyErrorAnswer: an error answer with no body (a proxy's 502, a
+// load balancer's 404) printed "roxd status:  (HTTP 502)": nothing to go
+// on. The status text stands in for the missing message.
+func TestEmptyErrorAnswer(t *testing.T) {
+	for _, code := range []int{http.StatusBadGateway, http.StatusNotFound, http.StatusServiceUnavailable} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(code)
+		}))
+		t.Setenv("ROXD_API_URL", srv.URL)
+		t.Setenv("ROXD_API_TOKEN", "0123456789abcdef0123")
+		var stdout, stderr bytes.Buffer
+		err := runStatus(context.Background(), []string{"x"}, &stdout, &stderr)
+		srv.Close()
+		if want := http.StatusText(code) + " (HTTP " + strconv.Itoa(code) + ")"; err == nil || err.Error() != want {
+			t.Errorf("HTTP %d with no body: %v, want %q", code, err, want)
+		}
 	}
 }
