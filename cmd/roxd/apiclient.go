@@ -148,10 +148,13 @@ func (c *apiClient) call(ctx context.Context, method, path string, body any) ([]
 	return raw, nil
 }
 
-// apiPrintJSON writes raw JSON indented, or as is when it is not JSON.
+// apiPrintJSON writes raw JSON indented and ended by one newline, or as
+// is when it is not JSON.
 func apiPrintJSON(w io.Writer, raw []byte) error {
 	var buf bytes.Buffer
-	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+	// json.Indent keeps trailing white space: the API's answer ends in a
+	// newline already.
+	if err := json.Indent(&buf, bytes.TrimRight(raw, " \t\r\n"), "", "  "); err != nil {
 		_, err = w.Write(raw)
 		return err
 	}

@@ -206,3 +206,45 @@ func TestEmptyErrorAnswer(t *testing.T) {
 		}
 	}
 }
+
+// TestAnswerPrintedOnce: the API ends its JSON with a newline (Go's
+// json.Encoder), json.Indent keeps trailing white space, and one more
+// newline was added: every answer of status, cancel, suppress and send
+// ended in a blank line. Stdout is the indented document and one newline.
+func TestAnswerPrintedOnce(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte("{\"id\":\"x\",\"status\":\"queued\"}\n"))
+	}))
+	defer srv.Close()
+	t.Setenv("ROXD_API_URL", srv.URL)
+	t.Setenv("ROXD_API_TOKEN", "0123456789abcdef0123")
+	want := "{\n  \"id\": \"x\",\n  \"status\": \"queued\"\n}\n"
+	for name, f := range map[string]func() (string, error){
+		"status": func() (string, error) {
+			var out, errb bytes.Buffer
+			err := runStatus(context.Background(), []string{"x"}, &out, &errb)
+			return out.String(), err
+		},
+		"cancel": func() (string, error) {
+			var out, errb bytes.Buffer
+			err := runCancel(context.Background(), []string{"x"}, &out, &errb)
+			return out.String(), err
+		},
+		"suppress check": func() (string, error) {
+			var out, errb bytes.Buffer
+			err := runSuppress(context.Background(), []string{"check", "0400000000"}, &out, &errb)
+			return out.String(), err
+		},
+		"send": func() (string, error) {
+			var out, errb bytes.Buffer
+			err := runSend(context.Background(), []string{"--to", "0400000000", "--text", "x"}, &out, &errb)
+			return out.String(), err
+		},
+	} {
+		got, err := f()
+		if err != nil || got != want {
+			t.Errorf("%s: %q, %v; want %q", name, got, err, want)
+		}
+	}
+}
