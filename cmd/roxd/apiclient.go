@@ -67,6 +67,14 @@ func apiFlags(fs *flag.FlagSet) func() (*apiClient, error) {
 		if pu.Scheme != "http" && pu.Scheme != "https" || pu.Host == "" {
 			return nil, fmt.Errorf("--api / %s %q: want an http(s) URL", envAPIURL, pu.Redacted())
 		}
+		// The API paths are appended to the URL: a query or fragment
+		// would stand in front of them ("http://host/?x=1/v1/messages/ID").
+		// Neither is shown: a query may hold a credential.
+		if pu.RawQuery != "" || pu.ForceQuery || pu.Fragment != "" || strings.Contains(u, "#") {
+			bare := *pu
+			bare.RawQuery, bare.ForceQuery, bare.Fragment, bare.RawFragment = "", false, "", ""
+			return nil, fmt.Errorf("--api / %s %q: want an http(s) URL without query or fragment", envAPIURL, bare.Redacted())
+		}
 		c := &apiClient{base: u, shown: pu.Redacted(), token: t, hc: &http.Client{Timeout: apiCallTimeout}}
 		pu.User = nil
 		c.public = pu.String()

@@ -248,3 +248,34 @@ func TestAnswerPrintedOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestAPIURLQueryOrFragment: a query or fragment in --api / ROXD_API_URL
+// was kept in front of the API path ("http://host/?x=1/v1/messages/ID"),
+// so every command asked for "/" and printed "404 page not found". It is
+// refused naming the variable, as ROXD_PUBLIC_URL's are, and nothing is
+// sent.
+func TestAPIURLQueryOrFragment(t *testing.T) {
+	var calls int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		w.WriteHeader(http.StatusNotFound)
+	}))
+	defer srv.Close()
+	t.Setenv("ROXD_API_TOKEN", "0123456789abcdef0123")
+	for _, u := range []string{srv.URL + "/?x=1", srv.URL + "?x=1", srv.URL + "/#top", srv.URL + "?", srv.URL + "/api?x=1"} {
+		t.Setenv("ROXD_API_URL", u)
+		var stdout, stderr bytes.Buffer
+		err := runStatus(context.Background(), []string{"x"}, &stdout, &stderr)
+		if err == nil || !strings.Contains(err.Error(), "ROXD_API_URL") || !strings.Contains(err.Error(), "query or fragment") {
+			t.Errorf("ROXD_API_URL=%s: %v; want an error naming ROXD_API_URL", u, err)
+		}
+		t.Setenv("ROXD_API_URL", "")
+		err = runStatus(context.Background(), []string{"x", "--api", u}, &stdout, &stderr)
+		if err == nil || !strings.Contains(err.Error(), "--api") || !strings.Contains(err.Error(), "query or fragment") {
+			t.Errorf("--api %s: %v; want an error naming --api", u, err)
+		}
+	}
+	if calls != 0 {
+		t.Errorf("%d requests reached the server", calls)
+	}
+}
