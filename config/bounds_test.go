@@ -299,3 +299,95 @@ func countVarErrs(err error, name string) int {
 	}
 	return 0
 }
+
+// TestNumbersAreDecimal: a whole-number variable is read in decimal, as
+// the table and the error ("digits only") say, in the environment and as
+// a flag: go-envconfig alone parses with strconv's base 0, so
+// ROXD_RATE_LIMIT=0500 was 320 (octal), ROXD_SHARDS=0x10 was 16 and 1_0
+// was 10, silently. Leading zeros are decimal; a base prefix, an
+// underscore or a plus sign is refused naming the variable.
+func TestNumbersAreDecimal(t *testing.T) {
+	ty := reflect.TypeOf(Config{})
+	n := 0
+	for i := 0; i < ty.NumField(); i++ {
+		f := ty.Field(i)
+		if f.Type == durationType || f.Type.Kind() != reflect.Int && f.Type.Kind() != reflect.Int64 {
+			continue
+		}
+		n++
+		name := envName(f)
+		hi, err := strconv.ParseInt(f.Tag.Get("max"), 10, 64)
+		if err != nil {
+			t.Fatalf("%s: max tag: %v", name, err)
+		}
+		lo, _ := strconv.ParseInt(f.Tag.Get("min"), 10, 64)
+		v := min(max(lo, 10), hi) // a value in range with two digits or more
+		want := strconv.FormatInt(v, 10)
+		for _, given := range []string{"0" + want, "00" + want, " 0" + want + " "} {
+			// The environment.
+			c, err := Load(env(setVar(name, given)))
+			if err != nil {
+				t.Fatalf("%s=%q: %v", name, given, err)
+			}
+			if got := reflect.ValueOf(c).Field(i).Int(); got != v {
+				t.Errorf("%s=%q read as %d, want %d", name, given, got, v)
+			}
+			// The flags of roxd serve and roxd dev (Flags), and RegisterFlags.
+			fs := flag.NewFlagSet("roxd", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			lookup := Flags(fs, env(complete()))
+			if err := fs.Parse([]string{"-" + FlagName(name), given}); err != nil {
+				t.Fatalf("-%s %q: %v", FlagName(name), given, err)
+			}
+			if c, err = Load(lookup); err != nil {
+				t.Fatalf("-%s %q: %v", FlagName(name), given, err)
+			}
+			if got := reflect.ValueOf(c).Field(i).Int(); got != v {
+				t.Errorf("-%s %q read as %d, want %d", FlagName(name), given, got, v)
+			}
+			c, _ = Load(env(complete()))
+			fs = flag.NewFlagSet("roxd", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			c.RegisterFlags(fs)
+			if err := fs.Parse([]string{"-" + FlagName(name), given}); err != nil {
+				t.Fatalf("RegisterFlags -%s %q: %v", FlagName(name), given, err)
+			}
+			if got := reflect.ValueOf(c).Field(i).Int(); got != v {
+				t.Errorf("RegisterFlags -%s %q read as %d, want %d", FlagName(name), given, got, v)
+			}
+		}
+		for _, bad := range []string{"0x10", "0X10", "0b11", "0o7", "0O7", "1_0", "+5", "--5", "-0x1", "٣"} {
+			_, err := Load(env(setVar(name, bad)))
+			wantVarErr(t, err, name)
+			if !strings.Contains(err.Error(), "whole number") {
+				t.Errorf("%s=%q: %v does not say what to write", name, bad, err)
+			}
+			fs := flag.NewFlagSet("roxd", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			Flags(fs, env(complete()))
+			if err := fs.Parse([]string{"-" + FlagName(name), bad}); err == nil || !strings.Contains(err.Error(), name+": ") {
+				t.Errorf("-%s %q: %v, want an error naming %s", FlagName(name), bad, err, name)
+			}
+			c, _ := Load(env(complete()))
+			before := reflect.ValueOf(c).Field(i).Int()
+			fs = flag.NewFlagSet("roxd", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			c.RegisterFlags(fs)
+			if err := fs.Parse([]string{"-" + FlagName(name), bad}); err == nil || !strings.Contains(err.Error(), name+": ") {
+				t.Errorf("RegisterFlags -%s %q: %v, want an error naming %s", FlagName(name), bad, err, name)
+			}
+			if got := reflect.ValueOf(c).Field(i).Int(); got != before {
+				t.Errorf("RegisterFlags -%s %q changed the value to %d", FlagName(name), bad, got)
+			}
+		}
+		// A negative number still reads, to be refused by its bound.
+		c, err := Load(env(setVar(name, "-1")))
+		if err != nil {
+			t.Fatalf("%s=-1: %v", name, err)
+		}
+		wantVarErr(t, c.Validate(), name)
+	}
+	if n < 8 {
+		t.Fatalf("only %d whole-number variables found", n)
+	}
+}

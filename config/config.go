@@ -185,20 +185,34 @@ func varErr(name, format string, args ...any) *Error {
 // the process runs. A parse error is an *Error naming the variable.
 func Load(lookup func(string) (string, bool)) (Config, error) {
 	var c Config
-	var blanks []error
+	var blanks, numErrs []error
+	badNumber := map[string]bool{}
 	for _, v := range Table() {
-		if s, ok := lookup(v.Name); ok && strings.TrimSpace(s) == "" {
+		s, ok := lookup(v.Name)
+		if !ok {
+			continue
+		}
+		if strings.TrimSpace(s) == "" {
 			if err := v.checkBlank(); err != nil {
 				blanks = append(blanks, err)
 			}
+		} else if _, err := numberText(v.Name, s); err != nil {
+			numErrs = append(numErrs, err)
+			badNumber[v.Name] = true
 		}
 	}
 	if len(blanks) > 0 {
 		return c, errors.Join(blanks...)
 	}
 	l := envconfig.LookuperFunc(func(key string) (string, bool) {
+		if badNumber[key] {
+			return "", false // reported in numErrs; the others are still read
+		}
 		v, ok := lookup(key)
 		v = strings.TrimSpace(v)
+		if ok && v != "" {
+			v, _ = numberText(key, v)
+		}
 		return v, ok && v != ""
 	})
 	if err := envconfig.ProcessWith(context.Background(), &envconfig.Config{Target: &c, Lookuper: l}); err != nil {
@@ -222,7 +236,10 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		if len(errs) == 0 {
 			errs = append(errs, loadError(err))
 		}
-		return c, errors.Join(errs...)
+		return c, errors.Join(append(numErrs, errs...)...)
+	}
+	if len(numErrs) > 0 {
+		return c, errors.Join(numErrs...)
 	}
 	c.DefaultRegion = strings.ToUpper(c.DefaultRegion)
 	c.Roles = trimList(c.Roles)
@@ -238,6 +255,50 @@ func (v Var) checkBlank() error {
 	}
 	return varErr(v.Name, "set but empty: unset it for the default %s, or give a value", v.Default)
 }
+
+// wholeNumberVars are the variables of kind int or int64 that are not
+// durations: whole numbers, written in decimal.
+var wholeNumberVars = func() map[string]bool {
+	m := map[string]bool{}
+	t := reflect.TypeOf(Config{})
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if k := f.Type.Kind(); (k == reflect.Int || k == reflect.Int64) && f.Type != reflect.TypeOf(time.Duration(0)) {
+			m[envName(f)] = true
+		}
+	}
+	return m
+}()
+
+// numberText returns the text of variable name as go-envconfig is to read
+// it. For a whole-number variable s (white space around it ignored) must be
+// decimal digits, with an optional leading minus (a negative value is then
+// refused by its bound, with the range); leading zeros are dropped, because
+// go-envconfig parses with strconv's base 0, where "0500" is octal (320),
+// "0x10" is 16 and "1_0" is 10. Anything else, a "+" included, is an
+// *Error naming the variable. Other variables' text is returned as is.
+func numberText(name, s string) (string, error) {
+	if !wholeNumberVars[name] {
+		return s, nil
+	}
+	s = strings.TrimSpace(s)
+	digits, neg := strings.CutPrefix(s, "-")
+	if digits == "" || strings.TrimLeft(digits, "0123456789") != "" {
+		return "", varErr(name, "%s", notWholeNumber)
+	}
+	digits = strings.TrimLeft(digits, "0")
+	switch {
+	case digits == "":
+		return "0", nil
+	case neg:
+		return "-" + digits, nil
+	}
+	return digits, nil
+}
+
+// notWholeNumber is the reason of a whole-number variable that does not
+// read: it says what to write, not strconv's words.
+const notWholeNumber = "not a whole number such as 1000 (decimal digits only), or out of range"
 
 // trimList trims the items of a comma list and drops empty ones; an empty
 // list is nil.
@@ -270,7 +331,7 @@ func loadError(err error) error {
 	case reflect.Int, reflect.Int64, reflect.Int32:
 		// strconv's own words ("strconv.ParseInt: parsing ...") say Go, not
 		// what to write.
-		return varErr(name, "not a whole number such as 1000 (digits only), or out of range")
+		return varErr(name, "%s", notWholeNumber)
 	case reflect.Bool:
 		return varErr(name, "not a boolean: true or false")
 	}
@@ -432,13 +493,23 @@ func (c Config) Validate(roles ...string) error {
 	if strings.TrimSpace(c.JournalDir) == "" {
 		bad("ROXD_JOURNAL_DIR", "must not be empty")
 	}
-	if _, err := logging.New(io.Discard, c.LogLevel, logging.FormatJSON); err != nil {
-		bad("LOG_LEVEL", "%q: want debug, info, warn or error", truncate(c.LogLevel, 32))
+	if err := CheckLog(c.LogLevel, c.LogFormat); err != nil {
+		errs = append(errs, err)
 	}
-	switch c.LogFormat {
+	return errors.Join(errs...)
+}
+
+// CheckLog checks the values of LOG_LEVEL and LOG_FORMAT and returns one
+// *Error per bad one, naming it (roxd dev checks its own defaults with it).
+func CheckLog(level, format string) error {
+	var errs []error
+	if _, err := logging.New(io.Discard, level, logging.FormatJSON); err != nil {
+		errs = append(errs, varErr("LOG_LEVEL", "%q: want debug, info, warn or error", truncate(level, 32)))
+	}
+	switch format {
 	case logging.FormatJSON, logging.FormatConsole:
 	default:
-		bad("LOG_FORMAT", "%q: want json or console", truncate(c.LogFormat, 32))
+		errs = append(errs, varErr("LOG_FORMAT", "%q: want json or console", truncate(format, 32)))
 	}
 	return errors.Join(errs...)
 }
@@ -510,11 +581,10 @@ func (c Config) ReplyType() rox.ReplyType {
 
 // Logger builds the process logger from LOG_LEVEL and LOG_FORMAT.
 func (c Config) Logger(w io.Writer) (zerolog.Logger, error) {
-	l, err := logging.New(w, c.LogLevel, c.LogFormat)
-	if err != nil {
-		return l, fmt.Errorf("LOG_LEVEL/LOG_FORMAT: %w", err)
+	if err := CheckLog(c.LogLevel, c.LogFormat); err != nil {
+		return zerolog.Nop(), err
 	}
-	return l, nil
+	return logging.New(w, c.LogLevel, c.LogFormat)
 }
 
 // String lists every variable with its value, secrets redacted (and the

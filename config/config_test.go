@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -193,6 +194,14 @@ func TestBadValues(t *testing.T) {
 		{"ROXD_DASHBOARD_USERS", ":$2a$04$abcdefghijklmnopqrstuu5nT1uVnfYg8y1kY2tP3o2B6vQ0x8fK.", nil},
 		{"ROXD_DASHBOARD_PASSWORD", "short", nil},
 		{"LOG_LEVEL", "verbose", nil},
+		// zerolog's other levels: disabled, panic and fatal silence every
+		// error line, trace is not a documented level.
+		{"LOG_LEVEL", "disabled", nil},
+		{"LOG_LEVEL", "fatal", nil},
+		{"LOG_LEVEL", "panic", nil},
+		{"LOG_LEVEL", "trace", nil},
+		{"LOG_LEVEL", "-1", nil},
+		{"LOG_LEVEL", "0", nil},
 		{"LOG_FORMAT", "text", nil},
 		// Traffic classes (issue 12).
 		{"ROXD_DEFAULT_VALIDITY", "-1s", nil},
@@ -369,6 +378,38 @@ func TestRedactURL(t *testing.T) {
 	} {
 		if got := RedactURL(tc.in); got != tc.want {
 			t.Errorf("RedactURL(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestLoggerNamesTheVariable: Config.Logger (what roxd serve builds before
+// anything else) names the one variable at fault, as Validate does, and
+// takes the documented levels in any case.
+func TestLoggerNamesTheVariable(t *testing.T) {
+	for _, tt := range []struct{ name, value string }{
+		{"LOG_LEVEL", "loud"}, {"LOG_LEVEL", "disabled"}, {"LOG_LEVEL", "trace"},
+		{"LOG_FORMAT", "xml"}, {"LOG_FORMAT", "JSON"},
+	} {
+		c, err := Load(env(setVar(tt.name, tt.value)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Logger(io.Discard)
+		wantVarErr(t, err, tt.name)
+		if other := map[string]string{"LOG_LEVEL": "LOG_FORMAT", "LOG_FORMAT": "LOG_LEVEL"}[tt.name]; strings.Contains(err.Error(), other) {
+			t.Errorf("%s=%s: %q names %s too", tt.name, tt.value, err, other)
+		}
+	}
+	for _, level := range []string{"debug", "INFO", " Warn ", "error"} {
+		c, err := Load(env(setVar("LOG_LEVEL", level)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Logger(io.Discard); err != nil {
+			t.Errorf("LOG_LEVEL=%q: %v", level, err)
+		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("LOG_LEVEL=%q: %v", level, err)
 		}
 	}
 }

@@ -73,6 +73,12 @@ func (f *fieldFlag) Set(s string) error {
 			}
 		}
 		delete(env, f.name) // empty means unset: the default
+	} else {
+		n, err := numberText(f.name, env[f.name])
+		if err != nil {
+			return err
+		}
+		env[f.name] = n
 	}
 	var tmp Config
 	err := envconfig.ProcessWith(context.Background(), &envconfig.Config{Target: &tmp,
@@ -148,14 +154,18 @@ func (f *lookupFlag) Set(s string) error {
 			return err
 		}
 	} else {
+		n, err := numberText(f.v.Name, s)
+		if err != nil {
+			return err
+		}
 		var tmp Config
-		err := envconfig.ProcessWith(context.Background(), &envconfig.Config{Target: &tmp,
-			Lookuper: envconfig.MapLookuper(map[string]string{f.v.Name: s})})
+		err = envconfig.ProcessWith(context.Background(), &envconfig.Config{Target: &tmp,
+			Lookuper: envconfig.MapLookuper(map[string]string{f.v.Name: n})})
 		if err != nil {
 			return loadError(err)
 		}
 	}
-	f.given[f.v.Name] = s
+	f.given[f.v.Name] = s // Load reads it as the variable, through numberText
 	return nil
 }
 

@@ -67,6 +67,14 @@ func apiFlags(fs *flag.FlagSet) func() (*apiClient, error) {
 		if pu.Scheme != "http" && pu.Scheme != "https" || pu.Host == "" {
 			return nil, fmt.Errorf("--api / %s %q: want an http(s) URL", envAPIURL, pu.Redacted())
 		}
+		// The API paths are appended to the URL: a query or fragment
+		// would stand in front of them ("http://host/?x=1/v1/messages/ID").
+		// Neither is shown: a query may hold a credential.
+		if pu.RawQuery != "" || pu.ForceQuery || pu.Fragment != "" || strings.Contains(u, "#") {
+			bare := *pu
+			bare.RawQuery, bare.ForceQuery, bare.Fragment, bare.RawFragment = "", false, "", ""
+			return nil, fmt.Errorf("--api / %s %q: want an http(s) URL without query or fragment", envAPIURL, bare.Redacted())
+		}
 		c := &apiClient{base: u, shown: pu.Redacted(), token: t, hc: &http.Client{Timeout: apiCallTimeout}}
 		pu.User = nil
 		c.public = pu.String()
@@ -137,6 +145,9 @@ func (c *apiClient) call(ctx context.Context, method, path string, body any) ([]
 			if len(msg) > 200 {
 				msg = msg[:200] + "..."
 			}
+			if msg == "" { // a proxy's bare 502, say
+				msg = http.StatusText(res.StatusCode)
+			}
 			eb.Error.Message = msg
 		}
 		eb.Error.Status = res.StatusCode
@@ -145,10 +156,13 @@ func (c *apiClient) call(ctx context.Context, method, path string, body any) ([]
 	return raw, nil
 }
 
-// apiPrintJSON writes raw JSON indented, or as is when it is not JSON.
+// apiPrintJSON writes raw JSON indented and ended by one newline, or as
+// is when it is not JSON.
 func apiPrintJSON(w io.Writer, raw []byte) error {
 	var buf bytes.Buffer
-	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+	// json.Indent keeps trailing white space: the API's answer ends in a
+	// newline already.
+	if err := json.Indent(&buf, bytes.TrimRight(raw, " \t\r\n"), "", "  "); err != nil {
 		_, err = w.Write(raw)
 		return err
 	}

@@ -40,6 +40,9 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	log, err := cfg.Logger(os.Stderr)
 	if err != nil {
+		if verr := cfg.Validate(); verr != nil {
+			return verr // every bad variable, the log settings' among them
+		}
 		return err
 	}
 	logging.Install(log) // go-redis and the log package through zerolog
@@ -70,12 +73,15 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	level, _ := lookup("LOG_LEVEL")
-	if strings.TrimSpace(level) == "" {
+	if level = strings.TrimSpace(level); level == "" {
 		level = "info"
 	}
 	format, _ := lookup("LOG_FORMAT")
-	if strings.TrimSpace(format) == "" {
+	if format = strings.TrimSpace(format); format == "" {
 		format = logging.FormatConsole
+	}
+	if err := config.CheckLog(level, format); err != nil {
+		return err // naming LOG_LEVEL or LOG_FORMAT (or its flag's variable)
 	}
 	log, err := logging.New(os.Stderr, level, format)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 )
 
 // `roxd status ID` and `roxd cancel ID`: one message, GET or DELETE.
@@ -57,6 +58,9 @@ func runMessageCall(ctx context.Context, name, method string, args []string, std
 		fs.Usage()
 		return fmt.Errorf("%w: want exactly one message id", errUsage)
 	}
+	if err := pathArg("message id", pos[0]); err != nil {
+		return err
+	}
 	c, err := client()
 	if err != nil {
 		return err
@@ -73,6 +77,20 @@ func runMessageCall(ctx context.Context, name, method string, args []string, std
 		if link := dashboardLink(c.public, raw); link != "" {
 			fmt.Fprintf(stderr, "dashboard: %s\n", link)
 		}
+	}
+	return nil
+}
+
+// pathArg refuses an argument that cannot name anything as one segment of
+// an API path: empty or blank (the path would end in "/": "no such
+// endpoint"), "." or ".." (HTTP removes them from the path, so the request
+// would reach another endpoint). what is "message id" or "number".
+func pathArg(what, arg string) error {
+	switch {
+	case strings.TrimSpace(arg) == "":
+		return fmt.Errorf("%w: the %s is empty", errUsage, what)
+	case arg == "." || arg == "..":
+		return fmt.Errorf("%w: %q is not a %s", errUsage, arg, what)
 	}
 	return nil
 }

@@ -68,6 +68,9 @@ func runSuppress(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	if method != "" {
+		if err := pathArg("number", pos[1]); err != nil {
+			return err
+		}
 		raw, err := c.call(ctx, method, "/v1/suppressions/"+url.PathEscape(pos[1]), nil)
 		if err != nil {
 			return err

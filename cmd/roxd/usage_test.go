@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -147,5 +148,134 @@ func TestAPIURLPasswordNotShown(t *testing.T) {
 	}
 	if want := "dashboard: " + srv.URL + "/monitor/queues/roxd/tasks/t1"; !strings.Contains(stderr.String(), want) {
 		t.Errorf("stderr %q, want %q", stderr.String(), want)
+	}
+}
+
+// TestEmptyOrDotArguments: an id or number that is empty, blank, "." or
+// ".." reached the API as a path that is no message's or number's
+// (/v1/messages/, /v1/suppressions/., ...), and the operator read "no such
+// endpoint (HTTP 404)" or "GET is not allowed here; use POST (HTTP 405)".
+// It is a usage error (exit 2) saying what is wrong, and nothing is sent.
+func TestEmptyOrDotArguments(t *testing.T) {
+	var calls int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		w.WriteHeader(http.StatusNotFound)
+	}))
+	defer srv.Close()
+	t.Setenv("ROXD_API_URL", srv.URL)
+	t.Setenv("ROXD_API_TOKEN", "0123456789abcdef0123")
+	for _, arg := range []string{"", " ", "\t", ".", ".."} {
+		for _, args := range [][]string{
+			{"status", arg}, {"cancel", arg},
+			{"suppress", "add", arg}, {"suppress", "remove", arg}, {"suppress", "check", arg},
+		} {
+			what := "message id"
+			if args[0] == "suppress" {
+				what = "number"
+			}
+			var stderr bytes.Buffer
+			if code := run(args, &stderr); code != 2 {
+				t.Errorf("%q: exit %d, want 2 (stderr %q)", args, code, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), what) || strings.Contains(stderr.String(), "HTTP") {
+				t.Errorf("%q: stderr %q, want a usage error about the %s", args, stderr.String(), what)
+			}
+		}
+	}
+	if calls != 0 {
+		t.Errorf("%d requests reached the API", calls)
+	}
+}
+
+// TestEmptyErrorAnswer: an error answer with no body (a proxy's 502, a
+// load balancer's 404) printed "roxd status:  (HTTP 502)": nothing to go
+// on. The status text stands in for the missing message.
+func TestEmptyErrorAnswer(t *testing.T) {
+	for _, code := range []int{http.StatusBadGateway, http.StatusNotFound, http.StatusServiceUnavailable} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(code)
+		}))
+		t.Setenv("ROXD_API_URL", srv.URL)
+		t.Setenv("ROXD_API_TOKEN", "0123456789abcdef0123")
+		var stdout, stderr bytes.Buffer
+		err := runStatus(context.Background(), []string{"x"}, &stdout, &stderr)
+		srv.Close()
+		if want := http.StatusText(code) + " (HTTP " + strconv.Itoa(code) + ")"; err == nil || err.Error() != want {
+			t.Errorf("HTTP %d with no body: %v, want %q", code, err, want)
+		}
+	}
+}
+
+// TestAnswerPrintedOnce: the API ends its JSON with a newline (Go's
+// json.Encoder), json.Indent keeps trailing white space, and one more
+// newline was added: every answer of status, cancel, suppress and send
+// ended in a blank line. Stdout is the indented document and one newline.
+func TestAnswerPrintedOnce(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte("{\"id\":\"x\",\"status\":\"queued\"}\n"))
+	}))
+	defer srv.Close()
+	t.Setenv("ROXD_API_URL", srv.URL)
+	t.Setenv("ROXD_API_TOKEN", "0123456789abcdef0123")
+	want := "{\n  \"id\": \"x\",\n  \"status\": \"queued\"\n}\n"
+	for name, f := range map[string]func() (string, error){
+		"status": func() (string, error) {
+			var out, errb bytes.Buffer
+			err := runStatus(context.Background(), []string{"x"}, &out, &errb)
+			return out.String(), err
+		},
+		"cancel": func() (string, error) {
+			var out, errb bytes.Buffer
+			err := runCancel(context.Background(), []string{"x"}, &out, &errb)
+			return out.String(), err
+		},
+		"suppress check": func() (string, error) {
+			var out, errb bytes.Buffer
+			err := runSuppress(context.Background(), []string{"check", "0400000000"}, &out, &errb)
+			return out.String(), err
+		},
+		"send": func() (string, error) {
+			var out, errb bytes.Buffer
+			err := runSend(context.Background(), []string{"--to", "0400000000", "--text", "x"}, &out, &errb)
+			return out.String(), err
+		},
+	} {
+		got, err := f()
+		if err != nil || got != want {
+			t.Errorf("%s: %q, %v; want %q", name, got, err, want)
+		}
+	}
+}
+
+// TestAPIURLQueryOrFragment: a query or fragment in --api / ROXD_API_URL
+// was kept in front of the API path ("http://host/?x=1/v1/messages/ID"),
+// so every command asked for "/" and printed "404 page not found". It is
+// refused naming the variable, as ROXD_PUBLIC_URL's are, and nothing is
+// sent.
+func TestAPIURLQueryOrFragment(t *testing.T) {
+	var calls int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		w.WriteHeader(http.StatusNotFound)
+	}))
+	defer srv.Close()
+	t.Setenv("ROXD_API_TOKEN", "0123456789abcdef0123")
+	for _, u := range []string{srv.URL + "/?x=1", srv.URL + "?x=1", srv.URL + "/#top", srv.URL + "?", srv.URL + "/api?x=1"} {
+		t.Setenv("ROXD_API_URL", u)
+		var stdout, stderr bytes.Buffer
+		err := runStatus(context.Background(), []string{"x"}, &stdout, &stderr)
+		if err == nil || !strings.Contains(err.Error(), "ROXD_API_URL") || !strings.Contains(err.Error(), "query or fragment") {
+			t.Errorf("ROXD_API_URL=%s: %v; want an error naming ROXD_API_URL", u, err)
+		}
+		t.Setenv("ROXD_API_URL", "")
+		err = runStatus(context.Background(), []string{"x", "--api", u}, &stdout, &stderr)
+		if err == nil || !strings.Contains(err.Error(), "--api") || !strings.Contains(err.Error(), "query or fragment") {
+			t.Errorf("--api %s: %v; want an error naming --api", u, err)
+		}
+	}
+	if calls != 0 {
+		t.Errorf("%d requests reached the server", calls)
 	}
 }

@@ -29,8 +29,8 @@ const (
 // New returns a logger writing to w at level ("debug", "info", "warn",
 // "error") in format (FormatJSON or FormatConsole).
 func New(w io.Writer, level, format string) (zerolog.Logger, error) {
-	lvl, err := zerolog.ParseLevel(strings.ToLower(strings.TrimSpace(level)))
-	if err != nil || lvl == zerolog.NoLevel {
+	lvl, ok := levels[strings.ToLower(strings.TrimSpace(level))]
+	if !ok {
 		return zerolog.Nop(), fmt.Errorf("log level %q: want debug, info, warn or error", level)
 	}
 	switch format {
@@ -43,6 +43,12 @@ func New(w io.Writer, level, format string) (zerolog.Logger, error) {
 	}
 	return zerolog.New(w).Level(lvl).Hook(repeatHook{}).With().Timestamp().Logger(), nil
 }
+
+// levels are the log levels roxd takes (LOG_LEVEL, --log-level), in any
+// case. zerolog.ParseLevel alone also reads trace, panic, fatal, disabled
+// and numbers ("-1", "5"): the last three would hide every error line.
+var levels = map[string]zerolog.Level{"debug": zerolog.DebugLevel, "info": zerolog.InfoLevel,
+	"warn": zerolog.WarnLevel, "error": zerolog.ErrorLevel}
 
 // Default is a JSON info logger on stderr, for code paths that run before
 // configuration is read.
