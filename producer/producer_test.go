@@ -443,6 +443,9 @@ func TestTrafficClassBadValuesNamed(t *testing.T) {
 		{"priority case", func(m *Message) { m.Priority = "HIGH" }, "priority"},
 		{"valid_for negative", func(m *Message) { m.ValidFor = -time.Second }, "valid_for"},
 		{"valid_for too long", func(m *Message) { m.ValidFor = 100000 * time.Hour }, "valid_for"},
+		// expiry is kept in milliseconds: shorter would expire at once
+		{"valid_for a nanosecond", func(m *Message) { m.ValidFor = time.Nanosecond }, "valid_for"},
+		{"valid_for under a millisecond", func(m *Message) { m.ValidFor = time.Millisecond - time.Microsecond }, "valid_for"},
 		{"valid_for and expires_at", func(m *Message) { m.ValidFor = time.Minute; m.ExpiresAt = b.now.Add(time.Hour) }, "expires_at"},
 		{"expires_at past", func(m *Message) { m.ExpiresAt = b.now.Add(-time.Hour) }, "expires_at"},
 		{"expires_at before send_at", func(m *Message) { m.SendAt = b.now.Add(time.Hour); m.ExpiresAt = b.now.Add(30 * time.Minute) }, "expires_at"},

@@ -297,7 +297,7 @@ func (p *Producer) prepare(m *Message, now time.Time) (store.Record, Result) {
 
 // validity works out when m expires (zero: never) and the validity it gave
 // (for the content hash; "" for none), or the *FieldError naming the field:
-// a ValidFor that is not positive or longer than MaxScheduleAhead, both
+// a ValidFor that is not positive, under 1ms or longer than MaxScheduleAhead, both
 // fields given, or an expiry not after the send time (SendAt, or now) or
 // more than MaxScheduleAhead after it.
 // ValidFor counts from SendAt when it is ahead, else from now.
@@ -313,6 +313,11 @@ func (p *Producer) validity(m *Message, now time.Time) (time.Time, string, *Fiel
 		return time.Time{}, "", fieldErr("valid_for", CodeInvalid, "%s is negative", m.ValidFor)
 	case m.ValidFor > p.cfg.MaxScheduleAhead:
 		return time.Time{}, "", fieldErr("valid_for", CodeTooFarAhead, "%s is longer than %s", m.ValidFor, p.cfg.MaxScheduleAhead)
+	case m.ValidFor > 0 && m.ValidFor < time.Millisecond:
+		// an expiry is kept in unix milliseconds: a shorter validity would
+		// end where it starts, expiring the message before it may be sent
+		return time.Time{}, "", fieldErr("valid_for", CodeInvalid,
+			"%s is shorter than 1ms (an expiry is kept in milliseconds): the message would expire before it may be sent", m.ValidFor)
 	case m.ValidFor > 0:
 		return start.Add(m.ValidFor).Truncate(time.Millisecond), "valid_for=" + m.ValidFor.String(), nil
 	case !m.ExpiresAt.IsZero():
