@@ -425,16 +425,19 @@ local keep = {}
 local send, sendf, ns = {}, {}, 0
 for _, id in ipairs(ids) do
   local k = base .. 'msg:' .. id
-  local f = rcall('HMGET', k, 'status', 'sms_id', 'to', 'name', 'email', 'text', 'attempts', 'flight', 'on_ambiguous', 'rc', 'expires_at')
+  -- on_ambiguous and rc are read only where they count (a recipient in
+  -- flight, one recorded already): most claims find neither, and a field a
+  -- record lacks costs a scan of all its fields
+  local f = rcall('HMGET', k, 'status', 'sms_id', 'to', 'name', 'email', 'text', 'attempts', 'flight', 'expires_at')
   local st = f[1]
   if (not st) or (f[2] and f[2] ~= '') then
     out[5] = out[5] + 1
-    if f[10] == 'matched' then rc[2] = rc[2] + 1 end
+    if rcall('HGET', k, 'rc') == 'matched' then rc[2] = rc[2] + 1 end
   elseif st == 'cancelled' then
     out[3] = out[3] + 1
   elseif (st == 'sending' or st == 'reconciling') and f[8] then
     -- an earlier request carrying it left and was never answered
-    local pol = f[9]
+    local pol = rcall('HGET', k, 'on_ambiguous')
     if not pol or pol == '' then pol = def end
     local d = roxd_rc_decide(base, id, k, st, f[3], f[6], f[8], pol, tonumber(f[7]) or 0,
       tonumber(now), window, maxatt, fttl, ttl, rc)
@@ -474,7 +477,7 @@ else
   for x = 1, ns do
     local id, f = send[x], sendf[x]
     local k = base .. 'msg:' .. id
-    if roxd_expired(f[11], now) then
+    if roxd_expired(f[9], now) then
       -- its validity ran out: never sent, retries end here
       roxd_expire(base, k, id, now, ttl, xstream, xmax, xacct, xts)
       expired = expired + 1
@@ -504,7 +507,7 @@ else
       out[no + 4] = f[5] or ''
       out[no + 5] = f[6] or ''
       out[no + 6] = 0
-      if f[11] then out[no + 6] = tonumber(f[11]) or 0 end
+      if f[9] then out[no + 6] = tonumber(f[9]) or 0 end
       no = no + 6
     end
   end
@@ -666,15 +669,17 @@ local sub, fail = 0, 0
 for i = 7, #ARGV, 4 do
   local id, o, v, c = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local k = base .. 'msg:' .. id
-  -- one read for the status and the in-flight stamp
-  local cur = rcall('HMGET', k, 'status', 'sms_id', 'flight', 'to')
-  if cur[3] then
+  -- one read for the status and the in-flight stamp (the sms_id only
+  -- when the status says it may be there: a field a record lacks costs a
+  -- scan of all its fields)
+  local cur = rcall('HMGET', k, 'status', 'flight', 'to')
+  if cur[2] then
     -- ROX answered: out of the in-flight index first (a write that does
     -- not grow memory, so that under OOM Redis lets the script finish).
     -- A submitted one keeps its 'flight' field: with its sms_id nothing
     -- reads it as in flight (the claim, the callbacks and revive look
     -- only at messages without sms_id).
-    roxd_rc_unindex(base, id, cur[4], tns)
+    roxd_rc_unindex(base, id, cur[3], tns)
     if o ~= 's' then rcall('HDEL', k, 'flight') end
   end
   if o == 's' then
@@ -683,7 +688,7 @@ for i = 7, #ARGV, 4 do
     -- and a second run of the same record (a journalled answer applied
     -- again, e.g. after a WAIT short of replicas) keeps the status a
     -- receipt gave it since.
-    if cur[2] == v and (cur[1] == 'submitted' or cur[1] == 'delivered' or cur[1] == 'failed') then
+    if (cur[1] == 'submitted' or cur[1] == 'delivered' or cur[1] == 'failed') and rcall('HGET', k, 'sms_id') == v then
       -- recorded already
     elseif cur[1] == 'delivered' then
       rcall('HSET', k, 'sms_id', v, 'request_id', reqid, 't_submitted', now)
