@@ -164,7 +164,8 @@ func (e *event) appendStreamFields(f []any) []any {
 }
 
 // receiptFields and replyFields name the stream fields appendStreamFields
-// gives the values of (the store script holds the same lists).
+// gives the values of (the store script holds the same lists, and the same
+// names in its XADD table constructors: TestStreamEntriesCarryEveryField).
 var (
 	receiptFields = []string{"sms_id", "request_id", "account_id", "timestamp", "dest_tn", "result", "result_text", "status"}
 	replyFields   = []string{"sms_id", "request_id", "account_id", "timestamp", "reply_from", "reply_text", "sms_text", "keyword"}

@@ -430,6 +430,16 @@ func TestStreamEntriesCarryEveryField(t *testing.T) {
 						t.Fatalf("%s entry %q, want %q (at %d)", stream, got, w, i)
 					}
 				}
+				// the script's names are the Go lists' (appendStreamFields)
+				names := receiptFields
+				if stream == b.cfg.RepliesStream {
+					names = replyFields
+				}
+				for j, name := range names {
+					if got[6+2*j] != name {
+						t.Fatalf("%s entry %q: field %d is %q, want %q (receiptFields/replyFields)", stream, got, 3+j, got[6+2*j], name)
+					}
+				}
 			}
 			if maxLen < 0 {
 				// no MAXLEN: more entries than a trimmed stream could keep
