@@ -329,7 +329,10 @@ func (o *Operator) Sweep(ctx context.Context, olderThan time.Time) SweepResult {
 				metrics.OperatorActions.WithLabelValues("archive").Inc()
 				metrics.MessagesFailed.WithLabelValues("operator").Add(float64(n))
 			} else {
+				// Archived by asynq after its last attempt: counted as the
+				// handler counts its own archive (handler.go).
 				metrics.MessagesFailed.WithLabelValues(ReasonRetriesExhausted).Add(float64(n))
+				metrics.MessagesArchived.WithLabelValues(ReasonRetriesExhausted).Add(float64(n))
 			}
 			o.log.Warn().Str("batch", id).Str("task", id).Int("failed", n).Str("action", "archive").Str("reason", reason).
 				Msg("send task archived: its unsent messages are failed; running the task again sends them")

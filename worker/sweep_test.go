@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redoxygen/roxd/internal/metrics"
 	"github.com/redoxygen/roxd/internal/store"
 	"github.com/redoxygen/roxd/internal/testutil"
 	"github.com/redoxygen/roxd/rox/roxsim"
@@ -368,3 +370,61 @@ func TestHighFormerMovesOnAfterALostFormReply(t *testing.T) {
 		t.Fatalf("batch %s was overwritten: ids %s", lost, got)
 	}
 }
+
+// TestSweepCountsAsynqArchiveAsArchived: a batch whose task asynq archived
+// itself after its last attempt (the run failed with an error the handler
+// could not map, e.g. Redis refusing its writes, so it did not archive it
+// itself) is failed by the sweep with retries_exhausted. Those messages
+// are archived as much as the handler's: roxd_messages_archived_total
+// must count them as it does for the handler's own archive, next to
+// roxd_messages_failed_total.
+func TestSweepCountsAsynqArchiveAsArchived(t *testing.T) {
+	b := setup(t, roxsim.Faults{}, sweepCfg)
+	bid, ids := b.deadRun(3, "exh")
+	b.enqueueTaskRetry(bid, 1)
+	// A server whose every run fails: asynq retries once, then archives.
+	srv := asynq.NewServer(b.aopt, asynq.Config{
+		Queues: map[string]int{b.cfg.Queue: 1}, Concurrency: 1,
+		RetryDelayFunc:           func(int, error, *asynq.Task) time.Duration { return time.Millisecond },
+		DelayedTaskCheckInterval: 100 * time.Millisecond,
+		Logger:                   asynqNop{}, LogLevel: asynq.FatalLevel,
+	})
+	if err := srv.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error {
+		return fmt.Errorf("store: claim: connection refused")
+	})); err != nil {
+		t.Fatal(err)
+	}
+	insp := b.inspector()
+	b.waitTasks(insp, "archived", 1)
+	srv.Shutdown()
+
+	archived := metrics.MessagesArchived.WithLabelValues(ReasonRetriesExhausted)
+	failed := metrics.MessagesFailed.WithLabelValues(ReasonRetriesExhausted)
+	archived0, failed0 := promtest.ToFloat64(archived), promtest.ToFloat64(failed)
+	op, err := NewOperator(b.cfg, b.rdb, b.aopt, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = op.Close() })
+	if res := op.Sweep(b.ctx, time.Now()); res.Archived != 1 {
+		t.Fatalf("sweep %+v, want one archived batch", res)
+	}
+	if n := b.countStatus(ids, "failed"); n != 3 {
+		t.Fatalf("statuses %v, want 3 failed", b.statuses(ids))
+	}
+	if d := promtest.ToFloat64(failed) - failed0; d != 3 {
+		t.Fatalf("messages_failed_total{retries_exhausted} moved by %v, want 3", d)
+	}
+	if d := promtest.ToFloat64(archived) - archived0; d != 3 {
+		t.Fatalf("messages_archived_total{retries_exhausted} moved by %v, want 3", d)
+	}
+}
+
+// asynqNop is an asynq.Logger that writes nothing.
+type asynqNop struct{}
+
+func (asynqNop) Debug(...any) {}
+func (asynqNop) Info(...any)  {}
+func (asynqNop) Warn(...any)  {}
+func (asynqNop) Error(...any) {}
+func (asynqNop) Fatal(...any) {}
