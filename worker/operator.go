@@ -317,7 +317,10 @@ func (o *Operator) Sweep(ctx context.Context, olderThan time.Time) SweepResult {
 			o.repair(ctx, q, id, &res)
 		case info.State == asynq.TaskStateArchived:
 			reason, byOperator := store.ReasonArchivedByOperator, true
-			if info.MaxRetry > 0 && info.Retried >= info.MaxRetry && info.LastErr != "" {
+			// asynq's own archive: out of retries after a failed run. A
+			// task without retries (ROXD_MAX_ATTEMPTS=1) has MaxRetry 0:
+			// its failed run (LastErr) is the sign, not a retry count.
+			if info.Retried >= info.MaxRetry && info.LastErr != "" {
 				reason, byOperator = ReasonRetriesExhausted+": "+info.LastErr, false
 			}
 			n, err := o.b.FailBatch(ctx, id, reason, true, time.Now())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -371,18 +372,14 @@ func TestHighFormerMovesOnAfterALostFormReply(t *testing.T) {
 	}
 }
 
-// TestSweepCountsAsynqArchiveAsArchived: a batch whose task asynq archived
-// itself after its last attempt (the run failed with an error the handler
-// could not map, e.g. Redis refusing its writes, so it did not archive it
-// itself) is failed by the sweep with retries_exhausted. Those messages
-// are archived as much as the handler's: roxd_messages_archived_total
-// must count them as it does for the handler's own archive, next to
-// roxd_messages_failed_total.
-func TestSweepCountsAsynqArchiveAsArchived(t *testing.T) {
+// asynqArchived makes a live batch of 3 messages whose task asynq archived
+// itself after its last attempt: every run failed with an error the
+// handler could not map (e.g. Redis refusing its writes), so the handler
+// did not archive it itself. maxRetry is the task's (ROXD_MAX_ATTEMPTS-1).
+func asynqArchived(t *testing.T, maxRetry int) (*bundle, []string) {
 	b := setup(t, roxsim.Faults{}, sweepCfg)
 	bid, ids := b.deadRun(3, "exh")
-	b.enqueueTaskRetry(bid, 1)
-	// A server whose every run fails: asynq retries once, then archives.
+	b.enqueueTaskRetry(bid, maxRetry)
 	srv := asynq.NewServer(b.aopt, asynq.Config{
 		Queues: map[string]int{b.cfg.Queue: 1}, Concurrency: 1,
 		RetryDelayFunc:           func(int, error, *asynq.Task) time.Duration { return time.Millisecond },
@@ -394,29 +391,47 @@ func TestSweepCountsAsynqArchiveAsArchived(t *testing.T) {
 	})); err != nil {
 		t.Fatal(err)
 	}
-	insp := b.inspector()
-	b.waitTasks(insp, "archived", 1)
+	b.waitTasks(b.inspector(), "archived", 1)
 	srv.Shutdown()
+	return b, ids
+}
 
-	archived := metrics.MessagesArchived.WithLabelValues(ReasonRetriesExhausted)
-	failed := metrics.MessagesFailed.WithLabelValues(ReasonRetriesExhausted)
-	archived0, failed0 := promtest.ToFloat64(archived), promtest.ToFloat64(failed)
-	op, err := NewOperator(b.cfg, b.rdb, b.aopt, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = op.Close() })
-	if res := op.Sweep(b.ctx, time.Now()); res.Archived != 1 {
-		t.Fatalf("sweep %+v, want one archived batch", res)
-	}
-	if n := b.countStatus(ids, "failed"); n != 3 {
-		t.Fatalf("statuses %v, want 3 failed", b.statuses(ids))
-	}
-	if d := promtest.ToFloat64(failed) - failed0; d != 3 {
-		t.Fatalf("messages_failed_total{retries_exhausted} moved by %v, want 3", d)
-	}
-	if d := promtest.ToFloat64(archived) - archived0; d != 3 {
-		t.Fatalf("messages_archived_total{retries_exhausted} moved by %v, want 3", d)
+// TestSweepOfAsynqArchivedBatch: the sweep fails the messages of a batch
+// asynq archived after its last attempt with retries_exhausted, and counts
+// them as the handler counts its own archive (roxd_messages_failed_total
+// and roxd_messages_archived_total), never as an operator's action,
+// whatever ROXD_MAX_ATTEMPTS (1 gives a task without retries).
+func TestSweepOfAsynqArchivedBatch(t *testing.T) {
+	for _, maxRetry := range []int{1, 0} {
+		t.Run(fmt.Sprintf("max_retry=%d", maxRetry), func(t *testing.T) {
+			b, ids := asynqArchived(t, maxRetry)
+			archived := metrics.MessagesArchived.WithLabelValues(ReasonRetriesExhausted)
+			failed := metrics.MessagesFailed.WithLabelValues(ReasonRetriesExhausted)
+			byOperator := metrics.OperatorActions.WithLabelValues("archive")
+			archived0, failed0, op0 := promtest.ToFloat64(archived), promtest.ToFloat64(failed), promtest.ToFloat64(byOperator)
+			op, err := NewOperator(b.cfg, b.rdb, b.aopt, testLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = op.Close() })
+			if res := op.Sweep(b.ctx, time.Now()); res.Archived != 1 {
+				t.Fatalf("sweep %+v, want one archived batch", res)
+			}
+			for _, id := range ids {
+				if r := b.record(id); r.Status != store.StatusFailed || !strings.HasPrefix(r.Err, ReasonRetriesExhausted+": ") {
+					t.Fatalf("message %s: %s %q, want failed %s: <last error>", id, r.Status, r.Err, ReasonRetriesExhausted)
+				}
+			}
+			if d := promtest.ToFloat64(failed) - failed0; d != 3 {
+				t.Fatalf("messages_failed_total{retries_exhausted} moved by %v, want 3", d)
+			}
+			if d := promtest.ToFloat64(archived) - archived0; d != 3 {
+				t.Fatalf("messages_archived_total{retries_exhausted} moved by %v, want 3", d)
+			}
+			if d := promtest.ToFloat64(byOperator) - op0; d != 0 {
+				t.Fatalf("operator_actions_total{archive} moved by %v, want 0", d)
+			}
+		})
 	}
 }
 
