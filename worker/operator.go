@@ -317,7 +317,10 @@ func (o *Operator) Sweep(ctx context.Context, olderThan time.Time) SweepResult {
 			o.repair(ctx, q, id, &res)
 		case info.State == asynq.TaskStateArchived:
 			reason, byOperator := store.ReasonArchivedByOperator, true
-			if info.MaxRetry > 0 && info.Retried >= info.MaxRetry && info.LastErr != "" {
+			// asynq's own archive: out of retries after a failed run. A
+			// task without retries (ROXD_MAX_ATTEMPTS=1) has MaxRetry 0:
+			// its failed run (LastErr) is the sign, not a retry count.
+			if info.Retried >= info.MaxRetry && info.LastErr != "" {
 				reason, byOperator = ReasonRetriesExhausted+": "+info.LastErr, false
 			}
 			n, err := o.b.FailBatch(ctx, id, reason, true, time.Now())
@@ -329,7 +332,10 @@ func (o *Operator) Sweep(ctx context.Context, olderThan time.Time) SweepResult {
 				metrics.OperatorActions.WithLabelValues("archive").Inc()
 				metrics.MessagesFailed.WithLabelValues("operator").Add(float64(n))
 			} else {
+				// Archived by asynq after its last attempt: counted as the
+				// handler counts its own archive (handler.go).
 				metrics.MessagesFailed.WithLabelValues(ReasonRetriesExhausted).Add(float64(n))
+				metrics.MessagesArchived.WithLabelValues(ReasonRetriesExhausted).Add(float64(n))
 			}
 			o.log.Warn().Str("batch", id).Str("task", id).Int("failed", n).Str("action", "archive").Str("reason", reason).
 				Msg("send task archived: its unsent messages are failed; running the task again sends them")

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redoxygen/roxd/internal/metrics"
 	"github.com/redoxygen/roxd/internal/store"
 	"github.com/redoxygen/roxd/internal/testutil"
 	"github.com/redoxygen/roxd/rox/roxsim"
@@ -368,3 +371,75 @@ func TestHighFormerMovesOnAfterALostFormReply(t *testing.T) {
 		t.Fatalf("batch %s was overwritten: ids %s", lost, got)
 	}
 }
+
+// asynqArchived makes a live batch of 3 messages whose task asynq archived
+// itself after its last attempt: every run failed with an error the
+// handler could not map (e.g. Redis refusing its writes), so the handler
+// did not archive it itself. maxRetry is the task's (ROXD_MAX_ATTEMPTS-1).
+func asynqArchived(t *testing.T, maxRetry int) (*bundle, []string) {
+	b := setup(t, roxsim.Faults{}, sweepCfg)
+	bid, ids := b.deadRun(3, "exh")
+	b.enqueueTaskRetry(bid, maxRetry)
+	srv := asynq.NewServer(b.aopt, asynq.Config{
+		Queues: map[string]int{b.cfg.Queue: 1}, Concurrency: 1,
+		RetryDelayFunc:           func(int, error, *asynq.Task) time.Duration { return time.Millisecond },
+		DelayedTaskCheckInterval: 100 * time.Millisecond,
+		Logger:                   asynqNop{}, LogLevel: asynq.FatalLevel,
+	})
+	if err := srv.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error {
+		return fmt.Errorf("store: claim: connection refused")
+	})); err != nil {
+		t.Fatal(err)
+	}
+	b.waitTasks(b.inspector(), "archived", 1)
+	srv.Shutdown()
+	return b, ids
+}
+
+// TestSweepOfAsynqArchivedBatch: the sweep fails the messages of a batch
+// asynq archived after its last attempt with retries_exhausted, and counts
+// them as the handler counts its own archive (roxd_messages_failed_total
+// and roxd_messages_archived_total), never as an operator's action,
+// whatever ROXD_MAX_ATTEMPTS (1 gives a task without retries).
+func TestSweepOfAsynqArchivedBatch(t *testing.T) {
+	for _, maxRetry := range []int{1, 0} {
+		t.Run(fmt.Sprintf("max_retry=%d", maxRetry), func(t *testing.T) {
+			b, ids := asynqArchived(t, maxRetry)
+			archived := metrics.MessagesArchived.WithLabelValues(ReasonRetriesExhausted)
+			failed := metrics.MessagesFailed.WithLabelValues(ReasonRetriesExhausted)
+			byOperator := metrics.OperatorActions.WithLabelValues("archive")
+			archived0, failed0, op0 := promtest.ToFloat64(archived), promtest.ToFloat64(failed), promtest.ToFloat64(byOperator)
+			op, err := NewOperator(b.cfg, b.rdb, b.aopt, testLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = op.Close() })
+			if res := op.Sweep(b.ctx, time.Now()); res.Archived != 1 {
+				t.Fatalf("sweep %+v, want one archived batch", res)
+			}
+			for _, id := range ids {
+				if r := b.record(id); r.Status != store.StatusFailed || !strings.HasPrefix(r.Err, ReasonRetriesExhausted+": ") {
+					t.Fatalf("message %s: %s %q, want failed %s: <last error>", id, r.Status, r.Err, ReasonRetriesExhausted)
+				}
+			}
+			if d := promtest.ToFloat64(failed) - failed0; d != 3 {
+				t.Fatalf("messages_failed_total{retries_exhausted} moved by %v, want 3", d)
+			}
+			if d := promtest.ToFloat64(archived) - archived0; d != 3 {
+				t.Fatalf("messages_archived_total{retries_exhausted} moved by %v, want 3", d)
+			}
+			if d := promtest.ToFloat64(byOperator) - op0; d != 0 {
+				t.Fatalf("operator_actions_total{archive} moved by %v, want 0", d)
+			}
+		})
+	}
+}
+
+// asynqNop is an asynq.Logger that writes nothing.
+type asynqNop struct{}
+
+func (asynqNop) Debug(...any) {}
+func (asynqNop) Info(...any)  {}
+func (asynqNop) Warn(...any)  {}
+func (asynqNop) Error(...any) {}
+func (asynqNop) Fatal(...any) {}
