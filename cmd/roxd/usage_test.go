@@ -157,12 +157,7 @@ func TestAPIURLPasswordNotShown(t *testing.T) {
 // endpoint (HTTP 404)" or "GET is not allowed here; use POST (HTTP 405)".
 // It is a usage error (exit 2) saying what is wrong, and nothing is sent.
 func TestEmptyOrDotArguments(t *testing.T) {
-	var calls int
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls++
-		w.WriteHeader(http.StatusNotFound)
-	}))
-	defer srv.Close()
+	srv, calls := countingServer(t)
 	t.Setenv("ROXD_API_URL", srv.URL)
 	t.Setenv("ROXD_API_TOKEN", "0123456789abcdef0123")
 	for _, arg := range []string{"", " ", "\t", ".", ".."} {
@@ -183,8 +178,8 @@ func TestEmptyOrDotArguments(t *testing.T) {
 			}
 		}
 	}
-	if calls != 0 {
-		t.Errorf("%d requests reached the API", calls)
+	if *calls != 0 {
+		t.Errorf("%d requests reached the API", *calls)
 	}
 }
 
@@ -255,12 +250,7 @@ func TestAnswerPrintedOnce(t *testing.T) {
 // refused naming the variable, as ROXD_PUBLIC_URL's are, and nothing is
 // sent.
 func TestAPIURLQueryOrFragment(t *testing.T) {
-	var calls int
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls++
-		w.WriteHeader(http.StatusNotFound)
-	}))
-	defer srv.Close()
+	srv, calls := countingServer(t)
 	t.Setenv("ROXD_API_TOKEN", "0123456789abcdef0123")
 	for _, u := range []string{srv.URL + "/?x=1", srv.URL + "?x=1", srv.URL + "/#top", srv.URL + "?", srv.URL + "/api?x=1"} {
 		t.Setenv("ROXD_API_URL", u)
@@ -275,7 +265,20 @@ func TestAPIURLQueryOrFragment(t *testing.T) {
 			t.Errorf("--api %s: %v; want an error naming --api", u, err)
 		}
 	}
-	if calls != 0 {
-		t.Errorf("%d requests reached the server", calls)
+	if *calls != 0 {
+		t.Errorf("%d requests reached the server", *calls)
 	}
+}
+
+// countingServer is an API that answers every request 404 and counts them
+// (*calls): a usage error must send nothing.
+func countingServer(t *testing.T) (*httptest.Server, *int) {
+	t.Helper()
+	var calls int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		w.WriteHeader(http.StatusNotFound)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &calls
 }
